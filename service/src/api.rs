@@ -1,0 +1,9 @@
+//! The boundary between protobuf and the domain: requests validated into jobs (errors name the
+//! field), results turned into messages, tensors encoded and chunked.
+
+mod encode;
+mod request;
+mod response;
+
+pub use self::request::{MAX_FEATURE_MAPS, RequestError, classify_job, explain_job};
+pub use self::response::{model_info, prediction, summary, tensor_chunks};

@@ -1,0 +1,210 @@
+//! Validation of requests: protobuf messages in, domain jobs out, or an error naming the field.
+
+use explain_proto::v1 as pb;
+use ndarray::Array4;
+
+use crate::explain::{
+    ChannelSelection, ClassifyJob, Encoding, ExplainJob, FeatureMapRequest, ImageInput, ModelInfo, Objective,
+    TargetClass,
+};
+
+/// Classes in a prediction when the request does not say.
+const DEFAULT_TOP_K: usize = 5;
+/// Most layer tensors one request may ask for.
+pub const MAX_FEATURE_MAPS: usize = 64;
+
+/// Why a request was refused before any work.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    /// A field has a bad value.
+    #[error("{field}: {description}")]
+    Invalid {
+        /// The field's path in the request, e.g. `feature_maps[1].layer`.
+        field: String,
+        /// What is wrong with it.
+        description: String,
+    },
+    /// The request asks for something this server does not provide.
+    #[error("{0}")]
+    Unimplemented(String),
+}
+
+fn invalid(field: impl Into<String>, description: impl Into<String>) -> RequestError {
+    RequestError::Invalid { field: field.into(), description: description.into() }
+}
+
+/// Validates a `Classify` request.
+pub fn classify_job(request: pb::ClassifyRequest, info: &ModelInfo) -> Result<ClassifyJob, RequestError> {
+    Ok(ClassifyJob { image: image(request.image, info)?, top_k: top_k(request.top_k, info) })
+}
+
+/// Validates an `Explain` request.
+pub fn explain_job(request: pb::ExplainRequest, info: &ModelInfo) -> Result<ExplainJob, RequestError> {
+    let image = image(request.image, info)?;
+    if !request.attributions.is_empty() {
+        return Err(RequestError::Unimplemented(
+            "attributions: attribution methods are not implemented by this server yet; ask for feature maps".into(),
+        ));
+    }
+    if request.render.is_some_and(|render| render.heatmaps || render.feature_map_grids) {
+        return Err(RequestError::Unimplemented(
+            "render: server-side rendering is not implemented by this server yet".into(),
+        ));
+    }
+    if request.feature_maps.len() > MAX_FEATURE_MAPS {
+        return Err(invalid(
+            "feature_maps",
+            format!("{} entries; at most {MAX_FEATURE_MAPS}", request.feature_maps.len()),
+        ));
+    }
+    let mut feature_maps = Vec::with_capacity(request.feature_maps.len());
+    for (i, spec) in request.feature_maps.into_iter().enumerate() {
+        let feature_map = feature_map(spec, &format!("feature_maps[{i}]"), info)?;
+        if let Some(first) = feature_maps.iter().position(|earlier| earlier == &feature_map) {
+            return Err(invalid(format!("feature_maps[{i}]"), format!("duplicates feature_maps[{first}]")));
+        }
+        feature_maps.push(feature_map);
+    }
+    Ok(ExplainJob {
+        image,
+        target: target(request.target, info)?,
+        objective: objective(request.objective)?,
+        feature_maps,
+        encoding: encoding(request.encoding)?,
+        top_k: top_k(request.top_k, info),
+    })
+}
+
+fn top_k(requested: u32, info: &ModelInfo) -> usize {
+    match requested {
+        0 => DEFAULT_TOP_K.min(info.num_classes),
+        k => (k as usize).min(info.num_classes),
+    }
+}
+
+fn image(image: Option<pb::Image>, info: &ModelInfo) -> Result<ImageInput, RequestError> {
+    match image.and_then(|image| image.source) {
+        None => Err(invalid("image", "is required: set image.encoded (PNG, JPEG, WebP, …) or image.tensor")),
+        Some(pb::image::Source::Encoded(bytes)) if bytes.is_empty() => Err(invalid("image.encoded", "is empty")),
+        Some(pb::image::Source::Encoded(bytes)) => Ok(ImageInput::Encoded(bytes)),
+        Some(pb::image::Source::Tensor(tensor)) => input_tensor(&tensor, "image.tensor", info).map(ImageInput::Tensor),
+    }
+}
+
+/// A FLOAT32 `[1, 3, H, W]` tensor at the model's input size.
+pub(crate) fn input_tensor(tensor: &pb::Tensor, field: &str, info: &ModelInfo) -> Result<Array4<f32>, RequestError> {
+    let dtype = pb::DataType::try_from(tensor.dtype).unwrap_or(pb::DataType::Unspecified);
+    if !matches!(dtype, pb::DataType::Unspecified | pb::DataType::Float32) {
+        return Err(invalid(
+            format!("{field}.dtype"),
+            format!("{} is not accepted; send FLOAT32", dtype.as_str_name()),
+        ));
+    }
+    let (h, w) = (info.input.height as i64, info.input.width as i64);
+    if tensor.shape != [1, 3, h, w] {
+        return Err(invalid(
+            format!("{field}.shape"),
+            format!("is {:?}; the model takes [1, 3, {h}, {w}]", tensor.shape),
+        ));
+    }
+    let expected = 3 * (h * w) as usize * 4;
+    if tensor.data.len() != expected {
+        return Err(invalid(
+            format!("{field}.data"),
+            format!("has {} bytes; shape [1, 3, {h}, {w}] needs {expected}", tensor.data.len()),
+        ));
+    }
+    let values: Vec<f32> = tensor.data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+    if values.iter().any(|v| !v.is_finite()) {
+        return Err(invalid(format!("{field}.data"), "contains NaN or infinity"));
+    }
+    Array4::from_shape_vec((1, 3, h as usize, w as usize), values)
+        .map_err(|e| invalid(format!("{field}.data"), e.to_string()))
+}
+
+fn target(target: Option<pb::Target>, info: &ModelInfo) -> Result<TargetClass, RequestError> {
+    match target.and_then(|target| target.kind) {
+        None => Ok(TargetClass::Predicted),
+        Some(pb::target::Kind::ClassIndex(index)) if (index as usize) < info.num_classes => {
+            Ok(TargetClass::Index(index as usize))
+        }
+        Some(pb::target::Kind::ClassIndex(index)) => Err(invalid(
+            "target.class_index",
+            format!("{index} is out of range; the model has {} classes", info.num_classes),
+        )),
+        Some(pb::target::Kind::Label(label)) => match info.labels.as_ref() {
+            None => Err(invalid("target.label", "the model has no labels; give target.class_index")),
+            Some(labels) => labels
+                .iter()
+                .position(|known| known == &label)
+                .map(TargetClass::Index)
+                .ok_or_else(|| invalid("target.label", format!("`{label}` is not one of the model's labels"))),
+        },
+    }
+}
+
+fn objective(objective: i32) -> Result<Objective, RequestError> {
+    match pb::Objective::try_from(objective) {
+        Ok(pb::Objective::Unspecified | pb::Objective::Logit) => Ok(Objective::Logit),
+        Ok(pb::Objective::CrossEntropy) => Ok(Objective::CrossEntropy),
+        Err(_) => Err(invalid("objective", format!("{objective} is not an Objective"))),
+    }
+}
+
+fn encoding(encoding: i32) -> Result<Encoding, RequestError> {
+    match pb::DataType::try_from(encoding) {
+        Ok(pb::DataType::Unspecified | pb::DataType::Float32) => Ok(Encoding::Float32),
+        Ok(pb::DataType::Float16) => Ok(Encoding::Float16),
+        Ok(pb::DataType::Bfloat16) => Ok(Encoding::BFloat16),
+        Ok(pb::DataType::Uint8) => Ok(Encoding::Uint8),
+        Err(_) => Err(invalid("encoding", format!("{encoding} is not a DataType"))),
+    }
+}
+
+fn feature_map(spec: pb::FeatureMapSpec, field: &str, info: &ModelInfo) -> Result<FeatureMapRequest, RequestError> {
+    let Some((layer, layer_info)) = info.layer(&spec.layer) else {
+        let what =
+            if spec.layer.is_empty() { "is required".to_owned() } else { format!("`{}` is not a layer", spec.layer) };
+        return Err(invalid(format!("{field}.layer"), format!("{what}; layers: {}", info.layer_names())));
+    };
+    match pb::LayerQuantity::try_from(spec.quantity) {
+        Ok(pb::LayerQuantity::Unspecified | pb::LayerQuantity::Activation) => {}
+        Ok(pb::LayerQuantity::Gradient) => {
+            return Err(RequestError::Unimplemented(format!(
+                "{field}.quantity: layer gradients are not implemented by this server yet"
+            )));
+        }
+        Err(_) => {
+            return Err(invalid(format!("{field}.quantity"), format!("{} is not a LayerQuantity", spec.quantity)));
+        }
+    }
+    let channels = layer_info.channels();
+    let channels = match spec.channels {
+        None => ChannelSelection::All,
+        Some(pb::feature_map_spec::Channels::TopK(0)) => {
+            return Err(invalid(format!("{field}.top_k"), "must be at least 1"));
+        }
+        Some(pb::feature_map_spec::Channels::TopK(k)) => ChannelSelection::TopK((k as usize).min(channels)),
+        Some(pb::feature_map_spec::Channels::ChannelList(list)) => {
+            let field = format!("{field}.channel_list.indices");
+            if list.indices.is_empty() {
+                return Err(invalid(field, "is empty; leave channels unset for all channels"));
+            }
+            let mut seen = vec![false; channels];
+            for (i, &index) in list.indices.iter().enumerate() {
+                let index = index as usize;
+                if index >= channels {
+                    return Err(invalid(
+                        format!("{field}[{i}]"),
+                        format!("channel {index} is out of range; layer `{}` has {channels} channels", layer_info.name),
+                    ));
+                }
+                if std::mem::replace(&mut seen[index], true) {
+                    return Err(invalid(format!("{field}[{i}]"), format!("channel {index} is listed twice")));
+                }
+            }
+            ChannelSelection::List(list.indices.iter().map(|&i| i as usize).collect())
+        }
+    };
+    Ok(FeatureMapRequest { layer, channels })
+}

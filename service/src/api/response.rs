@@ -1,0 +1,116 @@
+//! Domain results to protobuf messages: model info, predictions, tensor chunks, summaries.
+
+use std::time::Duration;
+
+use explain_proto::v1 as pb;
+
+use super::encode::{self, Encoded};
+use crate::{
+    explain::{ClassScore, Encoding, ModelInfo, NamedTensor, Objective, Prediction, Stats},
+    model::layers::Naming,
+};
+
+/// `GetModelInfoResponse` for `info`.
+pub fn model_info(info: &ModelInfo) -> pb::GetModelInfoResponse {
+    let preprocessing = &info.preprocessing;
+    pb::GetModelInfoResponse {
+        name: info.name.clone(),
+        sha256: info.sha256.clone(),
+        input: Some(pb::InputSpec {
+            name: info.input.name.clone(),
+            shape: vec![-1, 3, i64::from(info.input.height), i64::from(info.input.width)],
+            mean: preprocessing.mean.to_vec(),
+            std: preprocessing.std.to_vec(),
+            resize_size: preprocessing.resize_size,
+        }),
+        layers: info
+            .layers
+            .iter()
+            .map(|layer| pb::LayerInfo {
+                name: layer.name.clone(),
+                shape: std::iter::once(-1).chain(layer.shape.iter().map(|&d| d as i64)).collect(),
+                tensor: layer.tensor.clone(),
+            })
+            .collect(),
+        layer_naming: match info.naming {
+            Naming::ResNet => pb::LayerNaming::Resnet,
+            Naming::TensorNames => pb::LayerNaming::TensorNames,
+        } as i32,
+        num_classes: info.num_classes as u32,
+        labels: info.labels.clone().unwrap_or_default(),
+        execution_provider: info.execution_provider.clone(),
+        gradients_available: false,
+    }
+}
+
+fn class_score(score: &ClassScore, info: &ModelInfo) -> pb::ClassScore {
+    pb::ClassScore {
+        index: score.index as u32,
+        label: info.label(score.index).to_owned(),
+        probability: score.probability,
+        logit: score.logit,
+    }
+}
+
+/// `Prediction` message.
+pub fn prediction(prediction: &Prediction, info: &ModelInfo) -> pb::Prediction {
+    pb::Prediction {
+        top_classes: prediction.top_classes.iter().map(|score| class_score(score, info)).collect(),
+        target: Some(class_score(&prediction.target, info)),
+        objective: match prediction.objective {
+            Objective::Logit => pb::Objective::Logit,
+            Objective::CrossEntropy => pb::Objective::CrossEntropy,
+        } as i32,
+    }
+}
+
+fn milliseconds(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1e3
+}
+
+/// `Summary` message; `total` is the time since the request arrived.
+pub fn summary(stats: &Stats, execution_provider: &str, tensors: usize, total: Duration) -> pb::Summary {
+    pb::Summary {
+        timings: Some(pb::Timings {
+            preprocess_ms: milliseconds(stats.preprocess),
+            queue_ms: milliseconds(stats.queued),
+            inference_ms: milliseconds(stats.inference),
+            postprocess_ms: milliseconds(stats.postprocess),
+            total_ms: milliseconds(total),
+        }),
+        execution_provider: execution_provider.to_owned(),
+        rows: stats.rows as u32,
+        batch_size: stats.batch_size as u32,
+        tensors: tensors as u32,
+    }
+}
+
+fn data_type(encoding: Encoding) -> pb::DataType {
+    match encoding {
+        Encoding::Float32 => pb::DataType::Float32,
+        Encoding::Float16 => pb::DataType::Float16,
+        Encoding::BFloat16 => pb::DataType::Bfloat16,
+        Encoding::Uint8 => pb::DataType::Uint8,
+    }
+}
+
+/// The chunks of one tensor, each at most `max_chunk` bytes of data.
+pub fn tensor_chunks(tensor: &NamedTensor, encoding: Encoding, max_chunk: usize) -> Vec<pb::TensorChunk> {
+    let Encoded { data, quantization } = encode::encode(&tensor.tensor, encoding);
+    let quantization =
+        quantization.map(|q| pb::Quantization { axis: q.axis as u32, scales: q.scales, zero_points: q.zero_points });
+    let shape: Vec<i64> = tensor.tensor.shape().iter().map(|&d| d as i64).collect();
+    let channel_indices: Vec<u32> = tensor.channel_indices.iter().map(|&c| c as u32).collect();
+    encode::chunks(&data, max_chunk)
+        .map(|(offset, piece)| pb::TensorChunk {
+            name: tensor.name.clone(),
+            shape: shape.clone(),
+            dtype: data_type(encoding) as i32,
+            channel_indices: channel_indices.clone(),
+            offset: offset as u64,
+            total_bytes: data.len() as u64,
+            data: piece,
+            quantization: quantization.clone(),
+        })
+        .collect()
+}

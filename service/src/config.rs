@@ -1,0 +1,218 @@
+//! Command line and environment: one clap struct per command, every field a `--flag` and an
+//! `EXPLAIN_*` environment variable. `explaind serve` with no flags serves the embedded model.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::{
+    engine::{ExecutionProviderChoice, OrtOptions},
+    explain::LoadOptions,
+    model::ModelSource,
+    preprocess::ImageLimits,
+    server::ServeOptions,
+};
+
+/// explaind: a gRPC service that shows what a convolutional network sees.
+#[derive(Debug, Parser)]
+#[command(name = "explaind", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+    /// Logging.
+    #[command(flatten)]
+    pub log: LogConfig,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the explain.v1 API.
+    Serve(Box<ServeConfig>),
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Logging settings.
+#[derive(Clone, Debug, Args)]
+pub struct LogConfig {
+    /// Log format.
+    #[arg(long, env = "EXPLAIN_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+    /// Log filter in tracing's EnvFilter syntax, e.g. `info` or `explain_service=debug,info`.
+    /// ONNX Runtime's own messages log under the `ort` target.
+    #[arg(long, env = "EXPLAIN_LOG", default_value = "info,ort=warn", global = true)]
+    pub log_filter: String,
+}
+
+/// Settings of `explaind serve`.
+#[derive(Clone, Debug, Args)]
+pub struct ServeConfig {
+    /// ONNX model to serve (a `torch.onnx.export` ResNet, dynamo or legacy exporter). Default: the
+    /// embedded, untrained 10-class ResNet-18 (64×64 input).
+    #[arg(long, env = "EXPLAIN_MODEL")]
+    pub model: Option<PathBuf>,
+    /// Class labels, one per line in class order.
+    #[arg(long, env = "EXPLAIN_LABELS")]
+    pub labels: Option<PathBuf>,
+    /// Address to listen on.
+    #[arg(long, env = "EXPLAIN_LISTEN", default_value = "0.0.0.0:50051")]
+    pub listen: SocketAddr,
+    /// ONNX Runtime shared library. Default: $ORT_DYLIB_PATH, else `libonnxruntime.so` on the
+    /// library search path.
+    #[arg(long, env = "EXPLAIN_ORT_LIBRARY")]
+    pub ort_library: Option<PathBuf>,
+    /// Execution provider: `auto` uses CUDA when the runtime has it, else CPU.
+    #[arg(long, env = "EXPLAIN_EXECUTION_PROVIDER", value_enum, default_value_t = ExecutionProviderChoice::Auto)]
+    pub execution_provider: ExecutionProviderChoice,
+    /// Threads ONNX Runtime uses inside one operator; 0 lets it choose (one per core).
+    #[arg(long, env = "EXPLAIN_INTRA_OP_THREADS", default_value_t = 0)]
+    pub intra_op_threads: usize,
+    /// Input height and width in pixels, for models whose graph leaves them open.
+    #[arg(long, env = "EXPLAIN_INPUT_SIZE")]
+    pub input_size: Option<u32>,
+    /// Encoded images: resize the shorter side to this before the centre crop. Default: 256/224 of
+    /// the input size (256 for 224).
+    #[arg(long, env = "EXPLAIN_RESIZE_SIZE")]
+    pub resize_size: Option<u32>,
+    /// Normalisation mean per RGB channel, comma-separated.
+    #[arg(long, env = "EXPLAIN_MEAN", value_parser = parse_triple, default_value = "0.485,0.456,0.406")]
+    pub mean: Triple,
+    /// Normalisation standard deviation per RGB channel, comma-separated.
+    #[arg(long, env = "EXPLAIN_STD", value_parser = parse_triple, default_value = "0.229,0.224,0.225")]
+    pub std: Triple,
+    /// Batches that may wait for the engine before requests are refused (RESOURCE_EXHAUSTED).
+    #[arg(long, env = "EXPLAIN_QUEUE_CAPACITY", default_value_t = 64)]
+    pub queue_capacity: usize,
+    /// Largest encoded image accepted, in bytes.
+    #[arg(long, env = "EXPLAIN_MAX_IMAGE_BYTES", default_value_t = 20 << 20)]
+    pub max_image_bytes: usize,
+    /// Largest decoded image accepted, in pixels.
+    #[arg(long, env = "EXPLAIN_MAX_IMAGE_PIXELS", default_value_t = 40_000_000)]
+    pub max_image_pixels: u64,
+    /// Largest request message accepted, in bytes.
+    #[arg(long, env = "EXPLAIN_MAX_REQUEST_BYTES", default_value_t = 32 << 20)]
+    pub max_request_bytes: usize,
+    /// Largest tensor chunk sent, in bytes (at most 1 MiB).
+    #[arg(long, env = "EXPLAIN_MAX_CHUNK_BYTES", default_value_t = 1 << 20,
+          value_parser = clap::value_parser!(u32).range(1..=(1 << 20)))]
+    pub max_chunk_bytes: u32,
+    /// Concurrent HTTP/2 streams per connection.
+    #[arg(long, env = "EXPLAIN_MAX_CONCURRENT_STREAMS", default_value_t = 256)]
+    pub max_concurrent_streams: u32,
+    /// Seconds between HTTP/2 keepalive pings.
+    #[arg(long, env = "EXPLAIN_KEEPALIVE_INTERVAL_SECS", default_value_t = 30)]
+    pub keepalive_interval_secs: u64,
+    /// Seconds a keepalive ping may go unanswered before the connection is closed.
+    #[arg(long, env = "EXPLAIN_KEEPALIVE_TIMEOUT_SECS", default_value_t = 10)]
+    pub keepalive_timeout_secs: u64,
+    /// Seconds open calls get to finish after SIGTERM or SIGINT.
+    #[arg(long, env = "EXPLAIN_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
+    pub shutdown_grace_secs: u64,
+}
+
+/// Three numbers, one per RGB channel.
+pub type Triple = [f32; 3];
+
+fn parse_triple(text: &str) -> Result<Triple, String> {
+    let values: Vec<f32> = text
+        .split(',')
+        .map(|part| part.trim().parse::<f32>().map_err(|e| format!("`{part}`: {e}")))
+        .collect::<Result<_, _>>()?;
+    values.try_into().map_err(|values: Vec<f32>| format!("expected 3 comma-separated numbers, got {}", values.len()))
+}
+
+impl ServeConfig {
+    /// The ONNX Runtime library to load.
+    pub fn ort_library(&self) -> PathBuf {
+        self.ort_library
+            .clone()
+            .or_else(|| std::env::var_os("ORT_DYLIB_PATH").map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from("libonnxruntime.so"))
+    }
+
+    /// The server's options.
+    pub fn serve_options(&self) -> ServeOptions {
+        ServeOptions {
+            listen: self.listen,
+            load: LoadOptions {
+                model: self.model.clone().map_or(ModelSource::Embedded, ModelSource::File),
+                labels: self.labels.clone(),
+                input_size: self.input_size,
+                resize_size: self.resize_size,
+                mean: self.mean,
+                std: self.std,
+                ort: OrtOptions {
+                    library: self.ort_library(),
+                    execution_provider: self.execution_provider,
+                    intra_op_threads: self.intra_op_threads,
+                },
+                queue_capacity: self.queue_capacity,
+                image_limits: ImageLimits { max_bytes: self.max_image_bytes, max_pixels: self.max_image_pixels },
+            },
+            max_chunk_bytes: self.max_chunk_bytes as usize,
+            max_request_bytes: self.max_request_bytes,
+            max_concurrent_streams: self.max_concurrent_streams,
+            keepalive_interval: Duration::from_secs(self.keepalive_interval_secs),
+            keepalive_timeout: Duration::from_secs(self.keepalive_timeout_secs),
+            shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
+        }
+    }
+}
+
+/// The settings of `explaind serve` with no flags (`EXPLAIN_*` environment variables still apply).
+pub fn default_serve_config() -> ServeConfig {
+    let Command::Serve(config) = Cli::parse_from(["explaind", "serve"]).command;
+    *config
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+    use crate::preprocess::{IMAGENET_MEAN, IMAGENET_STD};
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn defaults_serve_the_embedded_model_with_imagenet_normalisation() {
+        let options = default_serve_config().serve_options();
+        assert_eq!(options.load.model, ModelSource::Embedded);
+        assert_eq!(options.load.mean, IMAGENET_MEAN);
+        assert_eq!(options.load.std, IMAGENET_STD);
+        assert_eq!(options.max_chunk_bytes, 1 << 20);
+    }
+
+    #[test]
+    fn the_readme_documents_every_flag_and_variable() {
+        let readme = include_str!("../../README.md");
+        let command = Cli::command();
+        let serve = command.find_subcommand("serve").expect("serve subcommand");
+        for argument in serve.get_arguments().filter(|a| a.get_long().is_some_and(|l| l != "help")) {
+            let flag = format!("`--{}`", argument.get_long().unwrap_or_default());
+            assert!(readme.contains(&flag), "README's configuration table lacks {flag}");
+            let env = argument.get_env().map(|env| format!("`{}`", env.to_string_lossy()));
+            assert!(env.is_some_and(|env| readme.contains(&env)), "{flag} needs an EXPLAIN_* variable in the README");
+        }
+    }
+
+    #[test]
+    fn triples_need_three_numbers() {
+        assert_eq!(parse_triple("0.5, 0.25,1"), Ok([0.5, 0.25, 1.0]));
+        assert!(parse_triple("1,2").is_err());
+        assert!(parse_triple("a,b,c").is_err());
+    }
+}

@@ -1,0 +1,10 @@
+//! The inference engine: a backend (ONNX Runtime, or a fake in tests) owned by a dedicated thread,
+//! fed through a bounded queue, answering through oneshot channels. Nothing here knows tonic.
+
+mod backend;
+mod ort_backend;
+mod thread;
+
+pub use self::backend::{Backend, BackendError, Batch, GraphKind, Outputs};
+pub use self::ort_backend::{ExecutionProviderChoice, OrtBackend, OrtOptions};
+pub use self::thread::{EngineError, EngineHandle, Ran};

@@ -1,0 +1,138 @@
+//! The ONNX Runtime backend: loads the runtime library at a given path (never downloads it),
+//! chooses the execution provider (CUDA when asked for or available, else CPU with a warning),
+//! and runs the model's graphs fetching only the outputs a batch names.
+
+use std::{collections::HashMap, path::PathBuf, sync::OnceLock};
+
+use ort::{
+    environment::Environment,
+    ep::{self, ExecutionProvider},
+    session::{OutputSelector, RunOptions, Session, builder::SessionBuilder},
+    value::TensorRef,
+};
+
+use super::backend::{Backend, BackendError, Batch, GraphKind, Outputs};
+
+/// Which execution provider to ask ONNX Runtime for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExecutionProviderChoice {
+    /// CUDA when the runtime has it and a device answers, else CPU.
+    #[default]
+    Auto,
+    /// CPU only.
+    Cpu,
+    /// CUDA; falls back to CPU with a warning when it cannot be registered.
+    Cuda,
+}
+
+/// How to start ONNX Runtime.
+#[derive(Clone, Debug)]
+pub struct OrtOptions {
+    /// Path of the ONNX Runtime shared library (`libonnxruntime.so.1.x`).
+    pub library: PathBuf,
+    /// Execution provider wanted.
+    pub execution_provider: ExecutionProviderChoice,
+    /// Threads ONNX Runtime uses inside an operator; 0 lets it choose.
+    pub intra_op_threads: usize,
+}
+
+/// ONNX Runtime sessions of one model.
+pub struct OrtBackend {
+    sessions: HashMap<GraphKind, Session>,
+    execution_provider: &'static str,
+}
+
+impl std::fmt::Debug for OrtBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OrtBackend").field("execution_provider", &self.execution_provider).finish_non_exhaustive()
+    }
+}
+
+/// The process's ONNX Runtime environment. The library is loaded once; later calls reuse it
+/// (whatever path they name) and return the first outcome.
+fn environment(library: &PathBuf) -> Result<Environment, BackendError> {
+    static ENVIRONMENT: OnceLock<Result<Environment, String>> = OnceLock::new();
+    ENVIRONMENT
+        .get_or_init(|| {
+            let builder = ort::init_from(library)
+                .map_err(|e| format!("cannot load ONNX Runtime from {}: {e}", library.display()))?;
+            builder.with_name("explain").build().map_err(|e| e.to_string())
+        })
+        .clone()
+        .map_err(BackendError::Init)
+}
+
+impl OrtBackend {
+    /// Creates one session per graph, given as serialised ONNX models.
+    pub fn new(options: &OrtOptions, graphs: &[(GraphKind, Vec<u8>)]) -> Result<Self, BackendError> {
+        let environment = environment(&options.library)?;
+        let (builder, execution_provider) = session_builder(&environment, options)?;
+        let mut sessions = HashMap::new();
+        for (kind, bytes) in graphs {
+            let session = builder.clone().commit_from_memory(bytes).map_err(|e| BackendError::Init(e.to_string()))?;
+            sessions.insert(*kind, session);
+        }
+        tracing::info!(execution_provider, "ONNX Runtime sessions ready");
+        Ok(Self { sessions, execution_provider })
+    }
+}
+
+/// A session builder with the execution provider registered, and that provider's name.
+fn session_builder(
+    environment: &Environment,
+    options: &OrtOptions,
+) -> Result<(SessionBuilder, &'static str), BackendError> {
+    let init = |e: ort::Error<SessionBuilder>| BackendError::Init(e.to_string());
+    let mut builder = Session::builder(environment).map_err(|e| BackendError::Init(e.to_string()))?;
+    if options.intra_op_threads > 0 {
+        builder = builder.with_intra_threads(options.intra_op_threads).map_err(init)?;
+    }
+    let want_cuda = match options.execution_provider {
+        ExecutionProviderChoice::Cpu => false,
+        ExecutionProviderChoice::Cuda => true,
+        ExecutionProviderChoice::Auto => ep::CUDA::is_available().unwrap_or(false),
+    };
+    if want_cuda {
+        let cuda = ep::CUDA::default().build().error_on_failure();
+        match builder.clone().with_execution_providers([cuda]) {
+            Ok(with_cuda) => return Ok((with_cuda, ep::CUDA::NAME)),
+            Err(e) => tracing::warn!(error = %e, "the CUDA execution provider could not be registered; running on CPU"),
+        }
+    } else if options.execution_provider == ExecutionProviderChoice::Auto {
+        tracing::info!("this ONNX Runtime build has no CUDA execution provider; running on CPU");
+    }
+    Ok((builder, ep::CPU::NAME))
+}
+
+impl Backend for OrtBackend {
+    fn run(&mut self, batch: &Batch) -> Result<Outputs, BackendError> {
+        let session = self
+            .sessions
+            .get_mut(&batch.graph)
+            .ok_or_else(|| BackendError::Run(format!("no session for the {:?} graph", batch.graph)))?;
+        for name in &batch.outputs {
+            if !session.outputs().iter().any(|output| output.name() == name) {
+                return Err(BackendError::UnknownOutput(name.clone()));
+            }
+        }
+        let run = |e: ort::Error| BackendError::Run(e.to_string());
+        let input_name = session.inputs()[0].name().to_owned();
+        let images = TensorRef::from_array_view(&batch.images).map_err(run)?;
+        let selector = batch.outputs.iter().fold(OutputSelector::no_default(), |selector, name| selector.with(name));
+        let options = RunOptions::new().map_err(run)?.with_outputs(selector);
+        let outputs = session.run_with_options(ort::inputs![input_name => images], &options).map_err(run)?;
+        batch
+            .outputs
+            .iter()
+            .map(|name| {
+                let value = outputs.get(name).ok_or_else(|| BackendError::UnknownOutput(name.clone()))?;
+                let array = value.try_extract_array::<f32>().map_err(run)?;
+                Ok((name.clone(), array.to_owned()))
+            })
+            .collect()
+    }
+
+    fn execution_provider(&self) -> &str {
+        self.execution_provider
+    }
+}

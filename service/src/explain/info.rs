@@ -1,0 +1,116 @@
+//! What the service knows about its model once loaded: input and preprocessing, layers with their
+//! shapes (measured by a warm-up run), classes and labels, execution provider.
+
+use std::path::{Path, PathBuf};
+
+use crate::{
+    model::{
+        InputTensor,
+        layers::{NamedLayer, Naming},
+    },
+    preprocess::Preprocessing,
+};
+
+/// A named layer and its output shape.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LayerInfo {
+    /// Name in requests.
+    pub name: String,
+    /// The graph tensor.
+    pub tensor: String,
+    /// Output shape without the batch dimension, e.g. `[128, 28, 28]`.
+    pub shape: Vec<usize>,
+}
+
+impl LayerInfo {
+    /// Number of channels (the first non-batch dimension).
+    pub fn channels(&self) -> usize {
+        self.shape.first().copied().unwrap_or(1)
+    }
+}
+
+/// The served model, as `GetModelInfo` describes it.
+#[derive(Clone, Debug)]
+pub struct ModelInfo {
+    /// Display name.
+    pub name: String,
+    /// SHA-256 of the model file.
+    pub sha256: String,
+    /// The image input.
+    pub input: InputTensor,
+    /// How images become inputs.
+    pub preprocessing: Preprocessing,
+    /// The logits tensor.
+    pub logits: String,
+    /// Named layers in graph order.
+    pub layers: Vec<LayerInfo>,
+    /// How layers were named.
+    pub naming: Naming,
+    /// Number of classes.
+    pub num_classes: usize,
+    /// Class labels, when given.
+    pub labels: Option<Vec<String>>,
+    /// Execution provider in use.
+    pub execution_provider: String,
+}
+
+impl ModelInfo {
+    /// The layer called `name`.
+    pub fn layer(&self, name: &str) -> Option<(usize, &LayerInfo)> {
+        self.layers.iter().enumerate().find(|(_, layer)| layer.name == name)
+    }
+
+    /// Layer names, comma-separated, for error messages.
+    pub fn layer_names(&self) -> String {
+        self.layers.iter().map(|layer| layer.name.as_str()).collect::<Vec<_>>().join(", ")
+    }
+
+    /// The label of class `index`, or an empty string.
+    pub fn label(&self, index: usize) -> &str {
+        self.labels.as_ref().and_then(|labels| labels.get(index)).map_or("", String::as_str)
+    }
+}
+
+/// Named layers joined with the shapes measured for their tensors.
+pub(crate) fn layer_infos(layers: &[NamedLayer], shape_of: impl Fn(&str) -> Option<Vec<usize>>) -> Vec<LayerInfo> {
+    layers
+        .iter()
+        .filter_map(|layer| {
+            let shape = shape_of(&layer.tensor)?;
+            Some(LayerInfo { name: layer.name.clone(), tensor: layer.tensor.clone(), shape: shape[1..].to_vec() })
+        })
+        .collect()
+}
+
+/// Why a labels file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum LabelsError {
+    /// It could not be read.
+    #[error("cannot read labels file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// It has the wrong number of labels.
+    #[error("labels file {path} has {found} labels; the model has {expected} classes")]
+    Count {
+        /// The file.
+        path: PathBuf,
+        /// Labels found.
+        found: usize,
+        /// Classes of the model.
+        expected: usize,
+    },
+}
+
+/// Reads a labels file: one label per line, in class order; blank trailing lines ignored.
+pub(crate) fn read_labels(path: &Path, num_classes: usize) -> Result<Vec<String>, LabelsError> {
+    let text = std::fs::read_to_string(path).map_err(|source| LabelsError::Read { path: path.to_owned(), source })?;
+    let labels: Vec<String> = text.trim_end().lines().map(|line| line.trim().to_owned()).collect();
+    if labels.len() != num_classes {
+        return Err(LabelsError::Count { path: path.to_owned(), found: labels.len(), expected: num_classes });
+    }
+    Ok(labels)
+}

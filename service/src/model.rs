@@ -1,0 +1,126 @@
+//! Models: loading a classifier (an ONNX export, or the embedded default), normalising its graph,
+//! naming its layers, and building the graph ONNX Runtime runs.
+
+pub(crate) mod graph;
+pub mod layers;
+mod surgery;
+
+use std::path::{Path, PathBuf};
+
+use explain_proto::onnx::ModelProto;
+use prost::Message;
+use sha2::{Digest, Sha256};
+
+use self::layers::LayerMap;
+
+/// The model served when none is given: a small ResNet-18 (widths 8/16/32/64, 10 classes, 64×64
+/// input) exported by `torch.onnx.export` with random, untrained weights. It lets the service
+/// start anywhere; its explanations mean nothing.
+const DEFAULT_MODEL: &[u8] = include_bytes!("../models/default.onnx");
+
+/// Where a model comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ModelSource {
+    /// The embedded default model.
+    Embedded,
+    /// An ONNX file.
+    File(PathBuf),
+}
+
+/// Why a model could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    /// The file could not be read.
+    #[error("cannot read model file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The bytes are not an ONNX model.
+    #[error("not an ONNX model: {0}")]
+    Decode(#[from] prost::DecodeError),
+    /// The graph does not have the shape of an image classifier.
+    #[error("not an image classifier: {0}")]
+    NotAClassifier(String),
+    /// The input's spatial size is symbolic and was not given.
+    #[error("the graph's input size is not fixed: give it with --input-size")]
+    InputSizeUnknown,
+}
+
+/// The graph's image input.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InputTensor {
+    /// Graph input name.
+    pub name: String,
+    /// Height in pixels.
+    pub height: u32,
+    /// Width in pixels.
+    pub width: u32,
+}
+
+/// A loaded classifier: its normalised forward graph and what it is made of.
+#[derive(Clone, Debug)]
+pub struct Model {
+    /// Display name: the file stem, or `default`.
+    pub name: String,
+    /// SHA-256 of the model file, hex.
+    pub sha256: String,
+    /// The forward graph, batch dimension symbolic.
+    pub proto: ModelProto,
+    /// The image input.
+    pub input: InputTensor,
+    /// The logits tensor (the graph's output).
+    pub logits: String,
+    /// The named layers.
+    pub layers: LayerMap,
+}
+
+impl Model {
+    /// Loads a model from `source`. `input_size` fixes the input's height and width when the graph
+    /// leaves them symbolic.
+    pub fn load(source: &ModelSource, input_size: Option<u32>) -> Result<Self, ModelError> {
+        match source {
+            ModelSource::Embedded => Self::from_onnx("default", DEFAULT_MODEL, input_size),
+            ModelSource::File(path) => {
+                let bytes = std::fs::read(path).map_err(|source| ModelError::Read { path: path.clone(), source })?;
+                Self::from_onnx(&file_stem(path), &bytes, input_size)
+            }
+        }
+    }
+
+    /// Reads an ONNX model from its bytes.
+    pub fn from_onnx(name: &str, bytes: &[u8], input_size: Option<u32>) -> Result<Self, ModelError> {
+        let sha256 = hex(&Sha256::digest(bytes));
+        let mut proto = ModelProto::decode(bytes)?;
+        let graph = proto.graph.as_mut().ok_or_else(|| ModelError::NotAClassifier("the model has no graph".into()))?;
+        let input = surgery::normalise(graph, input_size)?;
+        let logits = match graph.output.as_slice() {
+            [output] => output.name().to_owned(),
+            outputs => {
+                return Err(ModelError::NotAClassifier(format!(
+                    "expected one output (the logits), found {}",
+                    outputs.len()
+                )));
+            }
+        };
+        let layers = layers::name_layers(graph, &input.name, &logits);
+        Ok(Self { name: name.to_owned(), sha256, proto, input, logits, layers })
+    }
+
+    /// The graph ONNX Runtime runs for predictions and feature maps: the forward pass with the
+    /// logits and every named layer as outputs.
+    pub fn forward_graph(&self) -> ModelProto {
+        surgery::with_layer_outputs(&self.proto, &self.logits, &self.layers)
+    }
+}
+
+fn file_stem(path: &Path) -> String {
+    path.file_stem().map_or_else(|| "model".to_owned(), |stem| stem.to_string_lossy().into_owned())
+}
+
+/// Lower-case hex of `bytes`.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,136 @@
+//! Small helpers over ONNX graphs (the prost types of the vendored schema): who produces and who
+//! consumes each tensor, attribute access, and constructors for the nodes and values that graph
+//! surgery adds.
+
+use std::collections::{HashMap, HashSet};
+
+use explain_proto::onnx::{
+    AttributeProto, GraphProto, NodeProto, TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
+    tensor_proto::DataType, tensor_shape_proto, type_proto,
+};
+
+/// Producer and consumers of every tensor of a graph, by node index.
+#[derive(Debug)]
+pub(crate) struct GraphIndex {
+    producer: HashMap<String, usize>,
+    consumers: HashMap<String, Vec<usize>>,
+}
+
+impl GraphIndex {
+    /// Indexes `graph`.
+    pub(crate) fn new(graph: &GraphProto) -> Self {
+        let mut producer = HashMap::new();
+        let mut consumers: HashMap<String, Vec<usize>> = HashMap::new();
+        for (index, node) in graph.node.iter().enumerate() {
+            for output in node.output.iter().filter(|name| !name.is_empty()) {
+                producer.insert(output.clone(), index);
+            }
+            for input in node.input.iter().filter(|name| !name.is_empty()) {
+                consumers.entry(input.clone()).or_default().push(index);
+            }
+        }
+        Self { producer, consumers }
+    }
+
+    /// The node that produces `tensor`, if a node does (graph inputs and initializers have none).
+    pub(crate) fn producer(&self, tensor: &str) -> Option<usize> {
+        self.producer.get(tensor).copied()
+    }
+
+    /// The nodes that read `tensor`, in graph order.
+    pub(crate) fn consumers(&self, tensor: &str) -> &[usize] {
+        self.consumers.get(tensor).map_or(&[], Vec::as_slice)
+    }
+}
+
+/// The graph's data input: its first input that is not also an initializer.
+pub(crate) fn data_input(graph: &GraphProto) -> Option<&ValueInfoProto> {
+    let initializers: HashSet<&str> = graph.initializer.iter().map(TensorProto::name).collect();
+    graph.input.iter().find(|input| !initializers.contains(input.name()))
+}
+
+/// Static dimensions of a value's tensor type: `Some(n)` for a fixed dimension, `None` for a
+/// symbolic or unknown one. `None` overall when the value has no tensor shape.
+pub(crate) fn dims(value: &ValueInfoProto) -> Option<Vec<Option<i64>>> {
+    let Some(type_proto::Value::TensorType(tensor)) = value.r#type.as_ref()?.value.as_ref() else {
+        return None;
+    };
+    let shape = tensor.shape.as_ref()?;
+    Some(
+        shape
+            .dim
+            .iter()
+            .map(|dim| match dim.value {
+                Some(tensor_shape_proto::dimension::Value::DimValue(n)) if n > 0 => Some(n),
+                Some(tensor_shape_proto::dimension::Value::DimValue(_))
+                | Some(tensor_shape_proto::dimension::Value::DimParam(_))
+                | None => None,
+            })
+            .collect(),
+    )
+}
+
+/// Replaces the first dimension of `value`'s shape (if it has one) with the symbolic `batch`.
+pub(crate) fn make_batch_symbolic(value: &mut ValueInfoProto) {
+    let Some(type_proto::Value::TensorType(tensor)) = value.r#type.as_mut().and_then(|t| t.value.as_mut()) else {
+        return;
+    };
+    if let Some(first) = tensor.shape.as_mut().and_then(|shape| shape.dim.first_mut()) {
+        first.value = Some(tensor_shape_proto::dimension::Value::DimParam("batch".to_owned()));
+    }
+}
+
+/// A float32 tensor value of unknown shape, for a new graph output.
+pub(crate) fn float_value(name: &str) -> ValueInfoProto {
+    tensor_value(name, DataType::Float, None)
+}
+
+/// A tensor value of the given element type; `shape` dims `None` are symbolic (`batch`).
+pub(crate) fn tensor_value(name: &str, elem_type: DataType, shape: Option<&[Option<i64>]>) -> ValueInfoProto {
+    let shape = shape.map(|dims| TensorShapeProto {
+        dim: dims
+            .iter()
+            .map(|dim| tensor_shape_proto::Dimension {
+                value: Some(match dim {
+                    Some(n) => tensor_shape_proto::dimension::Value::DimValue(*n),
+                    None => tensor_shape_proto::dimension::Value::DimParam("batch".to_owned()),
+                }),
+                denotation: None,
+            })
+            .collect(),
+    });
+    ValueInfoProto {
+        name: Some(name.to_owned()),
+        r#type: Some(TypeProto {
+            denotation: None,
+            value: Some(type_proto::Value::TensorType(type_proto::Tensor { elem_type: Some(elem_type as i32), shape })),
+        }),
+        doc_string: None,
+        metadata_props: Vec::new(),
+    }
+}
+
+/// An attribute of `node` by name.
+pub(crate) fn attribute<'a>(node: &'a NodeProto, name: &str) -> Option<&'a AttributeProto> {
+    node.attribute.iter().find(|attribute| attribute.name() == name)
+}
+
+/// An integer attribute, or `default` when absent.
+pub(crate) fn int_attribute(node: &NodeProto, name: &str, default: i64) -> i64 {
+    attribute(node, name).map_or(default, AttributeProto::i)
+}
+
+/// An integer-list attribute, empty when absent.
+pub(crate) fn ints_attribute(node: &NodeProto, name: &str) -> Vec<i64> {
+    attribute(node, name).map(|attribute| attribute.ints.clone()).unwrap_or_default()
+}
+
+/// The values of an int64 initializer or constant (raw or typed storage).
+pub(crate) fn int64_values(tensor: &TensorProto) -> Vec<i64> {
+    match tensor.raw_data.as_ref() {
+        Some(raw) if !raw.is_empty() => {
+            raw.chunks_exact(8).map(|b| i64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])).collect()
+        }
+        Some(_) | None => tensor.int64_data.clone(),
+    }
+}

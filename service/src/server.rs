@@ -1,0 +1,244 @@
+//! The gRPC server: `explain.v1.ExplainService`, `grpc.health.v1.Health` and server reflection
+//! (v1 and v1alpha, which grpcurl 1.8 speaks) on one listener. The model loads in the background
+//! while health answers NOT_SERVING and the API answers UNAVAILABLE; on shutdown health turns
+//! NOT_SERVING, new connections are refused and open calls drain within a grace period.
+
+mod service;
+mod status;
+
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+
+use explain_proto::v1::explain_service_server::ExplainServiceServer;
+use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::Server;
+use tonic_health::{ServingStatus, server::HealthReporter};
+
+use self::service::{ExplainApi, Readiness};
+pub use self::status::ApiError;
+use crate::explain::{Explainer, LoadOptions};
+
+/// How to serve.
+#[derive(Clone, Debug)]
+pub struct ServeOptions {
+    /// Address to listen on; port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// The model and engine.
+    pub load: LoadOptions,
+    /// Largest tensor chunk sent, in bytes.
+    pub max_chunk_bytes: usize,
+    /// Largest request message accepted, in bytes.
+    pub max_request_bytes: usize,
+    /// Concurrent HTTP/2 streams per connection.
+    pub max_concurrent_streams: u32,
+    /// Interval of HTTP/2 keepalive pings.
+    pub keepalive_interval: Duration,
+    /// How long a keepalive ping may go unanswered before the connection is closed.
+    pub keepalive_timeout: Duration,
+    /// How long open calls may take to finish after shutdown begins.
+    pub shutdown_grace: Duration,
+}
+
+/// Why serving stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The listen address could not be bound.
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        /// The address.
+        address: SocketAddr,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The model could not be loaded.
+    #[error("cannot load the model: {0}")]
+    Load(String),
+    /// The transport failed.
+    #[error("server error: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    /// The serving task failed.
+    #[error("server task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// State of the model as the server sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LoadState {
+    /// Loading.
+    Loading,
+    /// Loaded; serving.
+    Ready,
+    /// Loading failed with this message.
+    Failed(String),
+}
+
+/// A server running on a tokio task.
+#[derive(Debug)]
+pub struct RunningServer {
+    local_addr: SocketAddr,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    load_state: watch::Receiver<LoadState>,
+    task: JoinHandle<Result<(), ServeError>>,
+}
+
+impl RunningServer {
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Waits until the model has loaded (Ok) or failed to load (Err with the reason).
+    pub async fn ready(&mut self) -> Result<(), String> {
+        let state = self
+            .load_state
+            .wait_for(|state| *state != LoadState::Loading)
+            .await
+            .map_err(|_| "the server stopped while loading".to_owned())?;
+        match &*state {
+            LoadState::Ready => Ok(()),
+            LoadState::Failed(reason) => Err(reason.clone()),
+            LoadState::Loading => unreachable!("waited for a state other than Loading"),
+        }
+    }
+
+    /// Begins a graceful shutdown and waits for the server to stop.
+    pub async fn shutdown(mut self) -> Result<(), ServeError> {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        self.task.await?
+    }
+
+    /// Waits for the server to stop on its own (a load failure or a transport error).
+    pub async fn wait(self) -> Result<(), ServeError> {
+        self.task.await?
+    }
+
+    /// Takes the trigger of the graceful shutdown, to fire it from elsewhere (a signal handler);
+    /// `None` if it was taken already.
+    pub fn take_shutdown_trigger(&mut self) -> Option<tokio::sync::oneshot::Sender<()>> {
+        self.shutdown.take()
+    }
+}
+
+/// Binds `options.listen`, starts serving at once (NOT_SERVING until the model loads) and loads
+/// the model in the background. A load failure stops the server with [`ServeError::Load`].
+pub async fn start(options: ServeOptions) -> Result<RunningServer, ServeError> {
+    let listener = TcpListener::bind(options.listen)
+        .await
+        .map_err(|source| ServeError::Bind { address: options.listen, source })?;
+    let local_addr = listener.local_addr().map_err(|source| ServeError::Bind { address: options.listen, source })?;
+    let (shutdown, shutdown_signal) = tokio::sync::oneshot::channel::<()>();
+    let (state_sender, load_state) = watch::channel(LoadState::Loading);
+    let task = tokio::spawn(serve(options, listener, state_sender, async {
+        let _ = shutdown_signal.await;
+    }));
+    tracing::info!(%local_addr, "listening");
+    Ok(RunningServer { local_addr, shutdown: Some(shutdown), load_state, task })
+}
+
+async fn serve(
+    options: ServeOptions,
+    listener: TcpListener,
+    load_state: watch::Sender<LoadState>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
+    let (mut health, health_service) = tonic_health::server::health_reporter();
+    set_health(&mut health, ServingStatus::NotServing).await;
+    let readiness = Arc::new(Readiness::default());
+    let loading = tokio::spawn(load(options.load.clone(), readiness.clone(), health.clone(), load_state));
+
+    let api = ExplainServiceServer::new(ExplainApi::new(readiness, options.max_chunk_bytes))
+        .max_decoding_message_size(options.max_request_bytes)
+        .max_encoding_message_size(options.max_chunk_bytes.saturating_add(64 * 1024).max(4 << 20));
+    let reflection_v1 = reflection().build_v1().map_err(|e| ServeError::Load(format!("reflection: {e}")))?;
+    let reflection_v1alpha = reflection().build_v1alpha().map_err(|e| ServeError::Load(format!("reflection: {e}")))?;
+
+    let draining = Arc::new(tokio::sync::Notify::new());
+    let signal = {
+        let (mut health, draining) = (health.clone(), draining.clone());
+        async move {
+            shutdown.await;
+            tracing::info!("shutting down: health NOT_SERVING, draining open calls");
+            set_health(&mut health, ServingStatus::NotServing).await;
+            draining.notify_one();
+        }
+    };
+    let server = Server::builder()
+        .http2_keepalive_interval(Some(options.keepalive_interval))
+        .http2_keepalive_timeout(Some(options.keepalive_timeout))
+        .max_concurrent_streams(Some(options.max_concurrent_streams))
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(api)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal);
+    tokio::pin!(server);
+    tokio::pin!(loading);
+    let mut loaded = false;
+    loop {
+        tokio::select! {
+            result = &mut server => return Ok(result?),
+            () = draining.notified() => {
+                return match tokio::time::timeout(options.shutdown_grace, &mut server).await {
+                    Ok(result) => Ok(result?),
+                    Err(_) => {
+                        tracing::warn!(grace = ?options.shutdown_grace, "grace period over; open calls cut");
+                        Ok(())
+                    }
+                };
+            }
+            outcome = &mut loading, if !loaded => {
+                loaded = true;
+                if let Err(reason) = outcome? {
+                    return Err(ServeError::Load(reason));
+                }
+            }
+        }
+    }
+}
+
+/// Reflection over the explain and health APIs, the error details they send, and itself.
+fn reflection() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(explain_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        // google.rpc error details (BadRequest, RetryInfo), so that grpcurl can print them.
+        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+}
+
+/// Loads the model off the async runtime, then publishes the outcome.
+async fn load(
+    options: LoadOptions,
+    readiness: Arc<Readiness>,
+    mut health: HealthReporter,
+    state: watch::Sender<LoadState>,
+) -> Result<(), String> {
+    let outcome = tokio::task::spawn_blocking(move || Explainer::load(&options))
+        .await
+        .map_err(|e| format!("loading task failed: {e}"))
+        .and_then(|result| result.map_err(|e| e.to_string()));
+    match &outcome {
+        Ok(explainer) => {
+            let info = explainer.info();
+            tracing::info!(
+                model = %info.name, layers = info.layers.len(), classes = info.num_classes,
+                execution_provider = %info.execution_provider, "model loaded; serving"
+            );
+            set_health(&mut health, ServingStatus::Serving).await;
+            let _ = state.send(LoadState::Ready);
+        }
+        Err(reason) => {
+            tracing::error!(%reason, "model failed to load");
+            let _ = state.send(LoadState::Failed(reason.clone()));
+        }
+    }
+    let result = outcome.as_ref().map(|_| ()).map_err(Clone::clone);
+    readiness.set(outcome);
+    result
+}
+
+async fn set_health(health: &mut HealthReporter, status: ServingStatus) {
+    health.set_service_status("", status).await;
+    health.set_service_status(explain_proto::SERVICE_NAME, status).await;
+}

@@ -1,0 +1,135 @@
+//! The `explain.v1.ExplainService` handlers. Each is thin: check readiness, validate the request
+//! into a job, delegate to the `Explainer`, stream the result through a bounded channel that stops
+//! when the caller goes away.
+
+use std::{
+    pin::Pin,
+    sync::{Arc, OnceLock},
+    time::Instant,
+};
+
+use explain_proto::v1::{self as pb, explain_service_server::ExplainService};
+use tokio::sync::mpsc;
+use tokio_stream::{Stream, wrappers::ReceiverStream};
+use tonic::{Request, Response, Status, Streaming};
+
+use super::status::ApiError;
+use crate::{
+    api,
+    explain::{Encoding, Explainer, Explanation},
+};
+
+/// Messages buffered per response stream before the producer waits for the caller.
+const STREAM_BUFFER: usize = 4;
+
+/// Whether the model is loaded.
+#[derive(Debug, Default)]
+pub(crate) struct Readiness {
+    explainer: OnceLock<Result<Explainer, String>>,
+}
+
+impl Readiness {
+    /// Records the outcome of loading; the first outcome stays.
+    pub(crate) fn set(&self, outcome: Result<Explainer, String>) {
+        let _ = self.explainer.set(outcome);
+    }
+
+    fn explainer(&self) -> Result<&Explainer, ApiError> {
+        match self.explainer.get() {
+            None => Err(ApiError::Loading),
+            Some(Ok(explainer)) => Ok(explainer),
+            Some(Err(error)) => Err(ApiError::LoadFailed(error.clone())),
+        }
+    }
+}
+
+/// The service implementation.
+#[derive(Debug)]
+pub(crate) struct ExplainApi {
+    readiness: Arc<Readiness>,
+    max_chunk_bytes: usize,
+}
+
+impl ExplainApi {
+    /// A service answering once `readiness` holds a loaded model.
+    pub(crate) fn new(readiness: Arc<Readiness>, max_chunk_bytes: usize) -> Self {
+        Self { readiness, max_chunk_bytes }
+    }
+}
+
+type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl ExplainService for ExplainApi {
+    async fn get_model_info(
+        &self,
+        _request: Request<pb::GetModelInfoRequest>,
+    ) -> Result<Response<pb::GetModelInfoResponse>, Status> {
+        let explainer = self.readiness.explainer()?;
+        Ok(Response::new(api::model_info(explainer.info())))
+    }
+
+    async fn classify(&self, request: Request<pb::ClassifyRequest>) -> Result<Response<pb::ClassifyResponse>, Status> {
+        let received = Instant::now();
+        let explainer = self.readiness.explainer()?;
+        let job = api::classify_job(request.into_inner(), explainer.info()).map_err(ApiError::from)?;
+        let (prediction, stats) = explainer.classify(job).await.map_err(ApiError::from)?;
+        let info = explainer.info();
+        Ok(Response::new(pb::ClassifyResponse {
+            prediction: Some(api::prediction(&prediction, info)),
+            summary: Some(api::summary(&stats, &info.execution_provider, 0, received.elapsed())),
+        }))
+    }
+
+    type ExplainStream = ResponseStream<pb::ExplainResponse>;
+
+    async fn explain(&self, request: Request<pb::ExplainRequest>) -> Result<Response<Self::ExplainStream>, Status> {
+        let received = Instant::now();
+        let explainer = self.readiness.explainer()?.clone();
+        let job = api::explain_job(request.into_inner(), explainer.info()).map_err(ApiError::from)?;
+        let encoding = job.encoding;
+        let explanation = explainer.explain(job).await.map_err(ApiError::from)?;
+        let (sender, receiver) = mpsc::channel(STREAM_BUFFER);
+        let max_chunk_bytes = self.max_chunk_bytes;
+        tokio::spawn(async move {
+            for message in responses(explainer, explanation, encoding, max_chunk_bytes, received) {
+                if sender.send(Ok(message)).await.is_err() {
+                    tracing::debug!("caller went away; explanation stream stopped");
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
+    }
+
+    type ExplainStreamStream = ResponseStream<pb::ExplainStreamResponse>;
+
+    async fn explain_stream(
+        &self,
+        _request: Request<Streaming<pb::ExplainStreamRequest>>,
+    ) -> Result<Response<Self::ExplainStreamStream>, Status> {
+        Err(Status::unimplemented("ExplainStream is not implemented by this server yet; call Explain once per image"))
+    }
+}
+
+/// The messages of one explanation, in stream order: prediction, tensor chunks, summary. Tensors
+/// are encoded lazily, one at a time, as the caller reads.
+fn responses(
+    explainer: Explainer,
+    explanation: Explanation,
+    encoding: Encoding,
+    max_chunk_bytes: usize,
+    received: Instant,
+) -> impl Iterator<Item = pb::ExplainResponse> + Send + use<> {
+    use pb::explain_response::Item;
+    let Explanation { prediction, tensors, stats } = explanation;
+    let count = tensors.len();
+    let prediction = std::iter::once(Item::Prediction(api::prediction(&prediction, explainer.info())));
+    let chunks = tensors.into_iter().flat_map(move |tensor| {
+        api::tensor_chunks(&tensor, encoding, max_chunk_bytes).into_iter().map(Item::TensorChunk)
+    });
+    let summary = std::iter::once_with(move || {
+        Item::Summary(api::summary(&stats, &explainer.info().execution_provider, count, received.elapsed()))
+    });
+    prediction.chain(chunks).chain(summary).map(|item| pb::ExplainResponse { item: Some(item) })
+}
