@@ -1,0 +1,200 @@
+//! Reassembly of streamed tensors: chunks may arrive in any order; a tensor is complete when its
+//! chunks cover `[0, total_bytes)` exactly. Gaps, overlaps, inconsistent metadata and sizes that do
+//! not match the shape are errors, never silent truncation. Complete tensors are decoded to f32.
+
+use std::collections::BTreeMap;
+
+use explain_proto::v1::{self as pb, DataType};
+use half::{bf16, f16};
+use ndarray::{ArrayD, IxDyn};
+
+use crate::Error;
+
+/// A tensor received from the service, decoded to f32.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReceivedTensor {
+    /// Its name, e.g. `activation/layer2.1`.
+    pub name: String,
+    /// The values, batch dimension first.
+    pub array: ArrayD<f32>,
+    /// The element type it travelled in.
+    pub dtype: DataType,
+    /// For layer tensors with selected channels: the original index of each channel.
+    pub channel_indices: Vec<u32>,
+}
+
+/// Chunks of one tensor, keyed by offset.
+#[derive(Debug)]
+struct Partial {
+    first: pb::TensorChunk,
+    pieces: BTreeMap<u64, bytes::Bytes>,
+}
+
+/// Collects the chunks of every tensor of one response stream.
+#[derive(Debug, Default)]
+pub struct Assembler {
+    partials: BTreeMap<String, Partial>,
+}
+
+impl Assembler {
+    /// Adds a chunk. Fails on a chunk whose metadata disagrees with earlier chunks of its tensor,
+    /// or that repeats an offset.
+    pub fn push(&mut self, mut chunk: pb::TensorChunk) -> Result<(), Error> {
+        let data = std::mem::take(&mut chunk.data);
+        let offset = chunk.offset;
+        match self.partials.get_mut(&chunk.name) {
+            None => {
+                let pieces = BTreeMap::from([(offset, data)]);
+                self.partials.insert(chunk.name.clone(), Partial { first: chunk, pieces });
+            }
+            Some(partial) => {
+                let same = partial.first.shape == chunk.shape
+                    && partial.first.dtype == chunk.dtype
+                    && partial.first.total_bytes == chunk.total_bytes
+                    && partial.first.channel_indices == chunk.channel_indices;
+                if !same {
+                    return Err(Error::Assembly(format!(
+                        "chunks of `{}` disagree on the tensor's metadata",
+                        chunk.name
+                    )));
+                }
+                if partial.pieces.insert(offset, data).is_some() {
+                    return Err(Error::Assembly(format!("`{}`: two chunks at offset {offset}", chunk.name)));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Decodes every tensor; fails if any is incomplete or malformed.
+    pub fn finish(self) -> Result<BTreeMap<String, ReceivedTensor>, Error> {
+        self.partials.into_iter().map(|(name, partial)| Ok((name, decode(partial)?))).collect()
+    }
+}
+
+fn decode(partial: Partial) -> Result<ReceivedTensor, Error> {
+    let Partial { first, pieces } = partial;
+    let name = first.name;
+    let total = first.total_bytes;
+    let mut bytes = Vec::with_capacity(total as usize);
+    for (offset, piece) in pieces {
+        if offset != bytes.len() as u64 {
+            let kind = if offset > bytes.len() as u64 { "missing" } else { "overlapping" };
+            return Err(Error::Assembly(format!("`{name}`: {kind} bytes at offset {}", bytes.len())));
+        }
+        bytes.extend_from_slice(&piece);
+    }
+    if bytes.len() as u64 != total {
+        return Err(Error::Assembly(format!("`{name}`: received {} of {total} bytes", bytes.len())));
+    }
+    let shape: Vec<usize> = first
+        .shape
+        .iter()
+        .map(|&d| usize::try_from(d).map_err(|_| Error::Assembly(format!("`{name}`: negative dimension {d}"))))
+        .collect::<Result<_, _>>()?;
+    let dtype = DataType::try_from(first.dtype).unwrap_or(DataType::Unspecified);
+    let values = values(&bytes, dtype, first.quantization.as_ref(), &shape)
+        .map_err(|reason| Error::Assembly(format!("`{name}`: {reason}")))?;
+    let array = ArrayD::from_shape_vec(IxDyn(&shape), values).map_err(|e| Error::Assembly(format!("`{name}`: {e}")))?;
+    Ok(ReceivedTensor { name, array, dtype, channel_indices: first.channel_indices })
+}
+
+fn values(
+    bytes: &[u8],
+    dtype: DataType,
+    quantization: Option<&pb::Quantization>,
+    shape: &[usize],
+) -> Result<Vec<f32>, String> {
+    let count: usize = shape.iter().product();
+    let width = match dtype {
+        DataType::Float32 | DataType::Unspecified => 4,
+        DataType::Float16 | DataType::Bfloat16 => 2,
+        DataType::Uint8 => 1,
+    };
+    if bytes.len() != count * width {
+        return Err(format!("{} bytes do not hold {count} {} values", bytes.len(), dtype.as_str_name()));
+    }
+    Ok(match dtype {
+        DataType::Float32 | DataType::Unspecified => {
+            bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+        }
+        DataType::Float16 => bytes.chunks_exact(2).map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+        DataType::Bfloat16 => bytes.chunks_exact(2).map(|b| bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+        DataType::Uint8 => dequantize(bytes, quantization.ok_or("UINT8 without quantization parameters")?, shape)?,
+    })
+}
+
+fn dequantize(bytes: &[u8], quantization: &pb::Quantization, shape: &[usize]) -> Result<Vec<f32>, String> {
+    let axis = quantization.axis as usize;
+    let channels = *shape.get(axis).ok_or_else(|| format!("quantization axis {axis} is out of range"))?;
+    if quantization.scales.len() != channels || quantization.zero_points.len() != channels {
+        return Err(format!("quantization has {} scales for {channels} channels", quantization.scales.len()));
+    }
+    let inner: usize = shape[axis + 1..].iter().product();
+    Ok(bytes
+        .iter()
+        .enumerate()
+        .map(|(i, &q)| {
+            let c = (i / inner.max(1)) % channels;
+            (f32::from(q) - quantization.zero_points[c]) * quantization.scales[c]
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunk(offset: u64, data: &[u8], total: u64) -> pb::TensorChunk {
+        pb::TensorChunk {
+            name: "t".into(),
+            shape: vec![1, 2],
+            dtype: DataType::Float32 as i32,
+            offset,
+            total_bytes: total,
+            data: bytes::Bytes::copy_from_slice(data),
+            ..Default::default()
+        }
+    }
+
+    fn floats() -> Vec<u8> {
+        [1.5_f32, -2.0].iter().flat_map(|v| v.to_le_bytes()).collect()
+    }
+
+    #[test]
+    fn out_of_order_chunks_reassemble() {
+        let bytes = floats();
+        let mut assembler = Assembler::default();
+        assembler.push(chunk(5, &bytes[5..], 8)).expect("push");
+        assembler.push(chunk(0, &bytes[..5], 8)).expect("push");
+        let tensors = assembler.finish().expect("complete");
+        assert_eq!(tensors["t"].array.as_slice(), Some(&[1.5, -2.0][..]));
+    }
+
+    #[test]
+    fn a_missing_chunk_is_an_error_not_a_truncation() {
+        let bytes = floats();
+        let mut assembler = Assembler::default();
+        assembler.push(chunk(4, &bytes[4..], 8)).expect("push");
+        let error = assembler.finish().expect_err("incomplete");
+        assert!(error.to_string().contains("missing bytes at offset 0"), "{error}");
+        let mut assembler = Assembler::default();
+        assembler.push(chunk(0, &bytes[..4], 8)).expect("push");
+        assert!(assembler.finish().expect_err("short").to_string().contains("received 4 of 8 bytes"));
+    }
+
+    #[test]
+    fn duplicate_offsets_and_disagreeing_metadata_are_errors() {
+        let bytes = floats();
+        let mut assembler = Assembler::default();
+        assembler.push(chunk(0, &bytes[..4], 8)).expect("push");
+        assert!(assembler.push(chunk(0, &bytes[..4], 8)).is_err());
+        assert!(assembler.push(chunk(4, &bytes[4..], 12)).is_err());
+    }
+
+    #[test]
+    fn uint8_dequantizes_per_channel() {
+        let quantization = pb::Quantization { axis: 1, scales: vec![0.5, 2.0], zero_points: vec![0.0, 10.0] };
+        assert_eq!(dequantize(&[4, 11], &quantization, &[1, 2]), Ok(vec![2.0, 2.0]));
+    }
+}

@@ -1,0 +1,121 @@
+//! Bad input gets INVALID_ARGUMENT naming the field (with `google.rpc.BadRequest` details), never
+//! a panic, and the server keeps serving other callers meanwhile.
+
+use explain_client::{Error, proto};
+use explain_service::model::ModelSource;
+use explain_tests::{TestServer, array, encoded_image, feature_map, sample_png, tensor_image};
+use tonic::Code;
+use tonic_types::StatusExt;
+
+fn explain_request(image: proto::Image, feature_maps: Vec<proto::FeatureMapSpec>) -> proto::ExplainRequest {
+    proto::ExplainRequest { image: Some(image), feature_maps, ..Default::default() }
+}
+
+/// The status of a failed call, which must be INVALID_ARGUMENT naming `field` in its message and
+/// in its BadRequest details.
+fn assert_invalid(result: Result<explain_client::Explanation, Error>, field: &str) -> tonic::Status {
+    let Err(Error::Status(status)) = result else { panic!("expected an error status, got {result:?}") };
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(status.message().starts_with(&format!("{field}:")), "message `{}` should name `{field}`", status.message());
+    let details = status.get_error_details();
+    let violations = &details.bad_request().expect("BadRequest details").field_violations;
+    assert_eq!(violations[0].field, field);
+    status
+}
+
+#[tokio::test]
+async fn each_bad_field_is_named() {
+    let mut server = TestServer::with_model(ModelSource::Embedded).await;
+    let client = &mut server.client;
+    let image = || encoded_image(sample_png(80));
+
+    let empty = client.explain(proto::ExplainRequest::default()).await;
+    assert_invalid(empty, "image");
+
+    let garbage = client.explain(explain_request(encoded_image(b"GIF89a, or not".to_vec()), vec![])).await;
+    assert_invalid(garbage, "image.encoded");
+
+    let unknown = client.explain(explain_request(image(), vec![feature_map("layer9.9")])).await;
+    let status = assert_invalid(unknown, "feature_maps[0].layer");
+    assert!(
+        status.message().contains("conv1, maxpool, layer1.0") && status.message().contains("avgpool"),
+        "{status:?}"
+    );
+
+    let wrong_shape = tensor_image(&array(&[1, 3, 32, 32], vec![0.0; 3 * 32 * 32]));
+    assert_invalid(client.explain(explain_request(wrong_shape, vec![])).await, "image.tensor.shape");
+
+    let mut not_finite = vec![0.0; 3 * 64 * 64];
+    not_finite[7] = f32::NAN;
+    let not_finite = tensor_image(&array(&[1, 3, 64, 64], not_finite));
+    assert_invalid(client.explain(explain_request(not_finite, vec![])).await, "image.tensor.data");
+
+    let out_of_range = proto::FeatureMapSpec {
+        layer: "layer2.1".into(),
+        channels: Some(proto::feature_map_spec::Channels::ChannelList(proto::ChannelList { indices: vec![3, 16] })),
+        ..Default::default()
+    };
+    let status = assert_invalid(
+        client.explain(explain_request(image(), vec![out_of_range])).await,
+        "feature_maps[0].channel_list.indices[1]",
+    );
+    assert!(status.message().contains("16 channels"), "{status:?}");
+
+    let repeated = client.explain(explain_request(image(), vec![feature_map("conv1"), feature_map("conv1")])).await;
+    assert_invalid(repeated, "feature_maps[1]");
+
+    let target = proto::ExplainRequest {
+        target: Some(proto::Target { kind: Some(proto::target::Kind::ClassIndex(10)) }),
+        ..explain_request(image(), vec![])
+    };
+    assert_invalid(client.explain(target).await, "target.class_index");
+
+    let classify = client.classify(proto::ClassifyRequest { image: None, top_k: 3 }).await;
+    let Err(Error::Status(status)) = classify else { panic!("classify without an image must fail") };
+    assert_eq!(status.code(), Code::InvalidArgument);
+
+    // Still serving.
+    let explanation = client.explain(explain_request(image(), vec![feature_map("layer2.1")])).await.expect("serves");
+    assert_eq!(explanation.tensors["activation/layer2.1"].array.shape(), &[1, 16, 8, 8]);
+}
+
+#[tokio::test]
+async fn bad_callers_do_not_disturb_good_ones() {
+    let server = TestServer::with_model(ModelSource::Embedded).await;
+    let png = sample_png(64);
+    let mut calls = Vec::new();
+    for i in 0..24 {
+        let mut client = server.client.clone();
+        let png = png.clone();
+        calls.push(tokio::spawn(async move {
+            let image = if i % 2 == 0 { encoded_image(png) } else { encoded_image(vec![0xFF; 100]) };
+            (i, client.explain(explain_request(image, vec![feature_map("layer4.1")])).await)
+        }));
+    }
+    for call in calls {
+        let (i, result) = call.await.expect("task");
+        match (i % 2, result) {
+            (0, Ok(explanation)) => {
+                assert_eq!(explanation.tensors["activation/layer4.1"].array.shape(), &[1, 64, 2, 2])
+            }
+            (1, Err(Error::Status(status))) => assert_eq!(status.code(), Code::InvalidArgument),
+            (_, other) => panic!("call {i}: unexpected {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn parts_of_the_api_not_served_yet_say_so() {
+    let mut server = TestServer::with_model(ModelSource::Embedded).await;
+    let request = proto::ExplainRequest {
+        attributions: vec![proto::AttributionSpec {
+            method: Some(proto::attribution_spec::Method::Saliency(proto::Saliency { absolute: false })),
+        }],
+        ..explain_request(encoded_image(sample_png(64)), vec![])
+    };
+    let Err(Error::Status(status)) = server.client.explain(request).await else {
+        panic!("attributions are not served yet")
+    };
+    assert_eq!(status.code(), Code::Unimplemented);
+    assert!(status.message().contains("not implemented"), "{status:?}");
+}

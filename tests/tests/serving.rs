@@ -1,0 +1,171 @@
+//! Serving behaviour: model info, labels and targets, classification, channel selection,
+//! encodings, chunking, and a graceful shutdown that lets an open stream finish.
+
+use explain_client::{Client, proto};
+use explain_service::model::ModelSource;
+use explain_tests::{TestServer, encoded_image, feature_map, options, relative_l2, sample_png};
+
+fn request(feature_maps: Vec<proto::FeatureMapSpec>) -> proto::ExplainRequest {
+    proto::ExplainRequest { image: Some(encoded_image(sample_png(100))), feature_maps, ..Default::default() }
+}
+
+fn channels(selection: proto::feature_map_spec::Channels) -> proto::FeatureMapSpec {
+    proto::FeatureMapSpec { channels: Some(selection), ..feature_map("layer1.1") }
+}
+
+#[tokio::test]
+async fn model_info_describes_the_embedded_model() {
+    let mut server = TestServer::with_model(ModelSource::Embedded).await;
+    let info = server.client.model_info().await.expect("info");
+    assert_eq!(info.name, "default");
+    assert_eq!(info.num_classes, 10);
+    assert_eq!(info.execution_provider, "CPUExecutionProvider");
+    assert_eq!(info.layer_naming, proto::LayerNaming::Resnet as i32);
+    let input = info.input.expect("input");
+    assert_eq!(input.shape, [-1, 3, 64, 64]);
+    assert_eq!(input.resize_size, 73);
+    let layers: Vec<(&str, &[i64])> = info.layers.iter().map(|l| (l.name.as_str(), l.shape.as_slice())).collect();
+    assert_eq!(layers[0], ("conv1", &[-1, 8, 32, 32][..]));
+    assert_eq!(layers[5], ("layer2.1", &[-1, 16, 8, 8][..]));
+    assert_eq!(layers[10], ("avgpool", &[-1, 64][..]));
+}
+
+#[tokio::test]
+async fn labels_name_classes_and_targets() {
+    let labels = std::env::temp_dir().join(format!("explain-labels-{}.txt", std::process::id()));
+    std::fs::write(&labels, (0..10).map(|i| format!("class {i}\n")).collect::<String>()).expect("write labels");
+    let mut settings = options(ModelSource::Embedded);
+    settings.load.labels = Some(labels.clone());
+    let mut server = TestServer::start(settings).await;
+    std::fs::remove_file(&labels).expect("remove labels");
+
+    let info = server.client.model_info().await.expect("info");
+    assert_eq!(info.labels[3], "class 3");
+    let by_label = proto::ExplainRequest {
+        target: Some(proto::Target { kind: Some(proto::target::Kind::Label("class 7".into())) }),
+        objective: proto::Objective::CrossEntropy as i32,
+        ..request(vec![])
+    };
+    let prediction = server.client.explain(by_label).await.expect("explain").prediction;
+    let target = prediction.target.expect("target");
+    assert_eq!((target.index, target.label.as_str()), (7, "class 7"));
+    assert_eq!(prediction.objective, proto::Objective::CrossEntropy as i32);
+
+    let unknown = proto::ExplainRequest {
+        target: Some(proto::Target { kind: Some(proto::target::Kind::Label("class 70".into())) }),
+        ..request(vec![])
+    };
+    assert!(server.client.explain(unknown).await.is_err());
+}
+
+#[tokio::test]
+async fn classify_returns_sorted_top_k_that_sums_below_one() {
+    let mut server = TestServer::with_model(ModelSource::Embedded).await;
+    let response =
+        server.client.classify(proto::ClassifyRequest { image: Some(encoded_image(sample_png(64))), top_k: 4 }).await;
+    let prediction = response.expect("classify").prediction.expect("prediction");
+    assert_eq!(prediction.top_classes.len(), 4);
+    assert!(prediction.top_classes.windows(2).all(|pair| pair[0].probability >= pair[1].probability));
+    assert_eq!(prediction.target.expect("target").index, prediction.top_classes[0].index);
+    let sum: f32 = prediction.top_classes.iter().map(|c| c.probability).sum();
+    assert!(sum > 0.0 && sum <= 1.0 + 1e-6);
+}
+
+#[tokio::test]
+async fn channel_selection_and_encodings_agree_with_the_full_float32_tensor() {
+    use proto::feature_map_spec::Channels;
+    let mut server = TestServer::with_model(ModelSource::Embedded).await;
+    let full = server.client.explain(request(vec![feature_map("layer1.1")])).await.expect("full");
+    let full = &full.tensors["activation/layer1.1"].array;
+
+    let listed = server
+        .client
+        .explain(request(vec![channels(Channels::ChannelList(proto::ChannelList { indices: vec![5, 0, 2] }))]))
+        .await
+        .expect("list");
+    let listed = &listed.tensors["activation/layer1.1"];
+    assert_eq!(listed.channel_indices, [5, 0, 2]);
+    assert_eq!(listed.array, full.select(ndarray::Axis(1), &[5, 0, 2]));
+
+    let top = server.client.explain(request(vec![channels(Channels::TopK(3))])).await.expect("top-k");
+    let top = &top.tensors["activation/layer1.1"];
+    let mean = |c: usize| full.index_axis(ndarray::Axis(1), c).mean().expect("non-empty");
+    let mut by_mean: Vec<usize> = (0..8).collect();
+    by_mean.sort_by(|&a, &b| mean(b).total_cmp(&mean(a)));
+    assert_eq!(top.channel_indices, by_mean[..3].iter().map(|&c| c as u32).collect::<Vec<_>>());
+
+    for (encoding, tolerance) in
+        [(proto::DataType::Float16, 1e-3), (proto::DataType::Bfloat16, 8e-3), (proto::DataType::Uint8, 1e-2)]
+    {
+        let encoded = proto::ExplainRequest { encoding: encoding as i32, ..request(vec![feature_map("layer1.1")]) };
+        let encoded = server.client.explain(encoded).await.expect("encoded");
+        let tensor = &encoded.tensors["activation/layer1.1"];
+        assert_eq!(tensor.dtype, encoding);
+        let error = relative_l2(&tensor.array, full);
+        assert!(error < tolerance, "{encoding:?}: relative L2 {error:e}");
+    }
+}
+
+#[tokio::test]
+async fn small_chunks_reassemble_exactly() {
+    let mut settings = options(ModelSource::Embedded);
+    settings.max_chunk_bytes = 1000;
+    let mut server = TestServer::start(settings).await;
+    let mut stream =
+        server.client.raw().explain(request(vec![feature_map("conv1")])).await.expect("explain").into_inner();
+    let mut offsets = Vec::new();
+    while let Some(message) = stream.message().await.expect("stream") {
+        if let Some(proto::explain_response::Item::TensorChunk(chunk)) = message.item {
+            assert!(chunk.data.len() <= 1000);
+            assert_eq!(chunk.total_bytes, 8 * 32 * 32 * 4);
+            offsets.push(chunk.offset);
+        }
+    }
+    assert_eq!(offsets, (0..33).map(|i| i * 1000).collect::<Vec<u64>>());
+
+    let mut reference = TestServer::with_model(ModelSource::Embedded).await;
+    let small = server.client.explain(request(vec![feature_map("conv1")])).await.expect("small chunks");
+    let large = reference.client.explain(request(vec![feature_map("conv1")])).await.expect("one chunk");
+    assert_eq!(small.tensors["activation/conv1"], large.tensors["activation/conv1"]);
+}
+
+#[tokio::test]
+async fn shutdown_drains_an_open_stream_then_refuses_new_calls() {
+    let mut settings = options(ModelSource::Embedded);
+    settings.max_chunk_bytes = 256;
+    let TestServer { server, mut client } = TestServer::start(settings).await;
+    let address = server.local_addr();
+    let mut stream = client.raw().explain(request(vec![feature_map("conv1")])).await.expect("explain").into_inner();
+    let first = stream.message().await.expect("first message").expect("a message");
+    assert!(matches!(first.item, Some(proto::explain_response::Item::Prediction(_))));
+
+    // 128 chunks wait behind a 4-message buffer: the call is in flight while shutdown begins.
+    let shutdown = tokio::spawn(server.shutdown());
+    let mut rest = 0;
+    let mut summary = false;
+    while let Some(message) = stream.message().await.expect("the open stream finishes") {
+        rest += 1;
+        summary |= matches!(message.item, Some(proto::explain_response::Item::Summary(_)));
+    }
+    assert_eq!(rest, 128 + 1);
+    assert!(summary);
+    shutdown.await.expect("shutdown task").expect("clean shutdown");
+    assert!(Client::connect(format!("http://{address}")).await.is_err(), "no new connections after shutdown");
+}
+
+#[tokio::test]
+async fn a_model_that_cannot_load_stops_the_server_with_the_reason() {
+    let missing = std::env::temp_dir().join("explain-no-such-model.onnx");
+    let mut server = explain_service::server::start(options(ModelSource::File(missing))).await.expect("binds");
+    let reason = server.ready().await.expect_err("the model is missing");
+    assert!(reason.contains("cannot read model file") && reason.contains("explain-no-such-model.onnx"), "{reason}");
+    let error = server.wait().await.expect_err("serving stops");
+    assert!(error.to_string().contains("cannot load the model"), "{error}");
+
+    let not_onnx = std::env::temp_dir().join(format!("explain-not-onnx-{}.onnx", std::process::id()));
+    std::fs::write(&not_onnx, b"this is not a protobuf").expect("write");
+    let mut server = explain_service::server::start(options(ModelSource::File(not_onnx.clone()))).await.expect("binds");
+    let reason = server.ready().await.expect_err("not a model");
+    std::fs::remove_file(&not_onnx).expect("remove");
+    assert!(reason.contains("not an ONNX model"), "{reason}");
+}
