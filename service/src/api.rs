@@ -5,5 +5,5 @@ mod encode;
 mod request;
 mod response;
 
-pub use self::request::{MAX_FEATURE_MAPS, RequestError, classify_job, explain_job};
+pub use self::request::{MAX_ATTRIBUTIONS, MAX_FEATURE_MAPS, RequestError, classify_job, explain_job};
 pub use self::response::{model_info, prediction, summary, tensor_chunks};

@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::{
     engine::{ExecutionProviderChoice, OrtOptions},
-    explain::LoadOptions,
+    explain::{Limits, LoadOptions},
     model::ModelSource,
     preprocess::ImageLimits,
     server::ServeOptions,
@@ -30,6 +30,44 @@ pub struct Cli {
 pub enum Command {
     /// Serve the explain.v1 API.
     Serve(Box<ServeConfig>),
+    /// Write a model's gradient-augmented graph (forward and backward pass in one ONNX graph),
+    /// for offline use in any ONNX Runtime.
+    Augment(AugmentConfig),
+}
+
+/// Settings of `explaind augment`.
+#[derive(Clone, Debug, Args)]
+pub struct AugmentConfig {
+    /// The model: an ONNX export.
+    pub model: PathBuf,
+    /// Where to write the augmented ONNX graph.
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Input height and width in pixels, for models whose graph leaves them open.
+    #[arg(long, env = "EXPLAIN_INPUT_SIZE")]
+    pub input_size: Option<u32>,
+    /// ONNX Runtime shared library (used to measure tensor shapes). Default: $ORT_DYLIB_PATH,
+    /// else `libonnxruntime.so`.
+    #[arg(long, env = "EXPLAIN_ORT_LIBRARY")]
+    pub ort_library: Option<PathBuf>,
+}
+
+impl AugmentConfig {
+    /// ONNX Runtime settings for measuring shapes (CPU).
+    pub fn ort_options(&self) -> OrtOptions {
+        OrtOptions {
+            library: ort_library(self.ort_library.as_ref()),
+            execution_provider: ExecutionProviderChoice::Cpu,
+            intra_op_threads: 0,
+        }
+    }
+}
+
+/// The ONNX Runtime library: the flag, else $ORT_DYLIB_PATH, else `libonnxruntime.so`.
+fn ort_library(flag: Option<&PathBuf>) -> PathBuf {
+    flag.cloned()
+        .or_else(|| std::env::var_os("ORT_DYLIB_PATH").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("libonnxruntime.so"))
 }
 
 /// Log output format.
@@ -93,6 +131,19 @@ pub struct ServeConfig {
     /// Batches that may wait for the engine before requests are refused (RESOURCE_EXHAUSTED).
     #[arg(long, env = "EXPLAIN_QUEUE_CAPACITY", default_value_t = 64)]
     pub queue_capacity: usize,
+    /// Most rows in one engine batch: Integrated Gradients and SmoothGrad rows are split at this.
+    #[arg(long, env = "EXPLAIN_MAX_BATCH_ROWS", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_batch_rows: u32,
+    /// Most engine rows one request may need (1 + IG steps + SmoothGrad samples + …).
+    #[arg(long, env = "EXPLAIN_MAX_ROWS_PER_REQUEST", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_rows_per_request: u32,
+    /// Folder caching gradient-augmented graphs by content hash. Default: $XDG_CACHE_HOME/explain,
+    /// else $HOME/.cache/explain. An unwritable folder (read-only root) disables the cache.
+    #[arg(long, env = "EXPLAIN_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Do not cache gradient-augmented graphs.
+    #[arg(long, env = "EXPLAIN_NO_CACHE")]
+    pub no_cache: bool,
     /// Largest encoded image accepted, in bytes.
     #[arg(long, env = "EXPLAIN_MAX_IMAGE_BYTES", default_value_t = 20 << 20)]
     pub max_image_bytes: usize,
@@ -132,12 +183,17 @@ fn parse_triple(text: &str) -> Result<Triple, String> {
 }
 
 impl ServeConfig {
-    /// The ONNX Runtime library to load.
-    pub fn ort_library(&self) -> PathBuf {
-        self.ort_library
-            .clone()
-            .or_else(|| std::env::var_os("ORT_DYLIB_PATH").map(PathBuf::from))
-            .unwrap_or_else(|| PathBuf::from("libonnxruntime.so"))
+    /// The graph cache folder, if caching is on.
+    pub fn cache_dir(&self) -> Option<PathBuf> {
+        if self.no_cache {
+            return None;
+        }
+        self.cache_dir.clone().or_else(|| {
+            let base = std::env::var_os("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))?;
+            Some(base.join("explain"))
+        })
     }
 
     /// The server's options.
@@ -152,12 +208,17 @@ impl ServeConfig {
                 mean: self.mean,
                 std: self.std,
                 ort: OrtOptions {
-                    library: self.ort_library(),
+                    library: ort_library(self.ort_library.as_ref()),
                     execution_provider: self.execution_provider,
                     intra_op_threads: self.intra_op_threads,
                 },
                 queue_capacity: self.queue_capacity,
-                image_limits: ImageLimits { max_bytes: self.max_image_bytes, max_pixels: self.max_image_pixels },
+                cache_dir: self.cache_dir(),
+                limits: Limits {
+                    image: ImageLimits { max_bytes: self.max_image_bytes, max_pixels: self.max_image_pixels },
+                    max_batch_rows: self.max_batch_rows as usize,
+                    max_rows_per_request: self.max_rows_per_request as usize,
+                },
             },
             max_chunk_bytes: self.max_chunk_bytes as usize,
             max_request_bytes: self.max_request_bytes,
@@ -171,8 +232,10 @@ impl ServeConfig {
 
 /// The settings of `explaind serve` with no flags (`EXPLAIN_*` environment variables still apply).
 pub fn default_serve_config() -> ServeConfig {
-    let Command::Serve(config) = Cli::parse_from(["explaind", "serve"]).command;
-    *config
+    match Cli::parse_from(["explaind", "serve"]).command {
+        Command::Serve(config) => *config,
+        Command::Augment(_) => unreachable!("`serve` parses as Serve"),
+    }
 }
 
 #[cfg(test)]

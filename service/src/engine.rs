@@ -6,5 +6,5 @@ mod ort_backend;
 mod thread;
 
 pub use self::backend::{Backend, BackendError, Batch, GraphKind, Outputs};
-pub use self::ort_backend::{ExecutionProviderChoice, OrtBackend, OrtOptions};
+pub use self::ort_backend::{ExecutionProviderChoice, OrtBackend, OrtOptions, measure_shapes};
 pub use self::thread::{EngineError, EngineHandle, Ran};

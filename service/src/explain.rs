@@ -1,11 +1,16 @@
 //! The explanation pipeline, independent of gRPC: load a model and its engine, then turn validated
 //! jobs into predictions and named tensors (request → preprocess → engine → post-process).
 
+mod attribute;
+mod baseline;
 mod channels;
 mod info;
 mod job;
 mod load;
+mod methods;
+mod noise;
 mod prediction;
+mod rows;
 
 use std::{
     sync::Arc,
@@ -15,9 +20,13 @@ use std::{
 use ndarray::{Array4, ArrayD, Axis};
 
 pub use self::{
-    info::{LabelsError, LayerInfo, ModelInfo},
-    job::{ChannelSelection, ClassifyJob, Encoding, ExplainJob, FeatureMapRequest, ImageInput, Objective, TargetClass},
-    load::{LoadError, LoadOptions},
+    baseline::DEFAULT_BLUR_SIGMA,
+    info::{GradientSupport, LabelsError, LayerInfo, ModelInfo},
+    job::{
+        Attribution, Baseline, ChannelSelection, ClassifyJob, Encoding, ExplainJob, FeatureMapRequest, ImageInput,
+        LayerQuantity, Objective, SmoothGradVariant, TargetClass,
+    },
+    load::{LoadError, LoadOptions, build_gradient_graph},
     prediction::{ClassScore, Prediction},
 };
 use crate::{
@@ -34,6 +43,9 @@ pub enum ExplainError {
     /// The engine refused or failed the batch.
     #[error(transparent)]
     Engine(#[from] EngineError),
+    /// The job needs gradients, and the model could not be differentiated.
+    #[error("gradients are not available for this model: {0}")]
+    GradientsUnavailable(String),
     /// A bug: a worker task panicked or an output was missing.
     #[error("internal error: {0}")]
     Internal(String),
@@ -67,6 +79,27 @@ pub struct Stats {
     pub batch_size: usize,
 }
 
+impl Stats {
+    /// Counts one engine run.
+    fn add(&mut self, ran: &Ran) {
+        self.queued += ran.queued;
+        self.inference += ran.inference;
+        self.rows += ran.rows;
+        self.batch_size = self.batch_size.max(ran.rows);
+    }
+}
+
+/// Bounds on the work of one request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Images accepted.
+    pub image: ImageLimits,
+    /// Most rows in one engine batch (Integrated Gradients and SmoothGrad are split at this).
+    pub max_batch_rows: usize,
+    /// Most rows one request may put through the engine.
+    pub max_rows_per_request: usize,
+}
+
 /// The result of an `Explain` job.
 #[derive(Clone, Debug)]
 pub struct Explanation {
@@ -83,7 +116,7 @@ pub struct Explanation {
 pub struct Explainer {
     info: Arc<ModelInfo>,
     engine: EngineHandle,
-    image_limits: ImageLimits,
+    limits: Limits,
 }
 
 impl Explainer {
@@ -92,52 +125,62 @@ impl Explainer {
         &self.info
     }
 
+    /// Bounds on requests.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
     /// Classifies one image.
     pub async fn classify(&self, job: ClassifyJob) -> Result<(Prediction, Stats), ExplainError> {
         let (images, preprocess) = self.prepare(job.image).await?;
-        let ran = self.run(GraphKind::Forward, images, vec![self.info.logits.clone()]).await?;
-        let started = Instant::now();
+        let ran = self.run_batch(GraphKind::Forward, images, Vec::new(), vec![self.info.logits.clone()]).await?;
         let prediction = prediction::predict(self.logits(&ran)?, job.top_k, TargetClass::Predicted, Objective::Logit);
-        Ok((prediction, stats(preprocess, &ran, started.elapsed())))
+        let mut stats = Stats { preprocess, ..Stats::default() };
+        stats.add(&ran);
+        Ok((prediction, stats))
     }
 
     /// Explains one image: its prediction and the tensors the job asks for.
     pub async fn explain(&self, job: ExplainJob) -> Result<Explanation, ExplainError> {
-        let (images, preprocess) = self.prepare(job.image).await?;
+        let (images, preprocess) = self.prepare(job.image.clone()).await?;
+        let stats = Stats { preprocess, ..Stats::default() };
+        if job.needs_gradients() {
+            return self.explain_with_gradients(job, images, stats).await;
+        }
+        self.explain_forward(job, images, stats).await
+    }
+
+    /// Predictions and activations only: the forward graph, which is cheaper.
+    async fn explain_forward(
+        &self,
+        job: ExplainJob,
+        images: Array4<f32>,
+        mut stats: Stats,
+    ) -> Result<Explanation, ExplainError> {
         let mut outputs = vec![self.info.logits.clone()];
         for request in &job.feature_maps {
-            let tensor = &self.info.layers[request.layer].tensor;
-            if !outputs.contains(tensor) {
-                outputs.push(tensor.clone());
+            let tensor = self.layer_output(request);
+            if !outputs.contains(&tensor) {
+                outputs.push(tensor);
             }
         }
-        let ran = self.run(GraphKind::Forward, images, outputs).await?;
+        let ran = self.run_batch(GraphKind::Forward, images, Vec::new(), outputs).await?;
+        stats.add(&ran);
         let started = Instant::now();
         let prediction = prediction::predict(self.logits(&ran)?, job.top_k, job.target, job.objective);
-        let tensors = job
-            .feature_maps
-            .iter()
-            .map(|request| {
-                let layer = &self.info.layers[request.layer];
-                let activation = self.output(&ran, &layer.tensor)?.clone();
-                let selected = channels::select(activation, &request.channels, |v| v);
-                Ok(NamedTensor {
-                    name: format!("activation/{}", layer.name),
-                    tensor: selected.tensor,
-                    channel_indices: selected.indices,
-                })
-            })
-            .collect::<Result<Vec<_>, ExplainError>>()?;
-        Ok(Explanation { prediction, tensors, stats: stats(preprocess, &ran, started.elapsed()) })
+        let tensors =
+            job.feature_maps.iter().map(|request| self.feature_map(request, &ran)).collect::<Result<Vec<_>, _>>()?;
+        stats.postprocess += started.elapsed();
+        Ok(Explanation { prediction, tensors, stats })
     }
 
     /// Decodes and preprocesses the image off the async runtime.
     async fn prepare(&self, image: ImageInput) -> Result<(Array4<f32>, Duration), ExplainError> {
         let started = Instant::now();
         let images = match image {
-            ImageInput::Tensor(tensor) => tensor,
+            ImageInput::Tensor(tensor) => Arc::unwrap_or_clone(tensor),
             ImageInput::Encoded(bytes) => {
-                let (limits, preprocessing) = (self.image_limits, self.info.preprocessing.clone());
+                let (limits, preprocessing) = (self.limits.image, self.info.preprocessing.clone());
                 tokio::task::spawn_blocking(move || {
                     preprocess::decode(&bytes, limits).map(|image| preprocess::to_tensor(&image, &preprocessing))
                 })
@@ -148,8 +191,14 @@ impl Explainer {
         Ok((images, started.elapsed()))
     }
 
-    async fn run(&self, graph: GraphKind, images: Array4<f32>, outputs: Vec<String>) -> Result<Ran, ExplainError> {
-        Ok(self.engine.run(Batch { graph, images, outputs }).await?)
+    async fn run_batch(
+        &self,
+        graph: GraphKind,
+        images: Array4<f32>,
+        int_inputs: Vec<(String, Vec<i64>)>,
+        outputs: Vec<String>,
+    ) -> Result<Ran, ExplainError> {
+        Ok(self.engine.run(Batch { graph, images, int_inputs, outputs }).await?)
     }
 
     fn output<'r>(&self, ran: &'r Ran, tensor: &str) -> Result<&'r ArrayD<f32>, ExplainError> {
@@ -163,16 +212,5 @@ impl Explainer {
             .into_dimensionality::<ndarray::Ix2>()
             .map(|logits| logits.index_axis_move(Axis(0), 0))
             .map_err(|e| ExplainError::Internal(format!("logits have shape {:?}: {e}", logits.shape())))
-    }
-}
-
-fn stats(preprocess: Duration, ran: &Ran, postprocess: Duration) -> Stats {
-    Stats {
-        preprocess,
-        queued: ran.queued,
-        inference: ran.inference,
-        postprocess,
-        rows: ran.rows,
-        batch_size: ran.rows,
     }
 }

@@ -5,6 +5,7 @@
 //! ONNX graphs; `preprocess` turns images into tensors; `config` is the command line.
 
 pub mod api;
+pub mod augment;
 pub mod config;
 pub mod engine;
 pub mod explain;

@@ -3,7 +3,9 @@
 use anyhow::Context;
 use clap::Parser;
 use explain_service::{
-    config::{Cli, Command, ServeConfig},
+    config::{AugmentConfig, Cli, Command, ServeConfig},
+    explain::build_gradient_graph,
+    model::{Model, ModelSource},
     server, telemetry,
 };
 
@@ -13,7 +15,21 @@ async fn main() -> anyhow::Result<()> {
     telemetry::init(&cli.log).context("invalid --log-filter")?;
     match cli.command {
         Command::Serve(config) => serve(&config).await,
+        Command::Augment(config) => augment(&config),
     }
+}
+
+/// Writes the gradient-augmented graph of `config.model` to `config.output`.
+fn augment(config: &AugmentConfig) -> anyhow::Result<()> {
+    let model = Model::load(&ModelSource::File(config.model.clone()), config.input_size)
+        .with_context(|| format!("cannot read {}", config.model.display()))?;
+    let graph = build_gradient_graph(&model, &config.ort_options())?;
+    std::fs::write(&config.output, &graph).with_context(|| format!("cannot write {}", config.output.display()))?;
+    tracing::info!(
+        output = %config.output.display(), bytes = graph.len(), layers = model.layers.layers.len(),
+        "gradient-augmented graph written"
+    );
+    Ok(())
 }
 
 /// Serves until SIGTERM or SIGINT, then drains; fails if the model cannot be loaded.

@@ -1,6 +1,7 @@
 //! Models: loading a classifier (an ONNX export, or the embedded default), normalising its graph,
 //! naming its layers, and building the graph ONNX Runtime runs.
 
+mod cache;
 pub(crate) mod graph;
 pub mod layers;
 mod surgery;
@@ -11,7 +12,9 @@ use explain_proto::onnx::ModelProto;
 use prost::Message;
 use sha2::{Digest, Sha256};
 
+pub use self::cache::GraphCache;
 use self::layers::LayerMap;
+use crate::augment::{self, AugmentError, AugmentSpec, Shapes};
 
 /// The model served when none is given: a small ResNet-18 (widths 8/16/32/64, 10 classes, 64×64
 /// input) exported by `torch.onnx.export` with random, untrained weights. It lets the service
@@ -113,6 +116,31 @@ impl Model {
     /// logits and every named layer as outputs.
     pub fn forward_graph(&self) -> ModelProto {
         surgery::with_layer_outputs(&self.proto, &self.logits, &self.layers)
+    }
+
+    /// The forward graph with every tensor as an output, to measure all shapes in one run.
+    pub fn probe_graph(&self) -> ModelProto {
+        surgery::with_every_output(&self.proto)
+    }
+
+    /// The key under which this model's gradient graph is cached: its content, the augmenter's
+    /// version and the input size.
+    pub fn gradient_graph_key(&self) -> String {
+        let key = format!("{}/{}/{}x{}", self.sha256, augment::VERSION, self.input.height, self.input.width);
+        format!("gradient-{}", hex(&Sha256::digest(key.as_bytes())))
+    }
+
+    /// The forward + backward graph (see [`augment`]), given the shapes of the model's tensors at
+    /// batch 1 as [`Model::probe_graph`] measures them.
+    pub fn gradient_graph(&self, measured: &Shapes) -> Result<ModelProto, AugmentError> {
+        let mut shapes = measured.clone();
+        shapes.insert(self.input.name.clone(), vec![1, 3, i64::from(self.input.height), i64::from(self.input.width)]);
+        if let Some(graph) = self.proto.graph.as_ref() {
+            shapes.extend(graph.initializer.iter().map(|tensor| (tensor.name().to_owned(), tensor.dims.clone())));
+        }
+        let layers: Vec<String> = self.layers.layers.iter().map(|layer| layer.tensor.clone()).collect();
+        let spec = AugmentSpec { input: &self.input.name, logits: &self.logits, layers: &layers };
+        augment::augment(&self.forward_graph(), &spec, &shapes)
     }
 }
 

@@ -63,6 +63,7 @@ pub fn options(model: ModelSource) -> ServeOptions {
     options.load.model = model;
     options.load.ort.library = ort_library();
     options.load.ort.intra_op_threads = 1;
+    options.load.cache_dir = None;
     options
 }
 

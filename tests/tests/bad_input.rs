@@ -105,16 +105,51 @@ async fn bad_callers_do_not_disturb_good_ones() {
 }
 
 #[tokio::test]
+async fn bad_attribution_options_are_named() {
+    use proto::attribution_spec::Method;
+    let mut server = TestServer::with_model(ModelSource::Embedded).await;
+    let with = |attributions: Vec<Option<Method>>| proto::ExplainRequest {
+        attributions: attributions.into_iter().map(|method| proto::AttributionSpec { method }).collect(),
+        ..explain_request(encoded_image(sample_png(64)), vec![])
+    };
+    let ig = |steps| Some(Method::IntegratedGradients(proto::IntegratedGradients { steps, baseline: None }));
+    let cam = |layer: &str| Some(Method::GradCam(proto::GradCam { layer: layer.into(), upsample: false }));
+    let client = &mut server.client;
+
+    assert_invalid(client.explain(with(vec![None])).await, "attributions[0]");
+    assert_invalid(client.explain(with(vec![ig(0), ig(8)])).await, "attributions[1]");
+    assert_invalid(client.explain(with(vec![ig(1)])).await, "attributions[0].integrated_gradients.steps");
+    let status = assert_invalid(client.explain(with(vec![cam("avgpool")])).await, "attributions[0].grad_cam.layer");
+    assert!(status.message().contains("[64]"), "{status:?}");
+    assert_invalid(client.explain(with(vec![cam("layer9")])).await, "attributions[0].grad_cam.layer");
+    let status = assert_invalid(client.explain(with(vec![ig(600)])).await, "attributions");
+    assert!(status.message().contains("601 engine rows"), "{status:?}");
+    let noisy = Some(Method::SmoothGrad(proto::SmoothGrad { noise_level: f32::NAN, ..Default::default() }));
+    assert_invalid(client.explain(with(vec![noisy])).await, "attributions[0].smooth_grad.noise_level");
+    let baseline = proto::Baseline { kind: Some(proto::baseline::Kind::Tensor(proto::Tensor::default())) };
+    let bad_baseline =
+        Some(Method::IntegratedGradients(proto::IntegratedGradients { steps: 4, baseline: Some(baseline) }));
+    assert_invalid(
+        client.explain(with(vec![bad_baseline])).await,
+        "attributions[0].integrated_gradients.baseline.tensor.shape",
+    );
+
+    let ok = client.explain(with(vec![cam(""), ig(4)])).await.expect("valid");
+    assert!(
+        ok.tensors.contains_key("attribution/grad_cam/layer4.1"),
+        "the default Grad-CAM layer is the last spatial one"
+    );
+}
+
+#[tokio::test]
 async fn parts_of_the_api_not_served_yet_say_so() {
     let mut server = TestServer::with_model(ModelSource::Embedded).await;
     let request = proto::ExplainRequest {
-        attributions: vec![proto::AttributionSpec {
-            method: Some(proto::attribution_spec::Method::Saliency(proto::Saliency { absolute: false })),
-        }],
+        render: Some(proto::RenderSpec { heatmaps: true, ..Default::default() }),
         ..explain_request(encoded_image(sample_png(64)), vec![])
     };
     let Err(Error::Status(status)) = server.client.explain(request).await else {
-        panic!("attributions are not served yet")
+        panic!("rendering is not served yet")
     };
     assert_eq!(status.code(), Code::Unimplemented);
     assert!(status.message().contains("not implemented"), "{status:?}");

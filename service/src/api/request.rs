@@ -1,17 +1,27 @@
 //! Validation of requests: protobuf messages in, domain jobs out, or an error naming the field.
 
+use std::sync::Arc;
+
 use explain_proto::v1 as pb;
 use ndarray::Array4;
 
 use crate::explain::{
-    ChannelSelection, ClassifyJob, Encoding, ExplainJob, FeatureMapRequest, ImageInput, ModelInfo, Objective,
-    TargetClass,
+    Attribution, Baseline, ChannelSelection, ClassifyJob, DEFAULT_BLUR_SIGMA, Encoding, ExplainJob, FeatureMapRequest,
+    ImageInput, LayerQuantity, Limits, ModelInfo, Objective, SmoothGradVariant, TargetClass,
 };
 
 /// Classes in a prediction when the request does not say.
 const DEFAULT_TOP_K: usize = 5;
 /// Most layer tensors one request may ask for.
 pub const MAX_FEATURE_MAPS: usize = 64;
+/// Most attribution maps one request may ask for.
+pub const MAX_ATTRIBUTIONS: usize = 16;
+/// Integrated Gradients steps when the request says 0 (Captum's default).
+const DEFAULT_STEPS: usize = 50;
+/// SmoothGrad samples when the request says 0.
+const DEFAULT_SAMPLES: usize = 25;
+/// SmoothGrad noise level when the request says 0.
+const DEFAULT_NOISE_LEVEL: f32 = 0.15;
 
 /// Why a request was refused before any work.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -39,13 +49,8 @@ pub fn classify_job(request: pb::ClassifyRequest, info: &ModelInfo) -> Result<Cl
 }
 
 /// Validates an `Explain` request.
-pub fn explain_job(request: pb::ExplainRequest, info: &ModelInfo) -> Result<ExplainJob, RequestError> {
+pub fn explain_job(request: pb::ExplainRequest, info: &ModelInfo, limits: &Limits) -> Result<ExplainJob, RequestError> {
     let image = image(request.image, info)?;
-    if !request.attributions.is_empty() {
-        return Err(RequestError::Unimplemented(
-            "attributions: attribution methods are not implemented by this server yet; ask for feature maps".into(),
-        ));
-    }
     if request.render.is_some_and(|render| render.heatmaps || render.feature_map_grids) {
         return Err(RequestError::Unimplemented(
             "render: server-side rendering is not implemented by this server yet".into(),
@@ -55,6 +60,32 @@ pub fn explain_job(request: pb::ExplainRequest, info: &ModelInfo) -> Result<Expl
         return Err(invalid(
             "feature_maps",
             format!("{} entries; at most {MAX_FEATURE_MAPS}", request.feature_maps.len()),
+        ));
+    }
+    if request.attributions.len() > MAX_ATTRIBUTIONS {
+        return Err(invalid(
+            "attributions",
+            format!("{} entries; at most {MAX_ATTRIBUTIONS}", request.attributions.len()),
+        ));
+    }
+    let mut attributions: Vec<Attribution> = Vec::with_capacity(request.attributions.len());
+    for (i, spec) in request.attributions.into_iter().enumerate() {
+        let field = format!("attributions[{i}]");
+        let attribution = attribution(spec, &field, info)?;
+        let name = attribution.output_name(info);
+        if let Some(first) = attributions.iter().position(|earlier| earlier.output_name(info) == name) {
+            return Err(invalid(field, format!("duplicates attributions[{first}] (both give `{name}`)")));
+        }
+        attributions.push(attribution);
+    }
+    let rows = 1 + attributions.iter().map(Attribution::extra_rows).sum::<usize>();
+    if rows > limits.max_rows_per_request {
+        return Err(invalid(
+            "attributions",
+            format!(
+                "need {rows} engine rows (steps and samples included); the limit is {}",
+                limits.max_rows_per_request
+            ),
         ));
     }
     let mut feature_maps = Vec::with_capacity(request.feature_maps.len());
@@ -69,6 +100,7 @@ pub fn explain_job(request: pb::ExplainRequest, info: &ModelInfo) -> Result<Expl
         image,
         target: target(request.target, info)?,
         objective: objective(request.objective)?,
+        attributions,
         feature_maps,
         encoding: encoding(request.encoding)?,
         top_k: top_k(request.top_k, info),
@@ -87,12 +119,14 @@ fn image(image: Option<pb::Image>, info: &ModelInfo) -> Result<ImageInput, Reque
         None => Err(invalid("image", "is required: set image.encoded (PNG, JPEG, WebP, …) or image.tensor")),
         Some(pb::image::Source::Encoded(bytes)) if bytes.is_empty() => Err(invalid("image.encoded", "is empty")),
         Some(pb::image::Source::Encoded(bytes)) => Ok(ImageInput::Encoded(bytes)),
-        Some(pb::image::Source::Tensor(tensor)) => input_tensor(&tensor, "image.tensor", info).map(ImageInput::Tensor),
+        Some(pb::image::Source::Tensor(tensor)) => {
+            input_tensor(&tensor, "image.tensor", info).map(|tensor| ImageInput::Tensor(Arc::new(tensor)))
+        }
     }
 }
 
 /// A FLOAT32 `[1, 3, H, W]` tensor at the model's input size.
-pub(crate) fn input_tensor(tensor: &pb::Tensor, field: &str, info: &ModelInfo) -> Result<Array4<f32>, RequestError> {
+fn input_tensor(tensor: &pb::Tensor, field: &str, info: &ModelInfo) -> Result<Array4<f32>, RequestError> {
     let dtype = pb::DataType::try_from(tensor.dtype).unwrap_or(pb::DataType::Unspecified);
     if !matches!(dtype, pb::DataType::Unspecified | pb::DataType::Float32) {
         return Err(invalid(
@@ -167,17 +201,13 @@ fn feature_map(spec: pb::FeatureMapSpec, field: &str, info: &ModelInfo) -> Resul
             if spec.layer.is_empty() { "is required".to_owned() } else { format!("`{}` is not a layer", spec.layer) };
         return Err(invalid(format!("{field}.layer"), format!("{what}; layers: {}", info.layer_names())));
     };
-    match pb::LayerQuantity::try_from(spec.quantity) {
-        Ok(pb::LayerQuantity::Unspecified | pb::LayerQuantity::Activation) => {}
-        Ok(pb::LayerQuantity::Gradient) => {
-            return Err(RequestError::Unimplemented(format!(
-                "{field}.quantity: layer gradients are not implemented by this server yet"
-            )));
-        }
+    let quantity = match pb::LayerQuantity::try_from(spec.quantity) {
+        Ok(pb::LayerQuantity::Unspecified | pb::LayerQuantity::Activation) => LayerQuantity::Activation,
+        Ok(pb::LayerQuantity::Gradient) => LayerQuantity::Gradient,
         Err(_) => {
             return Err(invalid(format!("{field}.quantity"), format!("{} is not a LayerQuantity", spec.quantity)));
         }
-    }
+    };
     let channels = layer_info.channels();
     let channels = match spec.channels {
         None => ChannelSelection::All,
@@ -206,5 +236,89 @@ fn feature_map(spec: pb::FeatureMapSpec, field: &str, info: &ModelInfo) -> Resul
             ChannelSelection::List(list.indices.iter().map(|&i| i as usize).collect())
         }
     };
-    Ok(FeatureMapRequest { layer, channels })
+    Ok(FeatureMapRequest { layer, channels, quantity })
+}
+
+fn attribution(spec: pb::AttributionSpec, field: &str, info: &ModelInfo) -> Result<Attribution, RequestError> {
+    use pb::attribution_spec::Method;
+    Ok(match spec.method {
+        None => {
+            return Err(invalid(
+                field,
+                "set one method: saliency, input_x_gradient, grad_cam, guided_backprop, integrated_gradients or smooth_grad",
+            ));
+        }
+        Some(Method::Saliency(options)) => Attribution::Saliency { absolute: options.absolute },
+        Some(Method::InputXGradient(_)) => Attribution::InputXGradient,
+        Some(Method::GuidedBackprop(_)) => Attribution::GuidedBackprop,
+        Some(Method::GradCam(options)) => {
+            let field = format!("{field}.grad_cam.layer");
+            let spatial = |layer: &crate::explain::LayerInfo| layer.shape.len() == 3;
+            let layer = if options.layer.is_empty() {
+                info.layers
+                    .iter()
+                    .rposition(spatial)
+                    .ok_or_else(|| invalid(&field, "the model has no spatial layer"))?
+            } else {
+                let (index, layer) = info.layer(&options.layer).ok_or_else(|| {
+                    invalid(&field, format!("`{}` is not a layer; layers: {}", options.layer, info.layer_names()))
+                })?;
+                if !spatial(layer) {
+                    return Err(invalid(
+                        field,
+                        format!("`{}` has shape {:?}; Grad-CAM needs [C, h, w]", layer.name, layer.shape),
+                    ));
+                }
+                index
+            };
+            Attribution::GradCam { layer, upsample: options.upsample }
+        }
+        Some(Method::IntegratedGradients(options)) => {
+            let steps = match options.steps {
+                0 => DEFAULT_STEPS,
+                1 => return Err(invalid(format!("{field}.integrated_gradients.steps"), "must be at least 2")),
+                steps => steps as usize,
+            };
+            let baseline = baseline(options.baseline, &format!("{field}.integrated_gradients.baseline"), info)?;
+            Attribution::IntegratedGradients { steps, baseline }
+        }
+        Some(Method::SmoothGrad(options)) => {
+            let noise_level = match options.noise_level {
+                0.0 => DEFAULT_NOISE_LEVEL,
+                level if level.is_finite() && (0.0..=10.0).contains(&level) => level,
+                level => {
+                    return Err(invalid(
+                        format!("{field}.smooth_grad.noise_level"),
+                        format!("{level} is not in (0, 10]"),
+                    ));
+                }
+            };
+            let variant = match pb::SmoothGradVariant::try_from(options.variant) {
+                Ok(pb::SmoothGradVariant::Unspecified | pb::SmoothGradVariant::Mean) => SmoothGradVariant::Mean,
+                Ok(pb::SmoothGradVariant::Squared) => SmoothGradVariant::Squared,
+                Ok(pb::SmoothGradVariant::Variance) => SmoothGradVariant::Variance,
+                Err(_) => {
+                    let message = format!("{} is not a SmoothGradVariant", options.variant);
+                    return Err(invalid(format!("{field}.smooth_grad.variant"), message));
+                }
+            };
+            let samples = if options.samples == 0 { DEFAULT_SAMPLES } else { options.samples as usize };
+            Attribution::SmoothGrad { samples, noise_level, seed: options.seed, variant }
+        }
+    })
+}
+
+fn baseline(baseline: Option<pb::Baseline>, field: &str, info: &ModelInfo) -> Result<Baseline, RequestError> {
+    use pb::baseline::Kind;
+    Ok(match baseline.and_then(|baseline| baseline.kind) {
+        None | Some(Kind::Zeros(_)) => Baseline::Zeros,
+        Some(Kind::Black(_)) => Baseline::Black,
+        Some(Kind::Blurred(options)) => match options.sigma {
+            0.0 => Baseline::Blurred(DEFAULT_BLUR_SIGMA),
+            sigma if sigma.is_finite() && (0.0..=100.0).contains(&sigma) => Baseline::Blurred(sigma),
+            sigma => return Err(invalid(format!("{field}.blurred.sigma"), format!("{sigma} is not in (0, 100]"))),
+        },
+        Some(Kind::UniformNoise(options)) => Baseline::UniformNoise(options.seed),
+        Some(Kind::Tensor(tensor)) => Baseline::Tensor(input_tensor(&tensor, &format!("{field}.tensor"), info)?),
+    })
 }

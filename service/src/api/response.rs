@@ -39,7 +39,8 @@ pub fn model_info(info: &ModelInfo) -> pb::GetModelInfoResponse {
         num_classes: info.num_classes as u32,
         labels: info.labels.clone().unwrap_or_default(),
         execution_provider: info.execution_provider.clone(),
-        gradients_available: false,
+        gradients_available: info.gradients.unavailable().is_none(),
+        gradients_unavailable_reason: info.gradients.unavailable().unwrap_or_default().to_owned(),
     }
 }
 

@@ -10,6 +10,8 @@ use ndarray::{Array4, ArrayD};
 pub enum GraphKind {
     /// The forward pass with every named layer as an output.
     Forward,
+    /// The forward and backward pass: activations and gradients.
+    Gradient,
 }
 
 /// One batch of rows for the engine.
@@ -19,6 +21,9 @@ pub struct Batch {
     pub graph: GraphKind,
     /// Preprocessed images, `[rows, 3, H, W]`.
     pub images: Array4<f32>,
+    /// Further int64 inputs by name, one value per row (the gradient graph's target, objective
+    /// and guided flags).
+    pub int_inputs: Vec<(String, Vec<i64>)>,
     /// Names of the graph outputs to return.
     pub outputs: Vec<String>,
 }

@@ -4,11 +4,12 @@
 
 use std::{collections::HashMap, path::PathBuf, sync::OnceLock};
 
+use ndarray::{Array1, Array4};
 use ort::{
     environment::Environment,
     ep::{self, ExecutionProvider},
-    session::{OutputSelector, RunOptions, Session, builder::SessionBuilder},
-    value::TensorRef,
+    session::{OutputSelector, RunOptions, Session, SessionInputValue, builder::SessionBuilder},
+    value::{Tensor, TensorRef, ValueType},
 };
 
 use super::backend::{Backend, BackendError, Batch, GraphKind, Outputs};
@@ -77,6 +78,29 @@ impl OrtBackend {
     }
 }
 
+/// Runs `model` (serialised) once on CPU, on zeros of `input_shape`, and returns the shape of
+/// every graph output. Used at load to measure every tensor of a graph whose outputs were made to
+/// include them all.
+pub fn measure_shapes(
+    options: &OrtOptions,
+    model: &[u8],
+    input_shape: [usize; 4],
+) -> Result<HashMap<String, Vec<i64>>, BackendError> {
+    let environment = environment(&options.library)?;
+    let init = |e: ort::Error| BackendError::Init(e.to_string());
+    let mut session = Session::builder(&environment).map_err(init)?.commit_from_memory(model).map_err(init)?;
+    let input_name = session.inputs()[0].name().to_owned();
+    let zeros = Tensor::from_array(Array4::<f32>::zeros(input_shape)).map_err(init)?;
+    let outputs = session.run(ort::inputs![input_name => zeros]).map_err(|e| BackendError::Run(e.to_string()))?;
+    Ok(outputs
+        .iter()
+        .filter_map(|(name, value)| match value.dtype() {
+            ValueType::Tensor { shape, .. } => Some((name.to_owned(), shape.to_vec())),
+            ValueType::Sequence(_) | ValueType::Map { .. } | ValueType::Optional(_) => None,
+        })
+        .collect())
+}
+
 /// A session builder with the execution provider registered, and that provider's name.
 fn session_builder(
     environment: &Environment,
@@ -117,10 +141,15 @@ impl Backend for OrtBackend {
         }
         let run = |e: ort::Error| BackendError::Run(e.to_string());
         let input_name = session.inputs()[0].name().to_owned();
-        let images = TensorRef::from_array_view(&batch.images).map_err(run)?;
+        let mut inputs: Vec<(String, SessionInputValue<'_>)> =
+            vec![(input_name, TensorRef::from_array_view(&batch.images).map_err(run)?.into())];
+        for (name, values) in &batch.int_inputs {
+            let tensor = Tensor::from_array(Array1::from(values.clone())).map_err(run)?;
+            inputs.push((name.clone(), tensor.into()));
+        }
         let selector = batch.outputs.iter().fold(OutputSelector::no_default(), |selector, name| selector.with(name));
         let options = RunOptions::new().map_err(run)?.with_outputs(selector);
-        let outputs = session.run_with_options(ort::inputs![input_name => images], &options).map_err(run)?;
+        let outputs = session.run_with_options(inputs, &options).map_err(run)?;
         batch
             .outputs
             .iter()

@@ -52,6 +52,27 @@ pub struct ModelInfo {
     pub labels: Option<Vec<String>>,
     /// Execution provider in use.
     pub execution_provider: String,
+    /// Whether attributions and layer gradients can be computed.
+    pub gradients: GradientSupport,
+}
+
+/// Whether the model could be differentiated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GradientSupport {
+    /// The gradient graph is loaded.
+    Available,
+    /// The augmenter refused the model, for this reason.
+    Unavailable(String),
+}
+
+impl GradientSupport {
+    /// The reason gradients are unavailable, if they are.
+    pub fn unavailable(&self) -> Option<&str> {
+        match self {
+            Self::Available => None,
+            Self::Unavailable(reason) => Some(reason),
+        }
+    }
 }
 
 impl ModelInfo {

@@ -1,5 +1,7 @@
 //! What a caller asked for, validated: the domain form of `ClassifyRequest` and `ExplainRequest`.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use ndarray::Array4;
 
@@ -9,7 +11,7 @@ pub enum ImageInput {
     /// Encoded bytes, decoded and preprocessed by the service.
     Encoded(Bytes),
     /// A preprocessed `[1, 3, H, W]` tensor, used as is.
-    Tensor(Array4<f32>),
+    Tensor(Arc<Array4<f32>>),
 }
 
 /// The class an explanation is about.
@@ -56,6 +58,16 @@ pub enum Encoding {
     Uint8,
 }
 
+/// Which quantity of a layer to return.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LayerQuantity {
+    /// The layer's output.
+    #[default]
+    Activation,
+    /// The objective's gradient with respect to the layer's output.
+    Gradient,
+}
+
 /// One layer tensor to return.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FeatureMapRequest {
@@ -63,6 +75,74 @@ pub struct FeatureMapRequest {
     pub layer: usize,
     /// Channel selection.
     pub channels: ChannelSelection,
+    /// Activation or gradient.
+    pub quantity: LayerQuantity,
+}
+
+/// Where Integrated Gradients starts its path.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Baseline {
+    /// Zeros in the normalised input space.
+    Zeros,
+    /// Pixel value 0, normalised.
+    Black,
+    /// The input blurred with a Gaussian of this σ (pixels).
+    Blurred(f32),
+    /// Uniform noise over pixel values [0, 1], normalised, from this seed.
+    UniformNoise(u64),
+    /// The caller's `[1, 3, H, W]` tensor.
+    Tensor(Array4<f32>),
+}
+
+/// How SmoothGrad combines the noisy gradients.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SmoothGradVariant {
+    /// Mean (SmoothGrad).
+    #[default]
+    Mean,
+    /// Mean of squares (SmoothGrad²).
+    Squared,
+    /// Variance (VarGrad).
+    Variance,
+}
+
+/// One attribution method with its options, validated.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Attribution {
+    /// The input gradient, signed or absolute.
+    Saliency {
+        /// |gradient| instead of the gradient.
+        absolute: bool,
+    },
+    /// Input ⊙ gradient.
+    InputXGradient,
+    /// Grad-CAM at a layer.
+    GradCam {
+        /// Index of the layer in `ModelInfo::layers` (a spatial layer).
+        layer: usize,
+        /// Bilinear upsampling to the input size.
+        upsample: bool,
+    },
+    /// Guided backpropagation.
+    GuidedBackprop,
+    /// Integrated Gradients, trapezoid rule.
+    IntegratedGradients {
+        /// Points on the path (≥ 2).
+        steps: usize,
+        /// The path's start.
+        baseline: Baseline,
+    },
+    /// SmoothGrad and its variants.
+    SmoothGrad {
+        /// Noisy copies.
+        samples: usize,
+        /// σ as a fraction of the input's range.
+        noise_level: f32,
+        /// Noise seed.
+        seed: u64,
+        /// How gradients are combined.
+        variant: SmoothGradVariant,
+    },
 }
 
 /// A validated `Classify` request.
@@ -83,10 +163,49 @@ pub struct ExplainJob {
     pub target: TargetClass,
     /// The objective differentiated.
     pub objective: Objective,
+    /// Attribution maps to compute, in request order.
+    pub attributions: Vec<Attribution>,
     /// Layer tensors to return, in request order.
     pub feature_maps: Vec<FeatureMapRequest>,
     /// Encoding of the returned tensors.
     pub encoding: Encoding,
     /// Number of classes in the prediction.
     pub top_k: usize,
+}
+
+impl ExplainJob {
+    /// Whether the job needs the gradient graph.
+    pub fn needs_gradients(&self) -> bool {
+        !self.attributions.is_empty() || self.feature_maps.iter().any(|f| f.quantity == LayerQuantity::Gradient)
+    }
+}
+
+impl Attribution {
+    /// The name of the tensor this attribution is sent as.
+    pub fn output_name(&self, info: &super::ModelInfo) -> String {
+        match self {
+            Self::Saliency { absolute: false } => "attribution/saliency".into(),
+            Self::Saliency { absolute: true } => "attribution/saliency_abs".into(),
+            Self::InputXGradient => "attribution/input_x_gradient".into(),
+            Self::GradCam { layer, upsample } => {
+                let suffix = if *upsample { "/upsampled" } else { "" };
+                format!("attribution/grad_cam/{}{suffix}", info.layers[*layer].name)
+            }
+            Self::GuidedBackprop => "attribution/guided_backprop".into(),
+            Self::IntegratedGradients { .. } => "attribution/integrated_gradients".into(),
+            Self::SmoothGrad { variant: SmoothGradVariant::Mean, .. } => "attribution/smooth_grad".into(),
+            Self::SmoothGrad { variant: SmoothGradVariant::Squared, .. } => "attribution/smooth_grad_squared".into(),
+            Self::SmoothGrad { variant: SmoothGradVariant::Variance, .. } => "attribution/smooth_grad_variance".into(),
+        }
+    }
+
+    /// Rows this attribution adds to the image's own run.
+    pub fn extra_rows(&self) -> usize {
+        match self {
+            Self::Saliency { .. } | Self::InputXGradient | Self::GradCam { .. } => 0,
+            Self::GuidedBackprop => 1,
+            Self::IntegratedGradients { steps, .. } => *steps,
+            Self::SmoothGrad { samples, .. } => *samples,
+        }
+    }
 }

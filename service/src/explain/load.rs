@@ -1,5 +1,7 @@
-//! Loading: read the model, build its graphs, start ONNX Runtime, measure every layer's shape with
-//! a warm-up run, read the labels, start the engine thread.
+//! Loading: read the model, build its forward graph and (from the cache, or by measuring every
+//! tensor's shape and running the augmenter) its gradient graph, start ONNX Runtime on both, warm
+//! them up (which also measures every layer's shape), read the labels, start the engine thread.
+//! A model the augmenter refuses is still served without gradients, the reason kept for callers.
 
 use std::{path::PathBuf, sync::Arc};
 
@@ -7,13 +9,14 @@ use ndarray::Array4;
 use prost::Message;
 
 use super::{
-    Explainer,
-    info::{self, LabelsError, ModelInfo},
+    Explainer, Limits,
+    info::{self, GradientSupport, LabelsError, ModelInfo},
 };
 use crate::{
-    engine::{Backend, BackendError, Batch, EngineHandle, GraphKind, OrtBackend, OrtOptions},
-    model::{Model, ModelError, ModelSource},
-    preprocess::{ImageLimits, Preprocessing},
+    augment::{self, CROSS_ENTROPY_INPUT, GUIDED_INPUT, TARGET_INPUT},
+    engine::{self, Backend, BackendError, Batch, EngineHandle, GraphKind, OrtBackend, OrtOptions},
+    model::{GraphCache, Model, ModelError, ModelSource},
+    preprocess::Preprocessing,
 };
 
 /// Everything loading needs.
@@ -23,7 +26,7 @@ pub struct LoadOptions {
     pub model: ModelSource,
     /// A labels file, one label per line.
     pub labels: Option<PathBuf>,
-    /// Input height and width, for graphs that leave them symbolic.
+    /// Input height and width, for graphs that leave them symbolic (and for safetensors weights).
     pub input_size: Option<u32>,
     /// Resize of the shorter side before the centre crop; `None` for 256/224 of the input size.
     pub resize_size: Option<u32>,
@@ -35,8 +38,10 @@ pub struct LoadOptions {
     pub ort: OrtOptions,
     /// Batches that may wait for the engine.
     pub queue_capacity: usize,
-    /// Bounds on images.
-    pub image_limits: ImageLimits,
+    /// Folder caching gradient graphs; `None` disables the cache.
+    pub cache_dir: Option<PathBuf>,
+    /// Bounds on requests.
+    pub limits: Limits,
 }
 
 /// Why the service could not load its model.
@@ -48,6 +53,9 @@ pub enum LoadError {
     /// ONNX Runtime could not start or run the model.
     #[error(transparent)]
     Backend(#[from] BackendError),
+    /// The model cannot be differentiated.
+    #[error(transparent)]
+    Augment(#[from] augment::AugmentError),
     /// The labels file does not fit the model.
     #[error(transparent)]
     Labels(#[from] LabelsError),
@@ -57,6 +65,27 @@ pub enum LoadError {
     /// The engine thread could not start.
     #[error("cannot start the engine thread: {0}")]
     Thread(#[from] std::io::Error),
+}
+
+/// Builds the gradient graph of `model`: measures every tensor's shape with one ONNX Runtime run
+/// of the forward graph, then differentiates it.
+pub fn build_gradient_graph(model: &Model, ort: &OrtOptions) -> Result<Vec<u8>, LoadError> {
+    let probe = model.probe_graph().encode_to_vec();
+    let (height, width) = (model.input.height as usize, model.input.width as usize);
+    let shapes = engine::measure_shapes(ort, &probe, [1, 3, height, width])?;
+    Ok(model.gradient_graph(&shapes)?.encode_to_vec())
+}
+
+/// The gradient graph from the cache, or built and cached.
+fn gradient_graph(model: &Model, options: &LoadOptions) -> Result<Vec<u8>, LoadError> {
+    let cache = GraphCache::new(options.cache_dir.clone());
+    let key = model.gradient_graph_key();
+    if let Some(bytes) = cache.get(&key) {
+        return Ok(bytes);
+    }
+    let bytes = build_gradient_graph(model, &options.ort)?;
+    cache.put(&key, &bytes);
+    Ok(bytes)
 }
 
 impl Explainer {
@@ -70,15 +99,37 @@ impl Explainer {
         }
         let model = Model::load(&options.model, options.input_size)?;
         tracing::info!(model = %model.name, sha256 = %model.sha256, layers = model.layers.layers.len(), "model read");
-        let forward = model.forward_graph().encode_to_vec();
-        let mut backend = OrtBackend::new(&options.ort, &[(GraphKind::Forward, forward)])?;
+        let mut graphs = vec![(GraphKind::Forward, model.forward_graph().encode_to_vec())];
+        let mut gradients = match gradient_graph(&model, options) {
+            Ok(bytes) => {
+                graphs.push((GraphKind::Gradient, bytes));
+                GradientSupport::Available
+            }
+            Err(LoadError::Augment(error)) => {
+                tracing::error!(%error, "the model cannot be differentiated; serving predictions and activations only");
+                GradientSupport::Unavailable(error.to_string())
+            }
+            Err(error) => return Err(error),
+        };
+        let mut backend = OrtBackend::new(&options.ort, &graphs)?;
 
-        // Warm-up: one run at batch 1 fetching everything measures every layer's shape.
+        // Warm-up: one forward run at batch 1 fetching everything measures every layer's shape;
+        // one gradient run proves the gradient graph runs.
         let (height, width) = (model.input.height, model.input.width);
+        let zeros = || Array4::<f32>::zeros((1, 3, height as usize, width as usize));
         let mut outputs = vec![model.logits.clone()];
         outputs.extend(model.layers.layers.iter().map(|layer| layer.tensor.clone()));
-        let images = Array4::<f32>::zeros((1, 3, height as usize, width as usize));
-        let warm = backend.run(&Batch { graph: GraphKind::Forward, images, outputs })?;
+        let warm =
+            backend.run(&Batch { graph: GraphKind::Forward, images: zeros(), int_inputs: Vec::new(), outputs })?;
+        if gradients == GradientSupport::Available {
+            let int_inputs = [TARGET_INPUT, CROSS_ENTROPY_INPUT, GUIDED_INPUT].map(|name| (name.to_owned(), vec![0]));
+            let outputs = vec![augment::gradient_name(&model.input.name)];
+            let batch = Batch { graph: GraphKind::Gradient, images: zeros(), int_inputs: int_inputs.to_vec(), outputs };
+            if let Err(error) = backend.run(&batch) {
+                tracing::error!(%error, "the gradient graph does not run; serving predictions and activations only");
+                gradients = GradientSupport::Unavailable(error.to_string());
+            }
+        }
         let shape_of = |tensor: &str| warm.get(tensor).map(|array| array.shape().to_vec());
         let num_classes = match shape_of(&model.logits).as_deref() {
             Some([1, classes]) => *classes,
@@ -109,8 +160,9 @@ impl Explainer {
             num_classes,
             labels,
             execution_provider: backend.execution_provider().to_owned(),
+            gradients,
         };
         let engine = EngineHandle::spawn(backend, options.queue_capacity)?;
-        Ok(Self { info: Arc::new(info), engine, image_limits: options.image_limits })
+        Ok(Self { info: Arc::new(info), engine, limits: options.limits })
     }
 }

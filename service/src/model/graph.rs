@@ -5,8 +5,8 @@
 use std::collections::{HashMap, HashSet};
 
 use explain_proto::onnx::{
-    AttributeProto, GraphProto, NodeProto, TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
-    tensor_proto::DataType, tensor_shape_proto, type_proto,
+    AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto, TensorShapeProto, TypeProto,
+    ValueInfoProto, attribute_proto::AttributeType, tensor_proto::DataType, tensor_shape_proto, type_proto,
 };
 
 /// Producer and consumers of every tensor of a graph, by node index.
@@ -132,5 +132,116 @@ pub(crate) fn int64_values(tensor: &TensorProto) -> Vec<i64> {
             raw.chunks_exact(8).map(|b| i64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])).collect()
         }
         Some(_) | None => tensor.int64_data.clone(),
+    }
+}
+
+/// A float attribute, or `default` when absent.
+pub(crate) fn float_attribute(node: &NodeProto, name: &str, default: f32) -> f32 {
+    attribute(node, name).map_or(default, AttributeProto::f)
+}
+
+/// A string attribute (UTF-8), or `default` when absent.
+pub(crate) fn string_attribute(node: &NodeProto, name: &str, default: &str) -> String {
+    attribute(node, name).map_or_else(|| default.to_owned(), |a| String::from_utf8_lossy(a.s()).into_owned())
+}
+
+/// The version of the default ONNX domain the model imports (0 when it imports none).
+pub(crate) fn opset(model: &ModelProto) -> i64 {
+    model
+        .opset_import
+        .iter()
+        .find(|import| matches!(import.domain(), "" | "ai.onnx"))
+        .map_or(0, OperatorSetIdProto::version)
+}
+
+/// The int64 values of a constant tensor: an initializer, or the output of a `Constant` node.
+pub(crate) fn constant_int64s(graph: &GraphProto, name: &str) -> Option<Vec<i64>> {
+    if let Some(tensor) = graph.initializer.iter().find(|t| t.name() == name) {
+        return Some(int64_values(tensor));
+    }
+    let node = graph.node.iter().find(|n| n.op_type() == "Constant" && n.output.first().is_some_and(|o| o == name))?;
+    if let Some(tensor) = attribute(node, "value").and_then(|a| a.t.as_ref()) {
+        return Some(int64_values(tensor));
+    }
+    attribute(node, "value_ints").map(|a| a.ints.clone())
+}
+
+/// An integer attribute for a new node.
+pub(crate) fn attr_int(name: &str, value: i64) -> AttributeProto {
+    AttributeProto {
+        name: Some(name.to_owned()),
+        r#type: Some(AttributeType::Int as i32),
+        i: Some(value),
+        ..Default::default()
+    }
+}
+
+/// An integer-list attribute for a new node.
+pub(crate) fn attr_ints(name: &str, values: &[i64]) -> AttributeProto {
+    AttributeProto {
+        name: Some(name.to_owned()),
+        r#type: Some(AttributeType::Ints as i32),
+        ints: values.to_vec(),
+        ..Default::default()
+    }
+}
+
+/// A float attribute for a new node.
+pub(crate) fn attr_float(name: &str, value: f32) -> AttributeProto {
+    AttributeProto {
+        name: Some(name.to_owned()),
+        r#type: Some(AttributeType::Float as i32),
+        f: Some(value),
+        ..Default::default()
+    }
+}
+
+/// A string attribute for a new node.
+pub(crate) fn attr_string(name: &str, value: &str) -> AttributeProto {
+    AttributeProto {
+        name: Some(name.to_owned()),
+        r#type: Some(AttributeType::String as i32),
+        s: Some(value.as_bytes().to_vec()),
+        ..Default::default()
+    }
+}
+
+/// A new node of the default domain.
+pub(crate) fn node(
+    op_type: &str,
+    name: &str,
+    inputs: &[&str],
+    outputs: &[&str],
+    attributes: Vec<AttributeProto>,
+) -> NodeProto {
+    NodeProto {
+        input: inputs.iter().map(|s| (*s).to_owned()).collect(),
+        output: outputs.iter().map(|s| (*s).to_owned()).collect(),
+        name: Some(name.to_owned()),
+        op_type: Some(op_type.to_owned()),
+        attribute: attributes,
+        ..Default::default()
+    }
+}
+
+/// A float32 tensor with the given dims and values, row-major.
+pub(crate) fn float_tensor(name: &str, dims: &[i64], values: &[f32]) -> TensorProto {
+    TensorProto {
+        dims: dims.to_vec(),
+        data_type: Some(DataType::Float as i32),
+        name: Some(name.to_owned()),
+        raw_data: Some(values.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>().into()),
+        ..Default::default()
+    }
+}
+
+/// An int64 tensor with the given dims and values, row-major.
+pub(crate) fn int64_tensor(name: &str, dims: &[i64], values: &[i64]) -> TensorProto {
+    TensorProto {
+        dims: dims.to_vec(),
+        data_type: Some(DataType::Int64 as i32),
+        name: Some(name.to_owned()),
+        raw_data: Some(values.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>().into()),
+        ..Default::default()
     }
 }

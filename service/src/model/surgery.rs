@@ -65,3 +65,18 @@ pub(super) fn with_layer_outputs(model: &ModelProto, logits: &str, layers: &Laye
     }
     model
 }
+
+/// A copy of `model` whose outputs are every tensor its nodes produce, types left to the runtime:
+/// one run of it measures the shape of every tensor.
+pub(super) fn with_every_output(model: &ModelProto) -> ModelProto {
+    let mut model = model.clone();
+    if let Some(graph) = model.graph.as_mut() {
+        let outputs: Vec<_> =
+            graph.node.iter().flat_map(|node| node.output.iter()).filter(|t| !t.is_empty()).cloned().collect();
+        graph.output = outputs
+            .iter()
+            .map(|name| explain_proto::onnx::ValueInfoProto { name: Some(name.clone()), ..Default::default() })
+            .collect();
+    }
+    model
+}

@@ -86,7 +86,8 @@ impl ExplainService for ExplainApi {
     async fn explain(&self, request: Request<pb::ExplainRequest>) -> Result<Response<Self::ExplainStream>, Status> {
         let received = Instant::now();
         let explainer = self.readiness.explainer()?.clone();
-        let job = api::explain_job(request.into_inner(), explainer.info()).map_err(ApiError::from)?;
+        let job =
+            api::explain_job(request.into_inner(), explainer.info(), explainer.limits()).map_err(ApiError::from)?;
         let encoding = job.encoding;
         let explanation = explainer.explain(job).await.map_err(ApiError::from)?;
         let (sender, receiver) = mpsc::channel(STREAM_BUFFER);

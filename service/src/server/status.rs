@@ -54,6 +54,7 @@ impl From<ApiError> for Status {
                 tracing::error!(%message, "request failed");
                 Status::internal(message)
             }
+            ApiError::Explain(ExplainError::GradientsUnavailable(_)) => Status::failed_precondition(message),
             ApiError::LoadFailed(_) => Status::unavailable(message),
         }
     }

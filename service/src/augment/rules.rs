@@ -1,0 +1,263 @@
+//! Reverse-mode rules, one per op: given a forward node and the gradient of its output, emit the
+//! gradients of the inputs that need one (DESIGN § Reverse-mode rules). Weights never need one.
+
+use std::collections::HashMap;
+
+use explain_proto::onnx::{GraphProto, NodeProto};
+
+use super::{AugmentError, Shapes, emit::Emitter, spatial};
+use crate::model::graph;
+
+/// Ops with a gradient rule, for error messages.
+pub(super) const SUPPORTED_OPS: &str = "Conv, BatchNormalization, Relu, LeakyRelu, Clip, MaxPool, AveragePool, \
+     GlobalAveragePool, ReduceMean, Add, Sub, Mul, Div, Concat, Flatten, Reshape, Squeeze, Unsqueeze, Identity, \
+     Dropout, Gemm, MatMul";
+
+/// State shared by the rules while the backward pass is emitted.
+pub(super) struct Rules<'g> {
+    pub(super) emit: Emitter,
+    pub(super) graph: &'g GraphProto,
+    pub(super) shapes: &'g Shapes,
+    /// The per-row guided-backprop flag, as a bool `[N]` tensor.
+    guided: String,
+    /// The guided flag reshaped to broadcast over tensors of each rank.
+    guided_masks: HashMap<usize, String>,
+    /// MaxPool outputs → the name of their indices output.
+    pub(super) pool_indices: HashMap<String, String>,
+}
+
+/// Gradient contributions: (input position, gradient tensor).
+pub(super) type Contributions = Vec<(usize, String)>;
+
+impl<'g> Rules<'g> {
+    /// Rules over `graph`; `guided` is the bool `[N]` guided-backprop flag.
+    pub(super) fn new(emit: Emitter, graph: &'g GraphProto, shapes: &'g Shapes, guided: String) -> Self {
+        Self { emit, graph, shapes, guided, guided_masks: HashMap::new(), pool_indices: HashMap::new() }
+    }
+
+    /// The measured shape of `tensor` (batch 1).
+    pub(super) fn shape(&self, tensor: &str) -> Result<&'g [i64], AugmentError> {
+        self.shapes.get(tensor).map(Vec::as_slice).ok_or_else(|| AugmentError::MissingShape(tensor.to_owned()))
+    }
+
+    /// Emits the gradients of `node`'s inputs for which `needs` holds, given `grad`, the gradient
+    /// of its first output.
+    pub(super) fn backward(
+        &mut self,
+        node: &NodeProto,
+        grad: &str,
+        needs: &dyn Fn(&str) -> bool,
+    ) -> Result<Contributions, AugmentError> {
+        let input = |i: usize| node.input.get(i).map(String::as_str).unwrap_or("");
+        let wants = |i: usize| !input(i).is_empty() && needs(input(i));
+        // Inputs other than the data input (weights, statistics, shapes) must not depend on the image.
+        let weights_only = |data: &[usize]| -> Result<(), AugmentError> {
+            match (0..node.input.len()).find(|i| !data.contains(i) && wants(*i)) {
+                Some(i) => Err(unsupported(node, &format!("input `{}` depends on the image", input(i)))),
+                None => Ok(()),
+            }
+        };
+        let x = input(0);
+        Ok(match node.op_type() {
+            "Identity" | "Dropout" => vec![(0, grad.to_owned())],
+            "Flatten" | "Reshape" | "Squeeze" | "Unsqueeze" => {
+                weights_only(&[0])?;
+                vec![(0, self.emit.reshape_like(grad, x))]
+            }
+            "Relu" => vec![(0, self.relu(grad, &node.output[0])?)],
+            "LeakyRelu" => {
+                let alpha = self.emit.scalar(graph::float_attribute(node, "alpha", 0.01));
+                let zero = self.emit.scalar(0.0);
+                let positive = self.emit.op("Greater", &[x, &zero], vec![]);
+                let scaled = self.emit.op("Mul", &[grad, &alpha], vec![]);
+                vec![(0, self.emit.op("Where", &[&positive, grad, &scaled], vec![]))]
+            }
+            "Clip" => {
+                weights_only(&[0])?;
+                vec![(0, self.clip(node, grad))]
+            }
+            "BatchNormalization" => {
+                weights_only(&[0])?;
+                if node.output.len() > 1 {
+                    return Err(unsupported(node, "training-mode BatchNormalization (more than one output)"));
+                }
+                vec![(0, self.batch_norm(node, grad)?)]
+            }
+            "Add" | "Sub" | "Mul" | "Div" => self.arithmetic(node, grad, &wants)?,
+            "Concat" => self.concat(node, grad, &wants)?,
+            "Gemm" => {
+                weights_only(&[0])?;
+                if graph::int_attribute(node, "transA", 0) != 0 {
+                    return Err(unsupported(node, "transA = 1"));
+                }
+                let alpha = graph::float_attribute(node, "alpha", 1.0);
+                let trans_b = graph::int_attribute(node, "transB", 0);
+                let attributes = vec![graph::attr_float("alpha", alpha), graph::attr_int("transB", 1 - trans_b)];
+                vec![(0, self.emit.op("Gemm", &[grad, input(1)], attributes))]
+            }
+            "MatMul" => {
+                weights_only(&[0])?;
+                if self.shape(input(1))?.len() != 2 {
+                    return Err(unsupported(node, "a right operand that is not a matrix"));
+                }
+                let transposed = self.emit.op("Transpose", &[input(1)], vec![graph::attr_ints("perm", &[1, 0])]);
+                vec![(0, self.emit.op("MatMul", &[grad, &transposed], vec![]))]
+            }
+            "Conv" => {
+                weights_only(&[0])?;
+                vec![(0, spatial::conv(self, node, grad)?)]
+            }
+            "MaxPool" => vec![(0, spatial::max_pool(self, node, grad)?)],
+            "AveragePool" => vec![(0, spatial::average_pool(self, node, grad)?)],
+            "GlobalAveragePool" => vec![(0, spatial::global_average_pool(self, node, grad)?)],
+            "ReduceMean" => {
+                weights_only(&[0])?;
+                vec![(0, spatial::reduce_mean(self, node, grad)?)]
+            }
+            op => return Err(AugmentError::UnsupportedOp { op: op.to_owned(), node: node_label(node) }),
+        })
+    }
+
+    /// ReLU: the gradient where the output is positive; rows flagged guided also drop negative
+    /// gradients (guided backpropagation).
+    fn relu(&mut self, grad: &str, output: &str) -> Result<String, AugmentError> {
+        let zero = self.emit.scalar(0.0);
+        let active = self.emit.op("Greater", &[output, &zero], vec![]);
+        let passed = self.emit.where_else_zero(&active, grad);
+        let guided = self.emit.op("Relu", &[&passed], vec![]);
+        let mask = self.guided_mask(self.shape(output)?.len());
+        Ok(self.emit.op("Where", &[&mask, &guided, &passed], vec![]))
+    }
+
+    /// The guided flag shaped `[N, 1, …]` for tensors of `rank`.
+    fn guided_mask(&mut self, rank: usize) -> String {
+        if let Some(mask) = self.guided_masks.get(&rank) {
+            return mask.clone();
+        }
+        let mut shape = vec![1_i64; rank.max(1)];
+        shape[0] = -1;
+        let guided = self.guided.clone();
+        let mask = self.emit.reshape_to(&guided, &shape);
+        self.guided_masks.insert(rank, mask.clone());
+        mask
+    }
+
+    /// Clip: the gradient where min < x < max.
+    fn clip(&mut self, node: &NodeProto, grad: &str) -> String {
+        let x = node.input[0].as_str();
+        let mut inside: Option<String> = None;
+        for (position, op) in [(1, "Greater"), (2, "Less")] {
+            let Some(bound) = node.input.get(position).filter(|b| !b.is_empty()) else { continue };
+            let test = self.emit.op(op, &[x, bound], vec![]);
+            inside = Some(match inside {
+                Some(previous) => self.emit.op("And", &[&previous, &test], vec![]),
+                None => test,
+            });
+        }
+        match inside {
+            Some(condition) => self.emit.where_else_zero(&condition, grad),
+            None => grad.to_owned(),
+        }
+    }
+
+    /// Inference BatchNormalization: the gradient scaled per channel by scale / √(var + ε).
+    fn batch_norm(&mut self, node: &NodeProto, grad: &str) -> Result<String, AugmentError> {
+        let rank = self.shape(&node.input[0])?.len();
+        let epsilon = self.emit.scalar(graph::float_attribute(node, "epsilon", 1e-5));
+        let variance = self.emit.op("Add", &[&node.input[4], &epsilon], vec![]);
+        let deviation = self.emit.op("Sqrt", &[&variance], vec![]);
+        let factor = self.emit.op("Div", &[&node.input[1], &deviation], vec![]);
+        let mut shape = vec![1_i64; rank - 1];
+        shape[0] = -1;
+        let factor = self.emit.reshape_to(&factor, &shape);
+        Ok(self.emit.op("Mul", &[grad, &factor], vec![]))
+    }
+
+    /// Add, Sub, Mul, Div with numpy broadcasting.
+    fn arithmetic(
+        &mut self,
+        node: &NodeProto,
+        grad: &str,
+        wants: &dyn Fn(usize) -> bool,
+    ) -> Result<Contributions, AugmentError> {
+        let (a, b, y) = (node.input[0].as_str(), node.input[1].as_str(), node.output[0].as_str());
+        let mut contributions = Vec::new();
+        for position in [0, 1].into_iter().filter(|&i| wants(i)) {
+            let local = match (node.op_type(), position) {
+                ("Add", _) | ("Sub", 0) => grad.to_owned(),
+                ("Sub", _) => self.emit.op("Neg", &[grad], vec![]),
+                ("Mul", 0) => self.emit.op("Mul", &[grad, b], vec![]),
+                ("Mul", _) => self.emit.op("Mul", &[grad, a], vec![]),
+                ("Div", 0) => self.emit.op("Div", &[grad, b], vec![]),
+                _ => {
+                    // d(a/b)/db = −y/b.
+                    let scaled = self.emit.op("Mul", &[grad, y], vec![]);
+                    let quotient = self.emit.op("Div", &[&scaled, b], vec![]);
+                    self.emit.op("Neg", &[&quotient], vec![])
+                }
+            };
+            let operand = &node.input[position];
+            contributions.push((position, self.unbroadcast(node, &local, operand, y)?));
+        }
+        Ok(contributions)
+    }
+
+    /// Sums `grad` (shaped like `output`) over the axes along which `operand` was broadcast.
+    fn unbroadcast(
+        &mut self,
+        node: &NodeProto,
+        grad: &str,
+        operand: &str,
+        output: &str,
+    ) -> Result<String, AugmentError> {
+        let (from, to) = (self.shape(operand)?, self.shape(output)?);
+        if from == to {
+            return Ok(grad.to_owned());
+        }
+        if from.len() != to.len() {
+            return Err(unsupported(node, &format!("broadcasting `{operand}` {from:?} to {to:?} across the batch")));
+        }
+        let axes: Vec<i64> = (1..to.len()).filter(|&i| from[i] == 1 && to[i] != 1).map(|i| i as i64).collect();
+        Ok(self.emit.reduce_sum_keepdims(grad, &axes))
+    }
+
+    /// Concat: each input gets its slice of the gradient.
+    fn concat(
+        &mut self,
+        node: &NodeProto,
+        grad: &str,
+        wants: &dyn Fn(usize) -> bool,
+    ) -> Result<Contributions, AugmentError> {
+        let rank = self.shape(&node.output[0])?.len() as i64;
+        let axis = graph::int_attribute(node, "axis", 0).rem_euclid(rank);
+        if axis == 0 {
+            return Err(unsupported(node, "concatenation along the batch axis"));
+        }
+        let mut contributions = Vec::new();
+        let mut start = 0;
+        for (position, input) in node.input.iter().enumerate() {
+            let size = self.shape(input)?[axis as usize];
+            if wants(position) {
+                let starts = self.emit.ints(&[1], &[start]);
+                let ends = self.emit.ints(&[1], &[start + size]);
+                let axes = self.emit.ints(&[1], &[axis]);
+                contributions.push((position, self.emit.op("Slice", &[grad, &starts, &ends, &axes], vec![])));
+            }
+            start += size;
+        }
+        Ok(contributions)
+    }
+}
+
+/// How a node is named in errors: its name, else its first output.
+pub(super) fn node_label(node: &NodeProto) -> String {
+    match node.name() {
+        "" => format!("producing `{}`", node.output.first().map_or("", String::as_str)),
+        name => name.to_owned(),
+    }
+}
+
+/// An error for a supported op used in an unsupported way.
+pub(super) fn unsupported(node: &NodeProto, reason: &str) -> AugmentError {
+    AugmentError::Unsupported { op: node.op_type().to_owned(), node: node_label(node), reason: reason.to_owned() }
+}

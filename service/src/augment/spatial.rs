@@ -1,0 +1,191 @@
+//! Gradients of the spatial ops: convolution (a transposed convolution with the same weights),
+//! max pooling (scatter-add through the pool's indices), average pooling (a transposed depthwise
+//! convolution with a constant kernel) and global means (a scaled broadcast).
+
+use explain_proto::onnx::NodeProto;
+
+use super::{
+    AugmentError,
+    rules::{Rules, unsupported},
+};
+use crate::model::graph;
+
+/// Window geometry of a Conv or pooling node, with `auto_pad` resolved to explicit pads.
+struct Window {
+    kernel: Vec<i64>,
+    strides: Vec<i64>,
+    dilations: Vec<i64>,
+    /// Begin pads, then end pads (ONNX order).
+    pads: Vec<i64>,
+}
+
+impl Window {
+    fn of(node: &NodeProto, input: &[i64], kernel: Vec<i64>) -> Result<Self, AugmentError> {
+        let spatial = kernel.len();
+        let or_ones = |values: Vec<i64>| if values.is_empty() { vec![1; spatial] } else { values };
+        let strides = or_ones(graph::ints_attribute(node, "strides"));
+        let dilations = or_ones(graph::ints_attribute(node, "dilations"));
+        let pads = match graph::string_attribute(node, "auto_pad", "NOTSET").as_str() {
+            "NOTSET" => {
+                let pads = graph::ints_attribute(node, "pads");
+                if pads.is_empty() { vec![0; 2 * spatial] } else { pads }
+            }
+            "VALID" => vec![0; 2 * spatial],
+            mode @ ("SAME_UPPER" | "SAME_LOWER") => {
+                let mut pads = vec![0; 2 * spatial];
+                for i in 0..spatial {
+                    let size = input[2 + i];
+                    let out = (size + strides[i] - 1) / strides[i];
+                    let total = ((out - 1) * strides[i] + (kernel[i] - 1) * dilations[i] + 1 - size).max(0);
+                    let small = total / 2;
+                    (pads[i], pads[spatial + i]) =
+                        if mode == "SAME_UPPER" { (small, total - small) } else { (total - small, small) };
+                }
+                pads
+            }
+            other => return Err(unsupported(node, &format!("auto_pad = {other}"))),
+        };
+        Ok(Self { kernel, strides, dilations, pads })
+    }
+
+    /// The output padding that makes a transposed convolution of `output` return `input`'s size.
+    fn output_padding(&self, node: &NodeProto, input: &[i64], output: &[i64]) -> Result<Vec<i64>, AugmentError> {
+        let spatial = self.kernel.len();
+        (0..spatial)
+            .map(|i| {
+                let (s, d, k) = (self.strides[i], self.dilations[i], self.kernel[i]);
+                let natural = (output[2 + i] - 1) * s + (k - 1) * d + 1 - self.pads[i] - self.pads[spatial + i];
+                let padding = input[2 + i] - natural;
+                if (0..s.max(d)).contains(&padding) {
+                    Ok(padding)
+                } else {
+                    Err(unsupported(node, &format!("cannot invert spatial size {} → {}", input[2 + i], output[2 + i])))
+                }
+            })
+            .collect()
+    }
+
+    /// Attributes of the transposed convolution that inverts this window.
+    fn transpose_attributes(&self, output_padding: &[i64], group: i64) -> Vec<explain_proto::onnx::AttributeProto> {
+        vec![
+            graph::attr_ints("kernel_shape", &self.kernel),
+            graph::attr_ints("strides", &self.strides),
+            graph::attr_ints("dilations", &self.dilations),
+            graph::attr_ints("pads", &self.pads),
+            graph::attr_ints("output_padding", output_padding),
+            graph::attr_int("group", group),
+        ]
+    }
+}
+
+/// Conv: `ConvTranspose` of the gradient with the same weights, strides, pads, dilations and
+/// groups, its output padding chosen to give back the input's size.
+pub(super) fn conv(rules: &mut Rules<'_>, node: &NodeProto, grad: &str) -> Result<String, AugmentError> {
+    let (x, w, y) = (&node.input[0], &node.input[1], &node.output[0]);
+    let (input, output, weights) = (rules.shape(x)?, rules.shape(y)?, rules.shape(w)?);
+    let kernel = match graph::ints_attribute(node, "kernel_shape") {
+        kernel if kernel.is_empty() => weights[2..].to_vec(),
+        kernel => kernel,
+    };
+    let window = Window::of(node, input, kernel)?;
+    let padding = window.output_padding(node, input, output)?;
+    let attributes = window.transpose_attributes(&padding, graph::int_attribute(node, "group", 1));
+    Ok(rules.emit.op("ConvTranspose", &[grad, w], attributes))
+}
+
+/// MaxPool: the gradient scatter-added into a zero tensor shaped like the input, at the indices of
+/// the maxima (the forward node was given an `Indices` output; they index the flattened input).
+/// Not MaxUnpool: ResNet's 3×3/2 windows overlap, and overlapping maxima must add up.
+pub(super) fn max_pool(rules: &mut Rules<'_>, node: &NodeProto, grad: &str) -> Result<String, AugmentError> {
+    if graph::int_attribute(node, "storage_order", 0) != 0 {
+        return Err(unsupported(node, "storage_order = 1"));
+    }
+    let x = node.input[0].as_str();
+    let indices =
+        rules.pool_indices.get(&node.output[0]).cloned().ok_or_else(|| unsupported(node, "no indices output"))?;
+    let shape = rules.emit.op("Shape", &[x], vec![]);
+    let zeros = rules.emit.op("ConstantOfShape", &[&shape], vec![]);
+    let zeros = rules.emit.reshape_to(&zeros, &[-1]);
+    let flat_indices = rules.emit.reshape_to(&indices, &[-1]);
+    let flat_grad = rules.emit.reshape_to(grad, &[-1]);
+    let attributes = vec![graph::attr_int("axis", 0), graph::attr_string("reduction", "add")];
+    let scattered = rules.emit.op("ScatterElements", &[&zeros, &flat_indices, &flat_grad], attributes);
+    Ok(rules.emit.op("Reshape", &[&scattered, &shape], vec![]))
+}
+
+/// AveragePool: a transposed depthwise convolution whose kernel holds 1 / window size. Exact when
+/// every window has the same size: no padding, or padding counted in the average.
+pub(super) fn average_pool(rules: &mut Rules<'_>, node: &NodeProto, grad: &str) -> Result<String, AugmentError> {
+    let (x, y) = (&node.input[0], &node.output[0]);
+    let (input, output) = (rules.shape(x)?, rules.shape(y)?);
+    let window = Window::of(node, input, graph::ints_attribute(node, "kernel_shape"))?;
+    if window.dilations.iter().any(|&d| d != 1) {
+        return Err(unsupported(node, "dilated average pooling"));
+    }
+    let padded = window.pads.iter().any(|&p| p != 0);
+    if graph::int_attribute(node, "ceil_mode", 0) != 0
+        || (padded && graph::int_attribute(node, "count_include_pad", 0) == 0)
+    {
+        return Err(unsupported(node, "windows of unequal size (ceil_mode, or padding left out of the average)"));
+    }
+    let padding = window.output_padding(node, input, output)?;
+    let channels = input[1];
+    let size: i64 = window.kernel.iter().product();
+    let mut dims = vec![channels, 1];
+    dims.extend(&window.kernel);
+    let kernel = rules.emit.floats(&dims, &vec![1.0 / size as f32; (channels * size) as usize]);
+    Ok(rules.emit.op("ConvTranspose", &[grad, &kernel], window.transpose_attributes(&padding, channels)))
+}
+
+/// GlobalAveragePool: the gradient divided by the spatial size, broadcast back over it.
+pub(super) fn global_average_pool(rules: &mut Rules<'_>, node: &NodeProto, grad: &str) -> Result<String, AugmentError> {
+    let x = node.input[0].as_str();
+    let count: i64 = rules.shape(x)?[2..].iter().product();
+    let scale = rules.emit.scalar(1.0 / count as f32);
+    let scaled = rules.emit.op("Mul", &[grad, &scale], vec![]);
+    Ok(rules.emit.expand_like(&scaled, x))
+}
+
+/// ReduceMean over non-batch axes: like a global average pool over those axes.
+pub(super) fn reduce_mean(rules: &mut Rules<'_>, node: &NodeProto, grad: &str) -> Result<String, AugmentError> {
+    let x = node.input[0].as_str();
+    let input = rules.shape(x)?;
+    let rank = input.len() as i64;
+    let axes = match node.input.get(1).filter(|name| !name.is_empty()) {
+        Some(name) => {
+            graph::constant_int64s(rules.graph, name).ok_or_else(|| unsupported(node, "axes that are not constant"))?
+        }
+        None => graph::ints_attribute(node, "axes"),
+    };
+    if axes.is_empty() && graph::int_attribute(node, "noop_with_empty_axes", 0) != 0 {
+        return Ok(grad.to_owned());
+    }
+    let axes: Vec<usize> = if axes.is_empty() {
+        (0..input.len()).collect()
+    } else {
+        axes.iter().map(|a| a.rem_euclid(rank) as usize).collect()
+    };
+    if axes.contains(&0) {
+        return Err(unsupported(node, "a mean over the batch axis"));
+    }
+    let count: i64 = axes.iter().map(|&a| input[a]).product();
+    let kept = if graph::int_attribute(node, "keepdims", 1) == 1 {
+        grad.to_owned()
+    } else {
+        let shape: Vec<i64> = (0..input.len())
+            .map(|a| {
+                if a == 0 {
+                    0
+                } else if axes.contains(&a) {
+                    1
+                } else {
+                    input[a]
+                }
+            })
+            .collect();
+        rules.emit.reshape_to(grad, &shape)
+    };
+    let scale = rules.emit.scalar(1.0 / count as f32);
+    let scaled = rules.emit.op("Mul", &[&kept, &scale], vec![]);
+    Ok(rules.emit.expand_like(&scaled, x))
+}

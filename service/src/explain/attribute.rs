@@ -1,0 +1,231 @@
+//! The gradient path of an explanation: one run of the image through the gradient graph (the
+//! prediction, saliency, input × gradient, Grad-CAM, layer gradients and activations), then the
+//! extra rows of guided backpropagation, Integrated Gradients and SmoothGrad in engine batches of
+//! bounded size, all with the class resolved by the first run.
+
+use ndarray::{Array4, ArrayD, ArrayView2, ArrayView4, Ix2, Ix4, s};
+
+use super::{
+    ExplainError, Explainer, Explanation, NamedTensor, Stats, baseline, channels,
+    job::{Attribution, ExplainJob, FeatureMapRequest, LayerQuantity, Objective, TargetClass},
+    methods, prediction,
+    rows::{Guided, IntegratedGradients, RowSet, SmoothGrad},
+};
+use crate::{
+    augment::{self, CROSS_ENTROPY_INPUT, GUIDED_INPUT, TARGET_INPUT},
+    engine::{GraphKind, Ran},
+};
+
+/// Per-row int64 inputs of the gradient graph.
+fn row_inputs(target: i64, objective: Objective, guided: &[bool]) -> Vec<(String, Vec<i64>)> {
+    let rows = guided.len();
+    vec![
+        (TARGET_INPUT.to_owned(), vec![target; rows]),
+        (CROSS_ENTROPY_INPUT.to_owned(), vec![i64::from(objective == Objective::CrossEntropy); rows]),
+        (GUIDED_INPUT.to_owned(), guided.iter().map(|&g| i64::from(g)).collect()),
+    ]
+}
+
+fn view4<'a>(array: &'a ArrayD<f32>, name: &str) -> Result<ArrayView4<'a, f32>, ExplainError> {
+    array.view().into_dimensionality::<Ix4>().map_err(|e| ExplainError::Internal(format!("`{name}`: {e}")))
+}
+
+fn view2<'a>(array: &'a ArrayD<f32>, name: &str) -> Result<ArrayView2<'a, f32>, ExplainError> {
+    array.view().into_dimensionality::<Ix2>().map_err(|e| ExplainError::Internal(format!("`{name}`: {e}")))
+}
+
+/// What an attribution of the request becomes: computed from the image's own run, or by a row set.
+enum Planned {
+    FromImage(Attribution),
+    Rows(usize),
+}
+
+impl Explainer {
+    /// Explains `input` (`[1, 3, H, W]`) with gradients.
+    pub(super) async fn explain_with_gradients(
+        &self,
+        job: ExplainJob,
+        input: Array4<f32>,
+        mut stats: Stats,
+    ) -> Result<Explanation, ExplainError> {
+        if let Some(reason) = self.info.gradients.unavailable() {
+            return Err(ExplainError::GradientsUnavailable(reason.to_owned()));
+        }
+        let input_gradient = augment::gradient_name(&self.info.input.name);
+
+        // The image's own run.
+        let mut outputs = vec![self.info.logits.clone(), input_gradient.clone()];
+        let mut want = |tensor: String| {
+            if !outputs.contains(&tensor) {
+                outputs.push(tensor);
+            }
+        };
+        for attribution in &job.attributions {
+            if let Attribution::GradCam { layer, .. } = attribution {
+                let tensor = &self.info.layers[*layer].tensor;
+                want(tensor.clone());
+                want(augment::gradient_name(tensor));
+            }
+        }
+        for request in &job.feature_maps {
+            want(self.layer_output(request));
+        }
+        let target = match job.target {
+            TargetClass::Predicted => -1,
+            TargetClass::Index(index) => index as i64,
+        };
+        let image_run = self
+            .run_batch(GraphKind::Gradient, input.clone(), row_inputs(target, job.objective, &[false]), outputs)
+            .await?;
+        stats.add(&image_run);
+        let logits = self.logits(&image_run)?;
+        let prediction = prediction::predict(logits, job.top_k, job.target, job.objective);
+        let target = prediction.target.index;
+
+        // Extra rows, with the class fixed by the image's run.
+        let mut row_sets: Vec<Box<dyn RowSet>> = Vec::new();
+        let mut planned = Vec::with_capacity(job.attributions.len());
+        for attribution in job.attributions {
+            let name = attribution.output_name(&self.info);
+            let rows: Box<dyn RowSet> = match attribution {
+                Attribution::GuidedBackprop => Box::new(Guided::new(name, input.clone())),
+                Attribution::IntegratedGradients { steps, baseline } => {
+                    let start = baseline::baseline(&baseline, &input, &self.info.preprocessing);
+                    Box::new(IntegratedGradients::new(name, input.clone(), start, steps, target, job.objective))
+                }
+                Attribution::SmoothGrad { samples, noise_level, seed, variant } => {
+                    Box::new(SmoothGrad::new(name, input.clone(), samples, noise_level, seed, variant))
+                }
+                attribution @ (Attribution::Saliency { .. }
+                | Attribution::InputXGradient
+                | Attribution::GradCam { .. }) => {
+                    planned.push(Planned::FromImage(attribution));
+                    continue;
+                }
+            };
+            planned.push(Planned::Rows(row_sets.len()));
+            row_sets.push(rows);
+        }
+        self.run_rows(&mut row_sets, target as i64, job.objective, &mut stats).await?;
+
+        let started = std::time::Instant::now();
+        let gradient = view4(self.output(&image_run, &input_gradient)?, &input_gradient)?;
+        let mut finished: Vec<Option<Vec<NamedTensor>>> =
+            row_sets.into_iter().map(|rows| Some(rows.finish())).collect();
+        let mut tensors = Vec::new();
+        for plan in planned {
+            match plan {
+                Planned::Rows(index) => tensors.extend(finished[index].take().unwrap_or_default()),
+                Planned::FromImage(attribution) => {
+                    tensors.push(self.image_attribution(&attribution, &input, gradient, &image_run)?)
+                }
+            }
+        }
+        for request in &job.feature_maps {
+            tensors.push(self.feature_map(request, &image_run)?);
+        }
+        stats.postprocess += started.elapsed();
+        Ok(Explanation { prediction, tensors, stats })
+    }
+
+    /// The graph output holding a requested layer tensor.
+    pub(super) fn layer_output(&self, request: &FeatureMapRequest) -> String {
+        let tensor = &self.info.layers[request.layer].tensor;
+        match request.quantity {
+            LayerQuantity::Activation => tensor.clone(),
+            LayerQuantity::Gradient => augment::gradient_name(tensor),
+        }
+    }
+
+    /// A requested layer tensor, channels selected (gradients ranked by mean |value|).
+    pub(super) fn feature_map(&self, request: &FeatureMapRequest, ran: &Ran) -> Result<NamedTensor, ExplainError> {
+        let layer = &self.info.layers[request.layer];
+        let values = self.output(ran, &self.layer_output(request))?.clone();
+        let (prefix, selected) = match request.quantity {
+            LayerQuantity::Activation => ("activation", channels::select(values, &request.channels, |v| v)),
+            LayerQuantity::Gradient => ("gradient", channels::select(values, &request.channels, f32::abs)),
+        };
+        Ok(NamedTensor {
+            name: format!("{prefix}/{}", layer.name),
+            tensor: selected.tensor,
+            channel_indices: selected.indices,
+        })
+    }
+
+    /// An attribution computed from the image's own run.
+    fn image_attribution(
+        &self,
+        attribution: &Attribution,
+        input: &Array4<f32>,
+        gradient: ArrayView4<'_, f32>,
+        ran: &Ran,
+    ) -> Result<NamedTensor, ExplainError> {
+        let name = attribution.output_name(&self.info);
+        let tensor = match attribution {
+            Attribution::Saliency { absolute } => methods::saliency(gradient, *absolute),
+            Attribution::InputXGradient => methods::input_x_gradient(input.view(), gradient),
+            Attribution::GradCam { layer, upsample } => {
+                let tensor = &self.info.layers[*layer].tensor;
+                let activation = view4(self.output(ran, tensor)?, tensor)?;
+                let gradient_name = augment::gradient_name(tensor);
+                let layer_gradient = view4(self.output(ran, &gradient_name)?, &gradient_name)?;
+                let map = methods::grad_cam(activation, layer_gradient);
+                let (height, width) = (self.info.input.height as usize, self.info.input.width as usize);
+                if *upsample { methods::upsample_bilinear(&map, height, width) } else { map }
+            }
+            Attribution::GuidedBackprop | Attribution::IntegratedGradients { .. } | Attribution::SmoothGrad { .. } => {
+                return Err(ExplainError::Internal(format!("{name} is computed from extra rows")));
+            }
+        };
+        Ok(NamedTensor { name, tensor: tensor.into_dyn(), channel_indices: Vec::new() })
+    }
+
+    /// Runs every row of `row_sets` in batches of at most `max_batch_rows`, filling each batch from
+    /// successive sets and handing the gradients back to the set they belong to.
+    async fn run_rows(
+        &self,
+        row_sets: &mut [Box<dyn RowSet>],
+        target: i64,
+        objective: Objective,
+        stats: &mut Stats,
+    ) -> Result<(), ExplainError> {
+        let total: usize = row_sets.iter().map(|rows| rows.len()).sum();
+        let (height, width) = (self.info.input.height as usize, self.info.input.width as usize);
+        let input_gradient = augment::gradient_name(&self.info.input.name);
+        // (set, first row of the set in this batch, rows) for each piece of the next batch.
+        let mut cursor = (0_usize, 0_usize);
+        let mut done = 0;
+        while done < total {
+            let size = (total - done).min(self.limits.max_batch_rows.max(1));
+            let mut images = Array4::<f32>::zeros((size, 3, height, width));
+            let mut pieces = Vec::new();
+            let mut guided = Vec::with_capacity(size);
+            let mut filled = 0;
+            while filled < size {
+                let (set, start) = cursor;
+                let count = (row_sets[set].len() - start).min(size - filled);
+                row_sets[set].fill(start, images.slice_mut(s![filled..filled + count, .., .., ..]));
+                guided.extend(std::iter::repeat_n(row_sets[set].guided(), count));
+                pieces.push((set, start, filled, count));
+                filled += count;
+                cursor = if start + count == row_sets[set].len() { (set + 1, 0) } else { (set, start + count) };
+            }
+            let outputs = vec![self.info.logits.clone(), input_gradient.clone()];
+            let ran =
+                self.run_batch(GraphKind::Gradient, images, row_inputs(target, objective, &guided), outputs).await?;
+            stats.add(&ran);
+            let gradients = view4(self.output(&ran, &input_gradient)?, &input_gradient)?;
+            let logits = view2(self.output(&ran, &self.info.logits)?, &self.info.logits)?;
+            for (set, start, offset, count) in pieces {
+                let range = offset..offset + count;
+                row_sets[set].absorb(
+                    start,
+                    gradients.slice(s![range.clone(), .., .., ..]),
+                    logits.slice(s![range, ..]),
+                );
+            }
+            done += size;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,246 @@
+//! Attributions that need rows beyond the image itself: guided backpropagation (one guided row),
+//! Integrated Gradients (one row per point of the path) and SmoothGrad (one row per noisy copy).
+//! Each is a [`RowSet`]: it fills its rows on demand, in order, and folds in their gradients as
+//! they come back, so memory stays bounded by one engine batch whatever the number of rows.
+
+use ndarray::{Array4, ArrayView1, ArrayView2, ArrayView4, ArrayViewMut4, Axis, Zip};
+
+use super::{
+    NamedTensor,
+    job::{Objective, SmoothGradVariant},
+    noise::Noise,
+};
+
+/// Rows of one attribution method.
+pub(super) trait RowSet: Send {
+    /// Number of rows.
+    fn len(&self) -> usize;
+    /// Whether its rows use guided backpropagation.
+    fn guided(&self) -> bool;
+    /// Writes rows `start..start + out.len()` into `out` (`[rows, 3, H, W]`); called in order.
+    fn fill(&mut self, start: usize, out: ArrayViewMut4<'_, f32>);
+    /// Folds in the input gradients (`[rows, 3, H, W]`) and logits (`[rows, classes]`) of rows
+    /// `start..start + rows`.
+    fn absorb(&mut self, start: usize, gradients: ArrayView4<'_, f32>, logits: ArrayView2<'_, f32>);
+    /// The attribution tensors.
+    fn finish(self: Box<Self>) -> Vec<NamedTensor>;
+}
+
+/// The objective's value for one row of logits: the target logit, or the cross-entropy loss.
+pub(super) fn objective_value(logits: ArrayView1<'_, f32>, target: usize, objective: Objective) -> f64 {
+    let logit = f64::from(logits[target]);
+    match objective {
+        Objective::Logit => logit,
+        Objective::CrossEntropy => {
+            let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+            let sum: f64 = logits.iter().map(|&l| (f64::from(l) - max).exp()).sum();
+            max + sum.ln() - logit
+        }
+    }
+}
+
+fn named(name: String, tensor: Array4<f32>) -> NamedTensor {
+    NamedTensor { name, tensor: tensor.into_dyn(), channel_indices: Vec::new() }
+}
+
+/// Guided backpropagation: the image once more, through guided ReLUs.
+pub(super) struct Guided {
+    name: String,
+    input: Array4<f32>,
+    gradient: Option<Array4<f32>>,
+}
+
+impl Guided {
+    /// Guided backpropagation of `input`, sent as `name`.
+    pub(super) fn new(name: String, input: Array4<f32>) -> Self {
+        Self { name, input, gradient: None }
+    }
+}
+
+impl RowSet for Guided {
+    fn len(&self) -> usize {
+        1
+    }
+
+    fn guided(&self) -> bool {
+        true
+    }
+
+    fn fill(&mut self, _start: usize, mut out: ArrayViewMut4<'_, f32>) {
+        out.assign(&self.input);
+    }
+
+    fn absorb(&mut self, _start: usize, gradients: ArrayView4<'_, f32>, _logits: ArrayView2<'_, f32>) {
+        self.gradient = Some(gradients.to_owned());
+    }
+
+    fn finish(self: Box<Self>) -> Vec<NamedTensor> {
+        let gradient = self.gradient.unwrap_or_else(|| Array4::zeros(self.input.raw_dim()));
+        vec![named(self.name, gradient)]
+    }
+}
+
+/// Integrated Gradients with Captum's `riemann_trapezoid` rule: points α = linspace(0, 1, n),
+/// weights 1/n with the two ends halved.
+pub(super) struct IntegratedGradients {
+    name: String,
+    input: Array4<f32>,
+    baseline: Array4<f32>,
+    steps: usize,
+    target: usize,
+    objective: Objective,
+    sum: Array4<f64>,
+    ends: [f64; 2],
+}
+
+impl IntegratedGradients {
+    /// IG of `input` from `baseline` in `steps` points (≥ 2) for `target`, sent as `name` (and
+    /// its convergence delta as `name/delta`).
+    pub(super) fn new(
+        name: String,
+        input: Array4<f32>,
+        baseline: Array4<f32>,
+        steps: usize,
+        target: usize,
+        objective: Objective,
+    ) -> Self {
+        let sum = Array4::zeros(input.raw_dim());
+        Self { name, input, baseline, steps, target, objective, sum, ends: [0.0; 2] }
+    }
+
+    fn alpha(&self, row: usize) -> f32 {
+        row as f32 / (self.steps - 1) as f32
+    }
+
+    fn weight(&self, row: usize) -> f64 {
+        let weight = 1.0 / self.steps as f64;
+        if row == 0 || row == self.steps - 1 { weight / 2.0 } else { weight }
+    }
+}
+
+impl RowSet for IntegratedGradients {
+    fn len(&self) -> usize {
+        self.steps
+    }
+
+    fn guided(&self) -> bool {
+        false
+    }
+
+    fn fill(&mut self, start: usize, mut out: ArrayViewMut4<'_, f32>) {
+        for (i, mut row) in out.axis_iter_mut(Axis(0)).enumerate() {
+            let alpha = self.alpha(start + i);
+            Zip::from(&mut row)
+                .and(self.baseline.index_axis(Axis(0), 0))
+                .and(self.input.index_axis(Axis(0), 0))
+                .for_each(|r, &b, &x| *r = b + alpha * (x - b));
+        }
+    }
+
+    fn absorb(&mut self, start: usize, gradients: ArrayView4<'_, f32>, logits: ArrayView2<'_, f32>) {
+        for (i, gradient) in gradients.axis_iter(Axis(0)).enumerate() {
+            let row = start + i;
+            let weight = self.weight(row);
+            Zip::from(self.sum.index_axis_mut(Axis(0), 0)).and(&gradient).for_each(|s, &g| *s += weight * f64::from(g));
+            let value = || objective_value(logits.index_axis(Axis(0), i), self.target, self.objective);
+            if row == 0 {
+                self.ends[0] = value();
+            }
+            if row == self.steps - 1 {
+                self.ends[1] = value();
+            }
+        }
+    }
+
+    fn finish(self: Box<Self>) -> Vec<NamedTensor> {
+        let mut attribution = Array4::<f32>::zeros(self.input.raw_dim());
+        let mut total = 0.0_f64;
+        Zip::from(&mut attribution).and(&self.sum).and(&self.input).and(&self.baseline).for_each(|a, &s, &x, &b| {
+            let value = s * f64::from(x - b);
+            total += value;
+            *a = value as f32;
+        });
+        let delta = total - (self.ends[1] - self.ends[0]);
+        let delta = NamedTensor {
+            name: format!("{}/delta", self.name),
+            tensor: ndarray::arr1(&[delta as f32]).into_dyn(),
+            channel_indices: Vec::new(),
+        };
+        vec![named(self.name, attribution), delta]
+    }
+}
+
+/// SmoothGrad: gradients of copies of the input with Gaussian noise of σ = level × (max − min).
+pub(super) struct SmoothGrad {
+    name: String,
+    input: Array4<f32>,
+    samples: usize,
+    sigma: f64,
+    noise: Noise,
+    variant: SmoothGradVariant,
+    sum: Array4<f64>,
+    sum_of_squares: Array4<f64>,
+}
+
+impl SmoothGrad {
+    /// SmoothGrad of `input` over `samples` copies, sent as `name`.
+    pub(super) fn new(
+        name: String,
+        input: Array4<f32>,
+        samples: usize,
+        noise_level: f32,
+        seed: u64,
+        variant: SmoothGradVariant,
+    ) -> Self {
+        let max = input.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let min = input.iter().copied().fold(f32::INFINITY, f32::min);
+        let sigma = f64::from(noise_level) * f64::from(max - min);
+        let sum = Array4::zeros(input.raw_dim());
+        let sum_of_squares = Array4::zeros(input.raw_dim());
+        Self { name, input, samples, sigma, noise: Noise::new(seed), variant, sum, sum_of_squares }
+    }
+}
+
+impl RowSet for SmoothGrad {
+    fn len(&self) -> usize {
+        self.samples
+    }
+
+    fn guided(&self) -> bool {
+        false
+    }
+
+    fn fill(&mut self, _start: usize, mut out: ArrayViewMut4<'_, f32>) {
+        for mut row in out.axis_iter_mut(Axis(0)) {
+            Zip::from(&mut row)
+                .and(self.input.index_axis(Axis(0), 0))
+                .for_each(|r, &x| *r = x + (self.sigma * self.noise.normal()) as f32);
+        }
+    }
+
+    fn absorb(&mut self, _start: usize, gradients: ArrayView4<'_, f32>, _logits: ArrayView2<'_, f32>) {
+        for gradient in gradients.axis_iter(Axis(0)) {
+            Zip::from(self.sum.index_axis_mut(Axis(0), 0))
+                .and(self.sum_of_squares.index_axis_mut(Axis(0), 0))
+                .and(&gradient)
+                .for_each(|s, q, &g| {
+                    *s += f64::from(g);
+                    *q += f64::from(g) * f64::from(g);
+                });
+        }
+    }
+
+    fn finish(self: Box<Self>) -> Vec<NamedTensor> {
+        let n = self.samples as f64;
+        let values = match self.variant {
+            SmoothGradVariant::Mean => self.sum.mapv(|s| s / n),
+            SmoothGradVariant::Squared => self.sum_of_squares.mapv(|q| q / n),
+            SmoothGradVariant::Variance => {
+                let mut variance = self.sum_of_squares.mapv(|q| q / n);
+                Zip::from(&mut variance).and(&self.sum).for_each(|v, &s| *v = (*v - (s / n).powi(2)).max(0.0));
+                variance
+            }
+        };
+        vec![named(self.name, values.mapv(|v| v as f32))]
+    }
+}

@@ -1,0 +1,146 @@
+//! Attributions through a real server, float32 on CPU, against torch and Captum (float64
+//! references): input gradients (target logit and cross-entropy), every layer's gradient, input ×
+//! gradient, Integrated Gradients (32 steps, trapezoid, zero baseline) and its convergence delta,
+//! Grad-CAM at three layers (raw and upsampled) and guided backpropagation, each within 1e-4
+//! relative L2 (1e-6 absolute where the reference is all zeros).
+
+use explain_client::{Explanation, proto};
+use explain_service::model::ModelSource;
+use explain_tests::{Refs, TestServer, fixture, relative_l2, shared_fixture, tensor_image};
+use ndarray::ArrayD;
+use proto::attribution_spec::Method;
+
+const LAYERS: [&str; 11] = [
+    "conv1", "maxpool", "layer1.0", "layer1.1", "layer2.0", "layer2.1", "layer3.0", "layer3.1", "layer4.0", "layer4.1",
+    "avgpool",
+];
+const CAM_LAYERS: [&str; 3] = ["layer4.1", "layer3.1", "layer2.1"];
+
+fn method(method: Method) -> proto::AttributionSpec {
+    proto::AttributionSpec { method: Some(method) }
+}
+
+/// Asserts `actual` matches `expected` within `tolerance` relative L2, or 1e-6 absolute when
+/// `expected` is all zeros.
+fn assert_within(actual: &ArrayD<f32>, expected: &ArrayD<f32>, tolerance: f64, what: &str) {
+    if expected.iter().all(|&v| v == 0.0) {
+        let worst = actual.iter().fold(0.0_f32, |m, v| m.max(v.abs()));
+        assert!(worst <= 1e-6, "{what}: reference is all zeros, got max |value| {worst:e}");
+    } else {
+        let error = relative_l2(actual, expected);
+        eprintln!("{what}: relative L2 {error:.2e}");
+        assert!(error < tolerance, "{what}: relative L2 {error:e} ≥ {tolerance:e}");
+    }
+}
+
+fn assert_close(actual: &ArrayD<f32>, expected: &ArrayD<f32>, what: &str) {
+    assert_within(actual, expected, 1e-4, what);
+}
+
+fn tensor<'e>(explanation: &'e Explanation, name: &str) -> &'e ArrayD<f32> {
+    &explanation.tensors.get(name).unwrap_or_else(|| panic!("no `{name}` in {:?}", explanation.tensors.keys())).array
+}
+
+/// Every attribution of the references for every image of `refs`, on `model`.
+async fn attributions_match(model: ModelSource, refs: &Refs, label: &str, ig_tolerance: f64) {
+    let mut server = TestServer::with_model(model).await;
+    for image in 0..refs.images() {
+        let target = Some(proto::Target { kind: Some(proto::target::Kind::ClassIndex(refs.target(image))) });
+        let mut attributions = vec![
+            method(Method::Saliency(proto::Saliency { absolute: false })),
+            method(Method::InputXGradient(proto::InputXGradient {})),
+            method(Method::GuidedBackprop(proto::GuidedBackprop {})),
+            method(Method::IntegratedGradients(proto::IntegratedGradients { steps: 32, baseline: None })),
+        ];
+        for layer in CAM_LAYERS {
+            for upsample in [false, true] {
+                attributions.push(method(Method::GradCam(proto::GradCam { layer: layer.into(), upsample })));
+            }
+        }
+        let gradients = LAYERS
+            .iter()
+            .map(|layer| proto::FeatureMapSpec {
+                layer: (*layer).into(),
+                quantity: proto::LayerQuantity::Gradient as i32,
+                ..Default::default()
+            })
+            .collect();
+        let request = proto::ExplainRequest {
+            image: Some(tensor_image(&refs.row("input", image))),
+            target: target.clone(),
+            attributions,
+            feature_maps: gradients,
+            ..Default::default()
+        };
+        let explanation = server.client.explain(request).await.expect("explain");
+        let what = |name: &str| format!("{label} image {image}: {name}");
+        assert_eq!(explanation.prediction.target.as_ref().map(|t| t.index), Some(refs.target(image)));
+        assert_close(tensor(&explanation, "attribution/saliency"), &refs.row("grad.input", image), &what("saliency"));
+        assert_close(
+            tensor(&explanation, "attribution/input_x_gradient"),
+            &refs.row("captum.input_x_gradient", image),
+            &what("input × gradient"),
+        );
+        assert_close(
+            tensor(&explanation, "attribution/guided_backprop"),
+            &refs.row("captum.guided_backprop", image),
+            &what("guided backprop"),
+        );
+        let ig = "captum.integrated_gradients.steps32.trapezoid.zero_baseline";
+        assert_within(
+            tensor(&explanation, "attribution/integrated_gradients"),
+            &refs.row(ig, image),
+            ig_tolerance,
+            &what("IG"),
+        );
+        let delta = tensor(&explanation, "attribution/integrated_gradients/delta")[[0]];
+        let expected_delta = refs.get(&format!("{ig}.delta"))[[image]];
+        assert!((delta - expected_delta).abs() < 1e-4, "{}: {delta} vs {expected_delta}", what("IG delta"));
+        for layer in CAM_LAYERS {
+            let reference = format!("captum.grad_cam.{layer}.relu");
+            let name = format!("attribution/grad_cam/{layer}");
+            assert_close(tensor(&explanation, &name), &refs.row(&reference, image), &what(&name));
+            let upsampled = format!("{name}/upsampled");
+            let reference = format!("{reference}.bilinear_to_input");
+            assert_close(tensor(&explanation, &upsampled), &refs.row(&reference, image), &what(&upsampled));
+        }
+        for layer in LAYERS {
+            let name = format!("gradient/{layer}");
+            assert_close(tensor(&explanation, &name), &refs.row(&format!("grad.act.{layer}"), image), &what(&name));
+        }
+        assert_eq!(explanation.summary.rows, 1 + 1 + 32, "the image, one guided row, 32 IG rows");
+
+        // The brief's technique: CrossEntropyLoss(model(x), target).backward(); x.grad
+        let cross_entropy = proto::ExplainRequest {
+            image: Some(tensor_image(&refs.row("input", image))),
+            target,
+            objective: proto::Objective::CrossEntropy as i32,
+            attributions: vec![method(Method::Saliency(proto::Saliency { absolute: false }))],
+            ..Default::default()
+        };
+        let explanation = server.client.explain(cross_entropy).await.expect("explain");
+        assert_close(
+            tensor(&explanation, "attribution/saliency"),
+            &refs.row("grad.input.cross_entropy", image),
+            &what("cross-entropy input gradient"),
+        );
+    }
+}
+
+#[tokio::test]
+async fn dynamo_export_attributions_match_captum() {
+    let refs = Refs::load(&fixture("tiny_resnet18_w8.refs.npz"));
+    attributions_match(ModelSource::File(fixture("tiny_resnet18_w8.dynamo.onnx")), &refs, "dynamo", 1e-4).await;
+}
+
+#[tokio::test]
+async fn legacy_export_attributions_match_captum() {
+    let refs = Refs::load(&fixture("tiny_resnet18_w8.refs.npz"));
+    attributions_match(ModelSource::File(fixture("tiny_resnet18_w8.legacy.onnx")), &refs, "legacy", 1e-4).await;
+}
+
+#[tokio::test]
+async fn full_resnet18_attributions_match_captum() {
+    let refs = Refs::load(&shared_fixture("resnet18_seed1.refs.npz"));
+    attributions_match(ModelSource::File(shared_fixture("resnet18_seed1.legacy.onnx")), &refs, "resnet18", 1e-3).await;
+}
