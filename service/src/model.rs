@@ -5,6 +5,7 @@ mod cache;
 pub(crate) mod graph;
 pub mod layers;
 mod surgery;
+mod torchvision;
 
 use std::path::{Path, PathBuf};
 
@@ -21,12 +22,15 @@ use crate::augment::{self, AugmentError, AugmentSpec, Shapes};
 /// start anywhere; its explanations mean nothing.
 const DEFAULT_MODEL: &[u8] = include_bytes!("../models/default.onnx");
 
+/// Input size of models built from safetensors weights when none is given.
+pub const DEFAULT_SAFETENSORS_INPUT_SIZE: u32 = 224;
+
 /// Where a model comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ModelSource {
     /// The embedded default model.
     Embedded,
-    /// An ONNX file.
+    /// An ONNX file, or a torchvision ResNet state dict saved as `.safetensors`.
     File(PathBuf),
 }
 
@@ -47,6 +51,9 @@ pub enum ModelError {
     /// The graph does not have the shape of an image classifier.
     #[error("not an image classifier: {0}")]
     NotAClassifier(String),
+    /// The safetensors file is not a torchvision ResNet state dict.
+    #[error("not a torchvision ResNet state dict: {0}")]
+    Safetensors(String),
     /// The input's spatial size is symbolic and was not given.
     #[error("the graph's input size is not fixed: give it with --input-size")]
     InputSizeUnknown,
@@ -88,6 +95,11 @@ impl Model {
             ModelSource::Embedded => Self::from_onnx("default", DEFAULT_MODEL, input_size),
             ModelSource::File(path) => {
                 let bytes = std::fs::read(path).map_err(|source| ModelError::Read { path: path.clone(), source })?;
+                if path.extension().is_some_and(|extension| extension == "safetensors") {
+                    let size = input_size.unwrap_or(DEFAULT_SAFETENSORS_INPUT_SIZE);
+                    let proto = torchvision::resnet_from_safetensors(&bytes, size)?;
+                    return Self::from_proto(&file_stem(path), hex(&Sha256::digest(&bytes)), proto, Some(size));
+                }
                 Self::from_onnx(&file_stem(path), &bytes, input_size)
             }
         }
@@ -95,8 +107,15 @@ impl Model {
 
     /// Reads an ONNX model from its bytes.
     pub fn from_onnx(name: &str, bytes: &[u8], input_size: Option<u32>) -> Result<Self, ModelError> {
-        let sha256 = hex(&Sha256::digest(bytes));
-        let mut proto = ModelProto::decode(bytes)?;
+        Self::from_proto(name, hex(&Sha256::digest(bytes)), ModelProto::decode(bytes)?, input_size)
+    }
+
+    fn from_proto(
+        name: &str,
+        sha256: String,
+        mut proto: ModelProto,
+        input_size: Option<u32>,
+    ) -> Result<Self, ModelError> {
         let graph = proto.graph.as_mut().ok_or_else(|| ModelError::NotAClassifier("the model has no graph".into()))?;
         let input = surgery::normalise(graph, input_size)?;
         let logits = match graph.output.as_slice() {

@@ -1,18 +1,20 @@
-//! Feature maps through a real server match torch: every layer of both exports of the tiny
-//! ResNet-18, and `layer2.1` of the full ResNet-18, within 1e-5 relative L2; logits and
+//! Feature maps through a real server match torch: every layer of the tiny ResNet-18 (both
+//! exports, and its torchvision weights as safetensors), and `layer2.1` of the full ResNet-18, within 1e-5 relative L2; logits and
 //! probabilities too.
 
 use explain_client::proto;
 use explain_service::model::ModelSource;
-use explain_tests::{Refs, TestServer, feature_map, fixture, relative_l2, shared_fixture, tensor_image};
+use explain_service::server::ServeOptions;
+use explain_tests::{Refs, TestServer, feature_map, fixture, options, relative_l2, shared_fixture, tensor_image};
 
 const LAYERS: [&str; 11] = [
     "conv1", "maxpool", "layer1.0", "layer1.1", "layer2.0", "layer2.1", "layer3.0", "layer3.1", "layer4.0", "layer4.1",
     "avgpool",
 ];
 
-async fn every_layer_matches(model: &str) {
-    let mut server = TestServer::with_model(ModelSource::File(fixture(model))).await;
+async fn every_layer_matches(settings: ServeOptions) {
+    let model = format!("{:?}", settings.load.model);
+    let mut server = TestServer::start(settings).await;
     let refs = Refs::load(&fixture("tiny_resnet18_w8.refs.npz"));
     for image in 0..refs.images() {
         let request = proto::ExplainRequest {
@@ -43,12 +45,19 @@ async fn every_layer_matches(model: &str) {
 
 #[tokio::test]
 async fn dynamo_export_activations_match_torch() {
-    every_layer_matches("tiny_resnet18_w8.dynamo.onnx").await;
+    every_layer_matches(options(ModelSource::File(fixture("tiny_resnet18_w8.dynamo.onnx")))).await;
 }
 
 #[tokio::test]
 async fn legacy_export_activations_match_torch() {
-    every_layer_matches("tiny_resnet18_w8.legacy.onnx").await;
+    every_layer_matches(options(ModelSource::File(fixture("tiny_resnet18_w8.legacy.onnx")))).await;
+}
+
+#[tokio::test]
+async fn safetensors_weights_activations_match_torch() {
+    let mut settings = options(ModelSource::File(fixture("tiny_resnet18_w8.safetensors")));
+    settings.load.input_size = Some(64);
+    every_layer_matches(settings).await;
 }
 
 #[tokio::test]

@@ -4,9 +4,11 @@
 
 use std::collections::{HashMap, HashSet};
 
+/// ONNX element types.
+pub(crate) use explain_proto::onnx::tensor_proto::DataType;
 use explain_proto::onnx::{
     AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto, TensorShapeProto, TypeProto,
-    ValueInfoProto, attribute_proto::AttributeType, tensor_proto::DataType, tensor_shape_proto, type_proto,
+    ValueInfoProto, attribute_proto::AttributeType, tensor_shape_proto, type_proto,
 };
 
 /// Producer and consumers of every tensor of a graph, by node index.
