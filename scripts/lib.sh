@@ -9,6 +9,8 @@ ORT_LIBRARY=$CACHE/onnxruntime/libonnxruntime.so.$ORT_VERSION
 GRPCURL_WRAPPER_VERSION=1.8.6.post2
 BUF_VERSION=1.75.0
 PYTHON=${PYTHON:-python3}
+# The Python packages tests use (tests/python): pinned, installed into .cache/venv with pip.
+TEST_PYTHON_PACKAGES=("onnxruntime==$ORT_VERSION" "numpy==2.4.6")
 
 say() { printf '==> %s\n' "$*" >&2; }
 
@@ -60,4 +62,14 @@ ensure_buf() {
   mkdir -p "$CACHE/npm"
   npm install --silent --no-audit --no-fund --no-save --prefix "$CACHE/npm" "@bufbuild/buf@$BUF_VERSION" >&2
   mkdir -p "$CACHE/bin" && ln -sf "$bin" "$CACHE/bin/buf"
+}
+
+# A virtual environment with the Python packages the tests use.
+ensure_test_venv() {
+  local venv=$CACHE/venv stamp=$CACHE/venv/.explain-packages
+  [[ -x $venv/bin/python && -f $stamp && $(cat "$stamp") == "${TEST_PYTHON_PACKAGES[*]}" ]] && return 0
+  say "creating the test virtual environment (${TEST_PYTHON_PACKAGES[*]})"
+  "$PYTHON" -m venv "$venv"
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check "${TEST_PYTHON_PACKAGES[@]}"
+  echo "${TEST_PYTHON_PACKAGES[*]}" > "$stamp"
 }

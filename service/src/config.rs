@@ -59,6 +59,7 @@ impl AugmentConfig {
             library: ort_library(self.ort_library.as_ref()),
             execution_provider: ExecutionProviderChoice::Cpu,
             intra_op_threads: 0,
+            allow_tf32: false,
         }
     }
 }
@@ -115,6 +116,10 @@ pub struct ServeConfig {
     /// Threads ONNX Runtime uses inside one operator; 0 lets it choose (one per core).
     #[arg(long, env = "EXPLAIN_INTRA_OP_THREADS", default_value_t = 0)]
     pub intra_op_threads: usize,
+    /// On CUDA, let float32 convolutions and matrix products use TF32 (faster; relative error
+    /// around 1e-3 instead of 1e-6). Off by default.
+    #[arg(long, env = "EXPLAIN_ALLOW_TF32")]
+    pub allow_tf32: bool,
     /// Input height and width in pixels, for models whose graph leaves them open.
     #[arg(long, env = "EXPLAIN_INPUT_SIZE")]
     pub input_size: Option<u32>,
@@ -211,6 +216,7 @@ impl ServeConfig {
                     library: ort_library(self.ort_library.as_ref()),
                     execution_provider: self.execution_provider,
                     intra_op_threads: self.intra_op_threads,
+                    allow_tf32: self.allow_tf32,
                 },
                 queue_capacity: self.queue_capacity,
                 cache_dir: self.cache_dir(),

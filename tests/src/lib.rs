@@ -2,6 +2,8 @@
 //! reference fixtures (small ones in `tests/fixtures/`, large ones in `$EXPLAIN_FIXTURES`,
 //! default `../shared/fixtures`), and tensor comparisons. Missing prerequisites fail loudly.
 
+pub mod graphs;
+
 use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
@@ -193,4 +195,14 @@ pub fn sample_png(size: u32) -> Vec<u8> {
 /// An array of the given shape from a flat vector.
 pub fn array(shape: &[usize], values: Vec<f32>) -> ArrayD<f32> {
     ArrayD::from_shape_vec(IxDyn(shape), values).expect("shape matches")
+}
+
+/// Writes `model` to a fresh file under the system temp folder and returns its path.
+pub fn write_model(model: &explain_proto::onnx::ModelProto, name: &str) -> PathBuf {
+    use prost::Message;
+    let dir = std::env::temp_dir().join(format!("explain-tests-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp folder");
+    let path = dir.join(format!("{name}.onnx"));
+    std::fs::write(&path, model.encode_to_vec()).expect("write model");
+    path
 }

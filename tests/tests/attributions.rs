@@ -6,7 +6,8 @@
 
 use explain_client::{Explanation, proto};
 use explain_service::model::ModelSource;
-use explain_tests::{Refs, TestServer, fixture, relative_l2, shared_fixture, tensor_image};
+use explain_service::server::ServeOptions;
+use explain_tests::{Refs, TestServer, fixture, options, relative_l2, shared_fixture, tensor_image};
 use ndarray::ArrayD;
 use proto::attribution_spec::Method;
 
@@ -25,16 +26,22 @@ fn method(method: Method) -> proto::AttributionSpec {
 fn assert_within(actual: &ArrayD<f32>, expected: &ArrayD<f32>, tolerance: f64, what: &str) {
     if expected.iter().all(|&v| v == 0.0) {
         let worst = actual.iter().fold(0.0_f32, |m, v| m.max(v.abs()));
+        println!("{what}: reference all zeros, max |value| {worst:.2e}");
         assert!(worst <= 1e-6, "{what}: reference is all zeros, got max |value| {worst:e}");
     } else {
         let error = relative_l2(actual, expected);
-        eprintln!("{what}: relative L2 {error:.2e}");
+        println!("{what}: relative L2 {error:.2e}");
         assert!(error < tolerance, "{what}: relative L2 {error:e} ≥ {tolerance:e}");
     }
 }
 
+/// The parity tolerance: 1e-4 (float32 on CPU), or `$EXPLAIN_PARITY_TOLERANCE` (5e-3 for CUDA).
+fn tolerance() -> f64 {
+    std::env::var("EXPLAIN_PARITY_TOLERANCE").ok().and_then(|t| t.parse().ok()).unwrap_or(1e-4)
+}
+
 fn assert_close(actual: &ArrayD<f32>, expected: &ArrayD<f32>, what: &str) {
-    assert_within(actual, expected, 1e-4, what);
+    assert_within(actual, expected, tolerance(), what);
 }
 
 fn tensor<'e>(explanation: &'e Explanation, name: &str) -> &'e ArrayD<f32> {
@@ -42,8 +49,8 @@ fn tensor<'e>(explanation: &'e Explanation, name: &str) -> &'e ArrayD<f32> {
 }
 
 /// Every attribution of the references for every image of `refs`, on `model`.
-async fn attributions_match(model: ModelSource, refs: &Refs, label: &str, ig_tolerance: f64) {
-    let mut server = TestServer::with_model(model).await;
+async fn attributions_match(settings: ServeOptions, refs: &Refs, label: &str, ig_tolerance: f64) {
+    let mut server = TestServer::start(settings).await;
     for image in 0..refs.images() {
         let target = Some(proto::Target { kind: Some(proto::target::Kind::ClassIndex(refs.target(image))) });
         let mut attributions = vec![
@@ -95,7 +102,12 @@ async fn attributions_match(model: ModelSource, refs: &Refs, label: &str, ig_tol
         );
         let delta = tensor(&explanation, "attribution/integrated_gradients/delta")[[0]];
         let expected_delta = refs.get(&format!("{ig}.delta"))[[image]];
-        assert!((delta - expected_delta).abs() < 1e-4, "{}: {delta} vs {expected_delta}", what("IG delta"));
+        println!("{}: absolute error {:.2e}", what("IG delta"), (delta - expected_delta).abs());
+        assert!(
+            f64::from((delta - expected_delta).abs()) < tolerance(),
+            "{}: {delta} vs {expected_delta}",
+            what("IG delta")
+        );
         for layer in CAM_LAYERS {
             let reference = format!("captum.grad_cam.{layer}.relu");
             let name = format!("attribution/grad_cam/{layer}");
@@ -130,17 +142,31 @@ async fn attributions_match(model: ModelSource, refs: &Refs, label: &str, ig_tol
 #[tokio::test]
 async fn dynamo_export_attributions_match_captum() {
     let refs = Refs::load(&fixture("tiny_resnet18_w8.refs.npz"));
-    attributions_match(ModelSource::File(fixture("tiny_resnet18_w8.dynamo.onnx")), &refs, "dynamo", 1e-4).await;
+    attributions_match(options(ModelSource::File(fixture("tiny_resnet18_w8.dynamo.onnx"))), &refs, "dynamo", 1e-4)
+        .await;
 }
 
 #[tokio::test]
 async fn legacy_export_attributions_match_captum() {
     let refs = Refs::load(&fixture("tiny_resnet18_w8.refs.npz"));
-    attributions_match(ModelSource::File(fixture("tiny_resnet18_w8.legacy.onnx")), &refs, "legacy", 1e-4).await;
+    attributions_match(options(ModelSource::File(fixture("tiny_resnet18_w8.legacy.onnx"))), &refs, "legacy", 1e-4)
+        .await;
+}
+
+#[tokio::test]
+async fn safetensors_weights_attributions_match_captum() {
+    let refs = Refs::load(&fixture("tiny_resnet18_w8.refs.npz"));
+    let mut settings = options(ModelSource::File(fixture("tiny_resnet18_w8.safetensors")));
+    settings.load.input_size = Some(64);
+    attributions_match(settings, &refs, "safetensors", tolerance()).await;
 }
 
 #[tokio::test]
 async fn full_resnet18_attributions_match_captum() {
     let refs = Refs::load(&shared_fixture("resnet18_seed1.refs.npz"));
-    attributions_match(ModelSource::File(shared_fixture("resnet18_seed1.legacy.onnx")), &refs, "resnet18", 1e-3).await;
+    // Integrated Gradients of this random network is ill-conditioned in float32: its path crosses
+    // ReLU and MaxPool decisions that f32 rounding flips (a 1e-7 relative change of the input moves
+    // it by up to 3e-4; docs/fidelity.md has the command), so it is held to 1e-3, the rest to 1e-4.
+    let model = ModelSource::File(shared_fixture("resnet18_seed1.legacy.onnx"));
+    attributions_match(options(model), &refs, "resnet18", tolerance().max(1e-3)).await;
 }

@@ -123,7 +123,7 @@ fn readme_session(address: &str) -> Vec<String> {
 async fn the_readme_session_works_when_pasted() {
     let server = TestServer::with_model(ModelSource::Embedded).await;
     let lines = readme_session(&server.address());
-    assert_eq!(lines.len(), 5, "{lines:?}");
+    assert_eq!(lines.len(), 6, "{lines:?}");
     let bin = grpcurl().parent().expect("grpcurl's folder").to_owned();
     for line in lines {
         let output = tokio::task::spawn_blocking({
@@ -137,8 +137,19 @@ async fn the_readme_session_works_when_pasted() {
         .expect("task");
         let stdout = String::from_utf8_lossy(&output.stdout);
         assert!(output.status.success(), "`{line}` failed: {stdout}{}", String::from_utf8_lossy(&output.stderr));
-        if line.contains("/Explain") {
+        if line.contains("featureMaps") {
             assert!(stdout.contains("\"name\": \"activation/layer2.1\""), "{stdout}");
+        }
+        if line.contains("attributions") {
+            for name in [
+                "attribution/saliency",
+                "attribution/grad_cam/layer4.1/upsampled",
+                "attribution/integrated_gradients/delta",
+            ] {
+                assert!(stdout.contains(&format!("\"name\": \"{name}\"")), "{name} missing: {stdout}");
+            }
+        }
+        if line.contains("/Explain") {
             assert!(stdout.contains("\"summary\""), "{stdout}");
         }
     }

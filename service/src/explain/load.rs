@@ -80,7 +80,10 @@ pub fn build_gradient_graph(model: &Model, ort: &OrtOptions) -> Result<Vec<u8>, 
 fn gradient_graph(model: &Model, options: &LoadOptions) -> Result<Vec<u8>, LoadError> {
     let cache = GraphCache::new(options.cache_dir.clone());
     let key = model.gradient_graph_key();
-    if let Some(bytes) = cache.get(&key) {
+    // A cached file that no longer decodes (a truncated disk, a foreign file) is rebuilt.
+    if let Some(bytes) =
+        cache.get(&key).filter(|bytes| explain_proto::onnx::ModelProto::decode(bytes.as_slice()).is_ok())
+    {
         return Ok(bytes);
     }
     let bytes = build_gradient_graph(model, &options.ort)?;

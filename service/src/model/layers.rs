@@ -210,13 +210,30 @@ fn cross_check_weight_names(graph: &GraphProto, index: &GraphIndex, layers: &[Na
     tracing::debug!(checked, "cross-checked layer names against weight names");
 }
 
+/// Ops whose outputs name the layers of a graph that is not a ResNet.
+const LAYER_OPS: [&str; 13] = [
+    "Relu",
+    "LeakyRelu",
+    "Clip",
+    "Sigmoid",
+    "Tanh",
+    "Elu",
+    "HardSigmoid",
+    "HardSwish",
+    "Gelu",
+    "MaxPool",
+    "AveragePool",
+    "GlobalAveragePool",
+    "Flatten",
+];
+
 /// Layers of a graph that is not a ResNet: the outputs of its activations and pooling nodes,
 /// named by their tensors, in graph order (the logits excluded).
 fn tensor_named_layers(graph: &GraphProto, logits: &str) -> Vec<NamedLayer> {
     graph
         .node
         .iter()
-        .filter(|n| matches!(op(n), "Relu" | "MaxPool" | "AveragePool" | "GlobalAveragePool" | "Flatten"))
+        .filter(|n| LAYER_OPS.contains(&op(n)))
         .filter_map(|n| n.output.first())
         .filter(|t| t.as_str() != logits)
         .map(|t| NamedLayer { name: t.clone(), tensor: t.clone() })

@@ -1,0 +1,204 @@
+//! Small ONNX models built in the tests, independent of the service's own graph code: a seeded
+//! random CNN that uses every op the augmenter differentiates beyond ResNet's, and a model with an
+//! op it cannot differentiate.
+
+use explain_proto::onnx::{
+    AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto, TensorShapeProto, TypeProto,
+    ValueInfoProto, attribute_proto::AttributeType, tensor_proto::DataType, tensor_shape_proto::Dimension,
+    tensor_shape_proto::dimension::Value as Dim, type_proto,
+};
+
+/// A SplitMix64 stream of uniform numbers in [-1, 1).
+pub struct Random(u64);
+
+impl Random {
+    /// A stream from `seed`.
+    pub fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+
+    /// The next number in [-1, 1).
+    pub fn sample(&mut self) -> f32 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        ((z >> 40) as f32 / (1_u64 << 24) as f32) * 2.0 - 1.0
+    }
+
+    /// `count` numbers scaled by `scale`.
+    pub fn values(&mut self, count: usize, scale: f32) -> Vec<f32> {
+        (0..count).map(|_| self.sample() * scale).collect()
+    }
+}
+
+fn ints(name: &str, values: &[i64]) -> AttributeProto {
+    AttributeProto {
+        name: Some(name.into()),
+        r#type: Some(AttributeType::Ints as i32),
+        ints: values.to_vec(),
+        ..Default::default()
+    }
+}
+
+fn int(name: &str, value: i64) -> AttributeProto {
+    AttributeProto {
+        name: Some(name.into()),
+        r#type: Some(AttributeType::Int as i32),
+        i: Some(value),
+        ..Default::default()
+    }
+}
+
+fn float(name: &str, value: f32) -> AttributeProto {
+    AttributeProto {
+        name: Some(name.into()),
+        r#type: Some(AttributeType::Float as i32),
+        f: Some(value),
+        ..Default::default()
+    }
+}
+
+fn node(op: &str, inputs: &[&str], output: &str, attribute: Vec<AttributeProto>) -> NodeProto {
+    NodeProto {
+        op_type: Some(op.into()),
+        name: Some(format!("{op}_{output}")),
+        input: inputs.iter().map(|s| (*s).to_owned()).collect(),
+        output: vec![output.into()],
+        attribute,
+        ..Default::default()
+    }
+}
+
+fn floats(name: &str, dims: &[i64], values: Vec<f32>) -> TensorProto {
+    TensorProto {
+        name: Some(name.into()),
+        dims: dims.to_vec(),
+        data_type: Some(DataType::Float as i32),
+        float_data: values,
+        ..Default::default()
+    }
+}
+
+fn value(name: &str, dims: &[Option<i64>]) -> ValueInfoProto {
+    let dim = dims
+        .iter()
+        .map(|d| Dimension { value: Some(d.map_or(Dim::DimParam("batch".into()), Dim::DimValue)), denotation: None })
+        .collect();
+    ValueInfoProto {
+        name: Some(name.into()),
+        r#type: Some(TypeProto {
+            denotation: None,
+            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                elem_type: Some(DataType::Float as i32),
+                shape: Some(TensorShapeProto { dim }),
+            })),
+        }),
+        ..Default::default()
+    }
+}
+
+fn model(nodes: Vec<NodeProto>, initializers: Vec<TensorProto>, size: i64, classes: i64) -> ModelProto {
+    ModelProto {
+        ir_version: Some(8),
+        opset_import: vec![OperatorSetIdProto { domain: Some(String::new()), version: Some(17) }],
+        graph: Some(GraphProto {
+            node: nodes,
+            name: Some("test".into()),
+            initializer: initializers,
+            input: vec![value("input", &[None, Some(3), Some(size), Some(size)])],
+            output: vec![value("logits", &[None, Some(classes)])],
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// Side of the random CNN's input.
+pub const RANDOM_CNN_SIZE: i64 = 16;
+/// Classes of the random CNN.
+pub const RANDOM_CNN_CLASSES: i64 = 5;
+
+/// A seeded random CNN (16×16 input, 5 classes) using Conv (strided, padded, grouped, dilated),
+/// unfolded BatchNormalization, Clip, AveragePool, LeakyRelu, Mul/Add/Sub/Div with broadcast
+/// constants, a residual Add, Identity, overlapping MaxPool, Concat, Relu, ReduceMean without kept
+/// dimensions, Reshape, MatMul and a bias Add.
+pub fn random_cnn(seed: u64) -> ModelProto {
+    let mut random = Random::new(seed);
+    let mut init = Vec::new();
+    let mut weight = |name: &str, dims: &[i64], scale: f32, offset: f32| {
+        let count = dims.iter().product::<i64>() as usize;
+        init.push(floats(name, dims, random.values(count, scale).into_iter().map(|v| v + offset).collect()));
+    };
+    weight("w1", &[8, 3, 3, 3], 0.4, 0.0);
+    weight("b1", &[8], 0.1, 0.0);
+    weight("bn_scale", &[8], 0.3, 1.0);
+    weight("bn_bias", &[8], 0.2, 0.0);
+    weight("bn_mean", &[8], 0.1, 0.0);
+    weight("bn_var", &[8], 0.2, 0.5);
+    weight("w2", &[8, 4, 3, 3], 0.3, 0.0);
+    weight("scale", &[1, 8, 1, 1], 0.5, 1.0);
+    weight("w_fc", &[16, 5], 0.5, 0.0);
+    weight("b_fc", &[5], 0.1, 0.0);
+    init.push(floats("zero", &[], vec![0.0]));
+    init.push(floats("six", &[], vec![6.0]));
+    init.push(floats("shift", &[], vec![0.05]));
+    init.push(floats("two", &[], vec![2.0]));
+    init.push(TensorProto {
+        name: Some("flat_shape".into()),
+        dims: vec![2],
+        data_type: Some(DataType::Int64 as i32),
+        int64_data: vec![-1, 16],
+        ..Default::default()
+    });
+    let nodes = vec![
+        node("Conv", &["input", "w1", "b1"], "c1", vec![ints("strides", &[2, 2]), ints("pads", &[1, 1, 1, 1])]),
+        node(
+            "BatchNormalization",
+            &["c1", "bn_scale", "bn_bias", "bn_mean", "bn_var"],
+            "bn",
+            vec![float("epsilon", 1e-3)],
+        ),
+        node("Clip", &["bn", "zero", "six"], "clip", vec![]),
+        node("AveragePool", &["clip"], "pool", vec![ints("kernel_shape", &[2, 2]), ints("strides", &[2, 2])]),
+        node(
+            "Conv",
+            &["pool", "w2"],
+            "c2",
+            vec![int("group", 2), ints("dilations", &[2, 2]), ints("pads", &[2, 2, 2, 2])],
+        ),
+        node("LeakyRelu", &["c2"], "leaky", vec![float("alpha", 0.1)]),
+        node("Mul", &["leaky", "scale"], "scaled", vec![]),
+        node("Add", &["scaled", "pool"], "residual", vec![]),
+        node("Sub", &["residual", "shift"], "shifted", vec![]),
+        node("Div", &["shifted", "two"], "halved", vec![]),
+        node("Identity", &["halved"], "same", vec![]),
+        node("MaxPool", &["same"], "max", vec![ints("kernel_shape", &[2, 2]), ints("strides", &[1, 1])]),
+        node("Relu", &["max"], "relu", vec![]),
+        node("Concat", &["max", "relu"], "both", vec![int("axis", 1)]),
+        node("ReduceMean", &["both"], "mean", vec![ints("axes", &[2, 3]), int("keepdims", 0)]),
+        node("Reshape", &["mean", "flat_shape"], "flat", vec![]),
+        node("MatMul", &["flat", "w_fc"], "fc", vec![]),
+        node("Add", &["fc", "b_fc"], "logits", vec![]),
+    ];
+    model(nodes, init, RANDOM_CNN_SIZE, RANDOM_CNN_CLASSES)
+}
+
+/// A CNN whose path from input to logits goes through Sigmoid, which has no gradient rule.
+pub fn cnn_with_sigmoid() -> ModelProto {
+    let mut random = Random::new(1);
+    let init = vec![
+        floats("w", &[4, 3, 3, 3], random.values(108, 0.3)),
+        floats("fc_w", &[2, 4], random.values(8, 0.5)),
+        floats("fc_b", &[2], vec![0.0, 0.1]),
+    ];
+    let nodes = vec![
+        node("Conv", &["input", "w"], "conv", vec![ints("pads", &[1, 1, 1, 1])]),
+        node("Sigmoid", &["conv"], "squashed", vec![]),
+        node("GlobalAveragePool", &["squashed"], "pooled", vec![]),
+        node("Flatten", &["pooled"], "flat", vec![]),
+        node("Gemm", &["flat", "fc_w", "fc_b"], "logits", vec![int("transB", 1)]),
+    ];
+    model(nodes, init, 8, 2)
+}
