@@ -6,7 +6,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::{
-    engine::{ExecutionProviderChoice, OrtOptions},
+    engine::{BatchPolicy, ExecutionProviderChoice, OrtOptions},
     explain::{Limits, LoadOptions},
     model::ModelSource,
     preprocess::ImageLimits,
@@ -133,12 +133,18 @@ pub struct ServeConfig {
     /// Normalisation standard deviation per RGB channel, comma-separated.
     #[arg(long, env = "EXPLAIN_STD", value_parser = parse_triple, default_value = "0.229,0.224,0.225")]
     pub std: Triple,
-    /// Batches that may wait for the engine before requests are refused (RESOURCE_EXHAUSTED).
-    #[arg(long, env = "EXPLAIN_QUEUE_CAPACITY", default_value_t = 64)]
+    /// Rows (images, IG steps, SmoothGrad samples) that may wait for the engine before requests
+    /// are refused with RESOURCE_EXHAUSTED.
+    #[arg(long, env = "EXPLAIN_QUEUE_CAPACITY", default_value_t = 1024)]
     pub queue_capacity: usize,
-    /// Most rows in one engine batch: Integrated Gradients and SmoothGrad rows are split at this.
-    #[arg(long, env = "EXPLAIN_MAX_BATCH_ROWS", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
-    pub max_batch_rows: u32,
+    /// Microseconds the oldest waiting request may be held for others to join its run; 0 merges
+    /// only what is already waiting.
+    #[arg(long, env = "EXPLAIN_MAX_QUEUE_DELAY_US", default_value_t = 0)]
+    pub max_queue_delay_us: u64,
+    /// Most rows in one engine run: waiting requests are merged up to this, and Integrated
+    /// Gradients and SmoothGrad rows are split at it.
+    #[arg(long, env = "EXPLAIN_MAX_BATCH_SIZE", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_batch_size: u32,
     /// Most engine rows one request may need (1 + IG steps + SmoothGrad samples + …).
     #[arg(long, env = "EXPLAIN_MAX_ROWS_PER_REQUEST", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_rows_per_request: u32,
@@ -162,6 +168,9 @@ pub struct ServeConfig {
     #[arg(long, env = "EXPLAIN_MAX_CHUNK_BYTES", default_value_t = 1 << 20,
           value_parser = clap::value_parser!(u32).range(1..=(1 << 20)))]
     pub max_chunk_bytes: u32,
+    /// Requests of one ExplainStream call worked on at once; the next is read when one finishes.
+    #[arg(long, env = "EXPLAIN_STREAM_IN_FLIGHT", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
+    pub stream_in_flight: u32,
     /// Concurrent HTTP/2 streams per connection.
     #[arg(long, env = "EXPLAIN_MAX_CONCURRENT_STREAMS", default_value_t = 256)]
     pub max_concurrent_streams: u32,
@@ -219,14 +228,18 @@ impl ServeConfig {
                     allow_tf32: self.allow_tf32,
                 },
                 queue_capacity: self.queue_capacity,
+                batching: BatchPolicy {
+                    max_batch_size: self.max_batch_size as usize,
+                    max_queue_delay: Duration::from_micros(self.max_queue_delay_us),
+                },
                 cache_dir: self.cache_dir(),
                 limits: Limits {
                     image: ImageLimits { max_bytes: self.max_image_bytes, max_pixels: self.max_image_pixels },
-                    max_batch_rows: self.max_batch_rows as usize,
                     max_rows_per_request: self.max_rows_per_request as usize,
                 },
             },
             max_chunk_bytes: self.max_chunk_bytes as usize,
+            stream_in_flight: self.stream_in_flight as usize,
             max_request_bytes: self.max_request_bytes,
             max_concurrent_streams: self.max_concurrent_streams,
             keepalive_interval: Duration::from_secs(self.keepalive_interval_secs),

@@ -1,10 +1,13 @@
 //! The inference engine: a backend (ONNX Runtime, or a fake in tests) owned by a dedicated thread,
-//! fed through a bounded queue, answering through oneshot channels. Nothing here knows tonic.
+//! fed through a bounded queue that merges waiting jobs into batches, answering through oneshot
+//! channels. Nothing here knows tonic.
 
 mod backend;
+mod batching;
 mod ort_backend;
 mod thread;
 
 pub use self::backend::{Backend, BackendError, Batch, GraphKind, Outputs};
+pub use self::batching::BatchPolicy;
 pub use self::ort_backend::{ExecutionProviderChoice, OrtBackend, OrtOptions, measure_shapes};
 pub use self::thread::{EngineError, EngineHandle, Ran};

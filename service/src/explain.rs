@@ -30,7 +30,7 @@ pub use self::{
     prediction::{ClassScore, Prediction},
 };
 use crate::{
-    engine::{Batch, EngineError, EngineHandle, GraphKind, Ran},
+    engine::{Batch, BatchPolicy, EngineError, EngineHandle, GraphKind, Ran},
     preprocess::{self, ImageLimits, PreprocessError},
 };
 
@@ -85,7 +85,7 @@ impl Stats {
         self.queued += ran.queued;
         self.inference += ran.inference;
         self.rows += ran.rows;
-        self.batch_size = self.batch_size.max(ran.rows);
+        self.batch_size = self.batch_size.max(ran.batch_rows);
     }
 }
 
@@ -94,8 +94,6 @@ impl Stats {
 pub struct Limits {
     /// Images accepted.
     pub image: ImageLimits,
-    /// Most rows in one engine batch (Integrated Gradients and SmoothGrad are split at this).
-    pub max_batch_rows: usize,
     /// Most rows one request may put through the engine.
     pub max_rows_per_request: usize,
 }
@@ -117,6 +115,7 @@ pub struct Explainer {
     info: Arc<ModelInfo>,
     engine: EngineHandle,
     limits: Limits,
+    batching: BatchPolicy,
 }
 
 impl Explainer {
@@ -130,24 +129,30 @@ impl Explainer {
         &self.limits
     }
 
-    /// Classifies one image.
-    pub async fn classify(&self, job: ClassifyJob) -> Result<(Prediction, Stats), ExplainError> {
+    /// Classifies one image, giving up at `deadline`.
+    pub async fn classify(
+        &self,
+        job: ClassifyJob,
+        deadline: Option<Instant>,
+    ) -> Result<(Prediction, Stats), ExplainError> {
         let (images, preprocess) = self.prepare(job.image).await?;
-        let ran = self.run_batch(GraphKind::Forward, images, Vec::new(), vec![self.info.logits.clone()]).await?;
+        let outputs = vec![self.info.logits.clone()];
+        let ran = self.run_batch(GraphKind::Forward, images, Vec::new(), outputs, deadline).await?;
         let prediction = prediction::predict(self.logits(&ran)?, job.top_k, TargetClass::Predicted, Objective::Logit);
         let mut stats = Stats { preprocess, ..Stats::default() };
         stats.add(&ran);
         Ok((prediction, stats))
     }
 
-    /// Explains one image: its prediction and the tensors the job asks for.
-    pub async fn explain(&self, job: ExplainJob) -> Result<Explanation, ExplainError> {
+    /// Explains one image: its prediction and the tensors the job asks for, giving up at
+    /// `deadline`.
+    pub async fn explain(&self, job: ExplainJob, deadline: Option<Instant>) -> Result<Explanation, ExplainError> {
         let (images, preprocess) = self.prepare(job.image.clone()).await?;
         let stats = Stats { preprocess, ..Stats::default() };
         if job.needs_gradients() {
-            return self.explain_with_gradients(job, images, stats).await;
+            return self.explain_with_gradients(job, images, stats, deadline).await;
         }
-        self.explain_forward(job, images, stats).await
+        self.explain_forward(job, images, stats, deadline).await
     }
 
     /// Predictions and activations only: the forward graph, which is cheaper.
@@ -156,6 +161,7 @@ impl Explainer {
         job: ExplainJob,
         images: Array4<f32>,
         mut stats: Stats,
+        deadline: Option<Instant>,
     ) -> Result<Explanation, ExplainError> {
         let mut outputs = vec![self.info.logits.clone()];
         for request in &job.feature_maps {
@@ -164,7 +170,7 @@ impl Explainer {
                 outputs.push(tensor);
             }
         }
-        let ran = self.run_batch(GraphKind::Forward, images, Vec::new(), outputs).await?;
+        let ran = self.run_batch(GraphKind::Forward, images, Vec::new(), outputs, deadline).await?;
         stats.add(&ran);
         let started = Instant::now();
         let prediction = prediction::predict(self.logits(&ran)?, job.top_k, job.target, job.objective);
@@ -197,8 +203,9 @@ impl Explainer {
         images: Array4<f32>,
         int_inputs: Vec<(String, Vec<i64>)>,
         outputs: Vec<String>,
+        deadline: Option<Instant>,
     ) -> Result<Ran, ExplainError> {
-        Ok(self.engine.run(Batch { graph, images, int_inputs, outputs }).await?)
+        Ok(self.engine.run(Batch { graph, images, int_inputs, outputs }, deadline).await?)
     }
 
     fn output<'r>(&self, ran: &'r Ran, tensor: &str) -> Result<&'r ArrayD<f32>, ExplainError> {

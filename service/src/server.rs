@@ -3,8 +3,10 @@
 //! while health answers NOT_SERVING and the API answers UNAVAILABLE; on shutdown health turns
 //! NOT_SERVING, new connections are refused and open calls drain within a grace period.
 
+mod deadline;
 mod service;
 mod status;
+mod stream;
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
@@ -14,7 +16,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Server;
 use tonic_health::{ServingStatus, server::HealthReporter};
 
-use self::service::{ExplainApi, Readiness};
+use self::service::{ApiSettings, ExplainApi, Readiness};
 pub use self::status::ApiError;
 use crate::explain::{Explainer, LoadOptions};
 
@@ -27,6 +29,8 @@ pub struct ServeOptions {
     pub load: LoadOptions,
     /// Largest tensor chunk sent, in bytes.
     pub max_chunk_bytes: usize,
+    /// Requests of one `ExplainStream` worked on at once.
+    pub stream_in_flight: usize,
     /// Largest request message accepted, in bytes.
     pub max_request_bytes: usize,
     /// Concurrent HTTP/2 streams per connection.
@@ -148,7 +152,8 @@ async fn serve(
     let readiness = Arc::new(Readiness::default());
     let loading = tokio::spawn(load(options.load.clone(), readiness.clone(), health.clone(), load_state));
 
-    let api = ExplainServiceServer::new(ExplainApi::new(readiness, options.max_chunk_bytes))
+    let settings = ApiSettings { max_chunk_bytes: options.max_chunk_bytes, stream_in_flight: options.stream_in_flight };
+    let api = ExplainServiceServer::new(ExplainApi::new(readiness, settings))
         .max_decoding_message_size(options.max_request_bytes)
         .max_encoding_message_size(options.max_chunk_bytes.saturating_add(64 * 1024).max(4 << 20));
     let reflection_v1 = reflection().build_v1().map_err(|e| ServeError::Load(format!("reflection: {e}")))?;

@@ -1,26 +1,40 @@
-//! The engine thread: owns the backend, takes batches from a bounded queue and answers each
-//! through a oneshot channel. Inference never runs on tokio's workers; a full queue is refused at
-//! once rather than waited on; a batch whose caller has gone is skipped.
+//! The engine thread: owns the backend and the queue. Callers submit row batches and await a
+//! oneshot reply; inference never runs on tokio's workers. Admission is bounded in rows and
+//! refused at once when full; jobs whose caller has gone or whose deadline has passed are dropped
+//! before they run; waiting jobs of the same graph are merged into one run (see `batching`).
 
 use std::{
+    collections::VecDeque,
     panic::{AssertUnwindSafe, catch_unwind},
-    sync::mpsc::{self, SyncSender, TrySendError},
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+        mpsc::{self, Receiver, RecvTimeoutError, Sender},
+    },
     time::{Duration, Instant},
 };
 
 use tokio::sync::oneshot;
 
-use super::backend::{Backend, BackendError, Batch, Outputs};
+use super::{
+    backend::{Backend, BackendError, Batch, GraphKind, Outputs},
+    batching::{self, BatchPolicy},
+};
 
 /// Why the engine did not run a batch.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     /// The queue is full.
-    #[error("the engine queue is full ({capacity} batches waiting)")]
+    #[error("the engine queue is full ({queued} rows waiting, capacity {capacity}); retry shortly")]
     Overloaded {
-        /// Queue capacity.
+        /// Rows waiting.
+        queued: usize,
+        /// Capacity in rows.
         capacity: usize,
     },
+    /// The caller's deadline passed before the batch could run.
+    #[error("the deadline passed before the engine could run the request")]
+    DeadlineExceeded,
     /// The engine thread has stopped.
     #[error("the inference engine has stopped")]
     Stopped,
@@ -29,72 +43,324 @@ pub enum EngineError {
     Backend(#[from] BackendError),
 }
 
-/// What a run returned, with where the time went.
+/// What a run returned to one job, with where the time went.
 #[derive(Debug)]
 pub struct Ran {
-    /// The outputs asked for.
+    /// The outputs the job asked for, its rows only.
     pub outputs: Outputs,
-    /// Time spent waiting in the queue.
+    /// Time the job waited in the queue.
     pub queued: Duration,
-    /// Time the backend took.
+    /// Time the backend took for the whole merged run.
     pub inference: Duration,
-    /// Rows of the batch that ran.
+    /// The job's rows.
     pub rows: usize,
+    /// Rows of the merged run that carried the job.
+    pub batch_rows: usize,
 }
 
 struct Job {
     batch: Batch,
+    rows: usize,
     enqueued: Instant,
-    reply: oneshot::Sender<Result<Ran, BackendError>>,
+    deadline: Option<Instant>,
+    reply: oneshot::Sender<Result<Ran, EngineError>>,
 }
 
 /// A cheap handle to the engine thread; the thread stops when the last handle is dropped.
 #[derive(Clone, Debug)]
 pub struct EngineHandle {
-    sender: SyncSender<Job>,
+    sender: Sender<Job>,
+    queued_rows: Arc<AtomicUsize>,
     capacity: usize,
     execution_provider: String,
 }
 
 impl EngineHandle {
-    /// Starts a thread that owns `backend`, with room for `capacity` waiting batches.
-    pub fn spawn<B: Backend>(mut backend: B, capacity: usize) -> std::io::Result<Self> {
-        let capacity = capacity.max(1);
+    /// Starts a thread that owns `backend`, admits at most `capacity` waiting rows, and batches
+    /// with `policy`.
+    pub fn spawn<B: Backend>(backend: B, capacity: usize, policy: BatchPolicy) -> std::io::Result<Self> {
         let execution_provider = backend.execution_provider().to_owned();
-        let (sender, receiver) = mpsc::sync_channel::<Job>(capacity);
-        std::thread::Builder::new().name("explain-engine".into()).spawn(move || {
-            for job in receiver {
-                if job.reply.is_closed() {
-                    tracing::debug!("caller gone; batch skipped");
-                    continue;
-                }
-                let queued = job.enqueued.elapsed();
-                let started = Instant::now();
-                let rows = job.batch.images.shape()[0];
-                let result = catch_unwind(AssertUnwindSafe(|| backend.run(&job.batch)))
-                    .unwrap_or_else(|_| Err(BackendError::Run("the backend panicked".into())))
-                    .map(|outputs| Ran { outputs, queued, inference: started.elapsed(), rows });
-                // The caller may have gone while the batch ran; nothing to do then.
-                let _ = job.reply.send(result);
-            }
-            tracing::debug!("engine thread stopped");
-        })?;
-        Ok(Self { sender, capacity, execution_provider })
+        let (sender, receiver) = mpsc::channel::<Job>();
+        let queued_rows = Arc::new(AtomicUsize::new(0));
+        let worker = Worker { backend, receiver, pending: VecDeque::new(), queued_rows: queued_rows.clone(), policy };
+        std::thread::Builder::new().name("explain-engine".into()).spawn(move || worker.run())?;
+        Ok(Self { sender, queued_rows, capacity: capacity.max(1), execution_provider })
     }
 
-    /// Runs `batch` and waits for its outputs without blocking the async runtime.
-    pub async fn run(&self, batch: Batch) -> Result<Ran, EngineError> {
+    /// Runs `batch` (merged with other waiting batches of its graph) and waits for its rows'
+    /// outputs without blocking the async runtime. Refused at once when the queue is full, and
+    /// dropped unrun if `deadline` passes first.
+    pub async fn run(&self, batch: Batch, deadline: Option<Instant>) -> Result<Ran, EngineError> {
+        if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+            return Err(EngineError::DeadlineExceeded);
+        }
+        let rows = batch.images.shape()[0];
+        let queued = self.queued_rows.fetch_add(rows, Ordering::SeqCst);
+        if queued > 0 && queued + rows > self.capacity {
+            self.queued_rows.fetch_sub(rows, Ordering::SeqCst);
+            return Err(EngineError::Overloaded { queued, capacity: self.capacity });
+        }
         let (reply, answer) = oneshot::channel();
-        let job = Job { batch, enqueued: Instant::now(), reply };
-        self.sender.try_send(job).map_err(|e| match e {
-            TrySendError::Full(_) => EngineError::Overloaded { capacity: self.capacity },
-            TrySendError::Disconnected(_) => EngineError::Stopped,
-        })?;
-        Ok(answer.await.map_err(|_| EngineError::Stopped)??)
+        let job = Job { batch, rows, enqueued: Instant::now(), deadline, reply };
+        if self.sender.send(job).is_err() {
+            self.queued_rows.fetch_sub(rows, Ordering::SeqCst);
+            return Err(EngineError::Stopped);
+        }
+        answer.await.map_err(|_| EngineError::Stopped)?
     }
 
     /// The execution provider the backend runs on.
     pub fn execution_provider(&self) -> &str {
         &self.execution_provider
+    }
+}
+
+/// The engine thread's state.
+struct Worker<B> {
+    backend: B,
+    receiver: Receiver<Job>,
+    pending: VecDeque<Job>,
+    queued_rows: Arc<AtomicUsize>,
+    policy: BatchPolicy,
+}
+
+impl<B: Backend> Worker<B> {
+    fn run(mut self) {
+        while self.fill() {
+            let jobs = self.next_batch();
+            if !jobs.is_empty() {
+                self.execute(jobs);
+            }
+        }
+        tracing::debug!("engine thread stopped");
+    }
+
+    /// Waits for at least one pending job; takes whatever else has arrived. False once every
+    /// handle is gone and nothing is pending.
+    fn fill(&mut self) -> bool {
+        if self.pending.is_empty() {
+            match self.receiver.recv() {
+                Ok(job) => self.pending.push_back(job),
+                Err(_) => return false,
+            }
+        }
+        self.pending.extend(self.receiver.try_iter());
+        true
+    }
+
+    /// Rows of `graph`'s waiting jobs that fit in one run with the oldest of them, in arrival order.
+    fn fitting_rows(&self, graph: GraphKind) -> usize {
+        let mut rows = 0;
+        for job in self.pending.iter().filter(|job| job.batch.graph == graph) {
+            if rows > 0 && rows + job.rows > self.policy.max_batch_size {
+                break;
+            }
+            rows += job.rows;
+        }
+        rows
+    }
+
+    /// The oldest job and the jobs of its graph that fit with it, in arrival order, after waiting
+    /// up to the queue delay for more. Jobs whose caller is gone or whose deadline passed leave
+    /// the queue unrun.
+    fn next_batch(&mut self) -> Vec<Job> {
+        let Some(oldest) = self.pending.front() else { return Vec::new() };
+        let (graph, opened) = (oldest.batch.graph, oldest.enqueued);
+        while self.fitting_rows(graph) < self.policy.max_batch_size {
+            let remaining = (opened + self.policy.max_queue_delay).saturating_duration_since(Instant::now());
+            match self.receiver.recv_timeout(remaining) {
+                Ok(job) => self.pending.push_back(job),
+                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        let budget = self.fitting_rows(graph);
+        let (mut rows, mut index, mut taken) = (0, 0, Vec::new());
+        while rows < budget && index < self.pending.len() {
+            if self.pending[index].batch.graph != graph {
+                index += 1;
+                continue;
+            }
+            if let Some(job) = self.pending.remove(index) {
+                rows += job.rows;
+                taken.push(job);
+            }
+        }
+        let now = Instant::now();
+        taken
+            .into_iter()
+            .filter_map(|job| {
+                self.queued_rows.fetch_sub(job.rows, Ordering::SeqCst);
+                if job.reply.is_closed() {
+                    tracing::debug!("caller gone; rows dropped before the run");
+                    None
+                } else if job.deadline.is_some_and(|deadline| now >= deadline) {
+                    let _ = job.reply.send(Err(EngineError::DeadlineExceeded));
+                    None
+                } else {
+                    Some(job)
+                }
+            })
+            .collect()
+    }
+
+    /// Runs `jobs` as one batch and answers each with its rows.
+    fn execute(&mut self, jobs: Vec<Job>) {
+        let parts: Vec<&Batch> = jobs.iter().map(|job| &job.batch).collect();
+        let started = Instant::now();
+        let result = batching::merge(&parts).and_then(|(merged, ranges)| {
+            let outputs = catch_unwind(AssertUnwindSafe(|| self.backend.run(&merged)))
+                .unwrap_or_else(|_| Err(BackendError::Run("the backend panicked".into())))?;
+            Ok((outputs, ranges, merged.images.shape()[0]))
+        });
+        let inference = started.elapsed();
+        match result {
+            Ok((outputs, ranges, batch_rows)) => {
+                for (job, range) in jobs.into_iter().zip(ranges) {
+                    let ran = batching::split(&outputs, range, &job.batch.outputs).map(|outputs| Ran {
+                        outputs,
+                        queued: started.saturating_duration_since(job.enqueued),
+                        inference,
+                        rows: job.rows,
+                        batch_rows,
+                    });
+                    let _ = job.reply.send(ran.map_err(EngineError::from));
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, jobs = jobs.len(), "engine run failed");
+                for job in jobs {
+                    let _ = job.reply.send(Err(EngineError::Backend(BackendError::Run(error.to_string()))));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        collections::HashMap,
+        sync::{Arc, Mutex},
+    };
+
+    use ndarray::{Array4, ArrayD, Axis, IxDyn};
+
+    use super::*;
+
+    /// A backend that returns each row's sum as `sum`, records the size of every run, and takes
+    /// `delay` per run.
+    struct Fake {
+        runs: Arc<Mutex<Vec<usize>>>,
+        started: Arc<AtomicUsize>,
+        delay: Duration,
+    }
+
+    impl Backend for Fake {
+        fn run(&mut self, batch: &Batch) -> Result<Outputs, BackendError> {
+            self.started.fetch_add(1, Ordering::SeqCst);
+            std::thread::sleep(self.delay);
+            let rows = batch.images.len_of(Axis(0));
+            self.runs.lock().expect("lock").push(rows);
+            let sums: Vec<f32> = batch.images.axis_iter(Axis(0)).map(|row| row.sum()).collect();
+            Ok(HashMap::from([("sum".to_owned(), ArrayD::from_shape_vec(IxDyn(&[rows]), sums).expect("shape"))]))
+        }
+
+        fn execution_provider(&self) -> &str {
+            "Fake"
+        }
+    }
+
+    struct Probe {
+        runs: Arc<Mutex<Vec<usize>>>,
+        started: Arc<AtomicUsize>,
+    }
+
+    fn engine(delay: Duration, capacity: usize, policy: BatchPolicy) -> (EngineHandle, Probe) {
+        let (runs, started) = (Arc::new(Mutex::new(Vec::new())), Arc::new(AtomicUsize::new(0)));
+        let fake = Fake { runs: runs.clone(), started: started.clone(), delay };
+        (EngineHandle::spawn(fake, capacity, policy).expect("spawn"), Probe { runs, started })
+    }
+
+    /// Waits until `condition` holds.
+    async fn until(what: &str, condition: impl Fn() -> bool) {
+        for _ in 0..500 {
+            if condition() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("never: {what}");
+    }
+
+    fn batch(rows: usize, value: f32) -> Batch {
+        Batch {
+            graph: GraphKind::Forward,
+            images: Array4::from_elem((rows, 1, 1, 1), value),
+            int_inputs: Vec::new(),
+            outputs: vec!["sum".into()],
+        }
+    }
+
+    const WAIT: BatchPolicy = BatchPolicy { max_batch_size: 8, max_queue_delay: Duration::from_millis(300) };
+
+    #[tokio::test]
+    async fn waiting_jobs_merge_into_one_run_and_get_their_own_rows() {
+        let (engine, probe) = engine(Duration::ZERO, 64, WAIT);
+        let calls: Vec<_> = (0..4)
+            .map(|i| {
+                let engine = engine.clone();
+                tokio::spawn(async move { engine.run(batch(2, i as f32), None).await })
+            })
+            .collect();
+        for (i, call) in calls.into_iter().enumerate() {
+            let ran = call.await.expect("task").expect("run");
+            assert_eq!(ran.outputs["sum"].as_slice(), Some(&[i as f32, i as f32][..]));
+            assert_eq!((ran.rows, ran.batch_rows), (2, 8));
+        }
+        assert_eq!(*probe.runs.lock().expect("lock"), [8]);
+    }
+
+    #[tokio::test]
+    async fn runs_never_exceed_the_batch_size_unless_one_job_does() {
+        let policy = BatchPolicy { max_batch_size: 3, max_queue_delay: Duration::from_millis(100) };
+        let (engine, probe) = engine(Duration::ZERO, 64, policy);
+        let calls: Vec<_> = [2, 2, 5, 1]
+            .into_iter()
+            .map(|rows| {
+                let engine = engine.clone();
+                tokio::spawn(async move { engine.run(batch(rows, 1.0), None).await })
+            })
+            .collect();
+        for call in calls {
+            call.await.expect("task").expect("run");
+        }
+        let runs = probe.runs.lock().expect("lock").clone();
+        assert_eq!(runs.iter().sum::<usize>(), 10);
+        assert!(runs.iter().all(|&rows| rows <= 3 || rows == 5), "{runs:?}");
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_refuses_and_deadlines_and_departed_callers_skip_the_run() {
+        let policy = BatchPolicy { max_batch_size: 8, max_queue_delay: Duration::ZERO };
+        let (engine, probe) = engine(Duration::from_millis(300), 2, policy);
+        let spawn = |rows, value, deadline| {
+            let engine = engine.clone();
+            tokio::spawn(async move { engine.run(batch(rows, value), deadline).await })
+        };
+        // The first job runs for 300 ms; meanwhile two wait, filling the queue (2 rows).
+        let first = spawn(1, 1.0, None);
+        until("the first job runs", || probe.started.load(Ordering::SeqCst) == 1).await;
+        let expiring = spawn(1, 2.0, Some(Instant::now() + Duration::from_millis(100)));
+        let departing = spawn(1, 3.0, None);
+        until("two rows wait", || engine.queued_rows.load(Ordering::SeqCst) == 2).await;
+        let refused = engine.run(batch(1, 4.0), None).await;
+        assert!(matches!(refused, Err(EngineError::Overloaded { queued: 2, capacity: 2 })), "{refused:?}");
+        departing.abort();
+        first.await.expect("task").expect("first runs");
+        assert!(matches!(expiring.await.expect("task"), Err(EngineError::DeadlineExceeded)));
+        let past = engine.run(batch(1, 5.0), Some(Instant::now())).await;
+        assert!(matches!(past, Err(EngineError::DeadlineExceeded)));
+        engine.run(batch(1, 6.0), None).await.expect("the queue drained");
+        assert_eq!(*probe.runs.lock().expect("lock"), [1, 1], "only the first and the last job ran");
     }
 }

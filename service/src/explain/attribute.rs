@@ -3,6 +3,8 @@
 //! extra rows of guided backpropagation, Integrated Gradients and SmoothGrad in engine batches of
 //! bounded size, all with the class resolved by the first run.
 
+use std::time::Instant;
+
 use ndarray::{Array4, ArrayD, ArrayView2, ArrayView4, Ix2, Ix4, s};
 
 use super::{
@@ -47,6 +49,7 @@ impl Explainer {
         job: ExplainJob,
         input: Array4<f32>,
         mut stats: Stats,
+        deadline: Option<Instant>,
     ) -> Result<Explanation, ExplainError> {
         if let Some(reason) = self.info.gradients.unavailable() {
             return Err(ExplainError::GradientsUnavailable(reason.to_owned()));
@@ -75,7 +78,13 @@ impl Explainer {
             TargetClass::Index(index) => index as i64,
         };
         let image_run = self
-            .run_batch(GraphKind::Gradient, input.clone(), row_inputs(target, job.objective, &[false]), outputs)
+            .run_batch(
+                GraphKind::Gradient,
+                input.clone(),
+                row_inputs(target, job.objective, &[false]),
+                outputs,
+                deadline,
+            )
             .await?;
         stats.add(&image_run);
         let logits = self.logits(&image_run)?;
@@ -106,9 +115,9 @@ impl Explainer {
             planned.push(Planned::Rows(row_sets.len()));
             row_sets.push(rows);
         }
-        self.run_rows(&mut row_sets, target as i64, job.objective, &mut stats).await?;
+        self.run_rows(&mut row_sets, (target as i64, job.objective), &mut stats, deadline).await?;
 
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         let gradient = view4(self.output(&image_run, &input_gradient)?, &input_gradient)?;
         let mut finished: Vec<Option<Vec<NamedTensor>>> =
             row_sets.into_iter().map(|rows| Some(rows.finish())).collect();
@@ -180,14 +189,15 @@ impl Explainer {
         Ok(NamedTensor { name, tensor: tensor.into_dyn(), channel_indices: Vec::new() })
     }
 
-    /// Runs every row of `row_sets` in batches of at most `max_batch_rows`, filling each batch from
-    /// successive sets and handing the gradients back to the set they belong to.
+    /// Runs every row of `row_sets` for `(target, objective)` in batches of at most the engine's
+    /// batch size, filling each batch from successive sets and handing the gradients back to the
+    /// set they belong to.
     async fn run_rows(
         &self,
         row_sets: &mut [Box<dyn RowSet>],
-        target: i64,
-        objective: Objective,
+        (target, objective): (i64, Objective),
         stats: &mut Stats,
+        deadline: Option<Instant>,
     ) -> Result<(), ExplainError> {
         let total: usize = row_sets.iter().map(|rows| rows.len()).sum();
         let (height, width) = (self.info.input.height as usize, self.info.input.width as usize);
@@ -196,7 +206,7 @@ impl Explainer {
         let mut cursor = (0_usize, 0_usize);
         let mut done = 0;
         while done < total {
-            let size = (total - done).min(self.limits.max_batch_rows.max(1));
+            let size = (total - done).min(self.batching.max_batch_size.max(1));
             let mut images = Array4::<f32>::zeros((size, 3, height, width));
             let mut pieces = Vec::new();
             let mut guided = Vec::with_capacity(size);
@@ -211,8 +221,9 @@ impl Explainer {
                 cursor = if start + count == row_sets[set].len() { (set + 1, 0) } else { (set, start + count) };
             }
             let outputs = vec![self.info.logits.clone(), input_gradient.clone()];
-            let ran =
-                self.run_batch(GraphKind::Gradient, images, row_inputs(target, objective, &guided), outputs).await?;
+            let ran = self
+                .run_batch(GraphKind::Gradient, images, row_inputs(target, objective, &guided), outputs, deadline)
+                .await?;
             stats.add(&ran);
             let gradients = view4(self.output(&ran, &input_gradient)?, &input_gradient)?;
             let logits = view2(self.output(&ran, &self.info.logits)?, &self.info.logits)?;

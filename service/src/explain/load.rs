@@ -14,7 +14,7 @@ use super::{
 };
 use crate::{
     augment::{self, CROSS_ENTROPY_INPUT, GUIDED_INPUT, TARGET_INPUT},
-    engine::{self, Backend, BackendError, Batch, EngineHandle, GraphKind, OrtBackend, OrtOptions},
+    engine::{self, Backend, BackendError, Batch, BatchPolicy, EngineHandle, GraphKind, OrtBackend, OrtOptions},
     model::{GraphCache, Model, ModelError, ModelSource},
     preprocess::Preprocessing,
 };
@@ -36,8 +36,10 @@ pub struct LoadOptions {
     pub std: [f32; 3],
     /// ONNX Runtime settings.
     pub ort: OrtOptions,
-    /// Batches that may wait for the engine.
+    /// Rows that may wait for the engine before requests are refused.
     pub queue_capacity: usize,
+    /// How the engine merges waiting requests into runs.
+    pub batching: BatchPolicy,
     /// Folder caching gradient graphs; `None` disables the cache.
     pub cache_dir: Option<PathBuf>,
     /// Bounds on requests.
@@ -165,7 +167,7 @@ impl Explainer {
             execution_provider: backend.execution_provider().to_owned(),
             gradients,
         };
-        let engine = EngineHandle::spawn(backend, options.queue_capacity)?;
-        Ok(Self { info: Arc::new(info), engine, limits: options.limits })
+        let engine = EngineHandle::spawn(backend, options.queue_capacity, options.batching)?;
+        Ok(Self { info: Arc::new(info), engine, limits: options.limits, batching: options.batching })
     }
 }

@@ -13,14 +13,14 @@ use tokio::sync::mpsc;
 use tokio_stream::{Stream, wrappers::ReceiverStream};
 use tonic::{Request, Response, Status, Streaming};
 
-use super::status::ApiError;
+use super::{deadline::deadline, status::ApiError, stream};
 use crate::{
     api,
     explain::{Encoding, Explainer, Explanation},
 };
 
 /// Messages buffered per response stream before the producer waits for the caller.
-const STREAM_BUFFER: usize = 4;
+pub(super) const STREAM_BUFFER: usize = 4;
 
 /// Whether the model is loaded.
 #[derive(Debug, Default)]
@@ -43,17 +43,26 @@ impl Readiness {
     }
 }
 
+/// Settings of the handlers.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ApiSettings {
+    /// Largest tensor chunk sent, in bytes.
+    pub(crate) max_chunk_bytes: usize,
+    /// Requests of one `ExplainStream` worked on at once.
+    pub(crate) stream_in_flight: usize,
+}
+
 /// The service implementation.
 #[derive(Debug)]
 pub(crate) struct ExplainApi {
     readiness: Arc<Readiness>,
-    max_chunk_bytes: usize,
+    settings: ApiSettings,
 }
 
 impl ExplainApi {
     /// A service answering once `readiness` holds a loaded model.
-    pub(crate) fn new(readiness: Arc<Readiness>, max_chunk_bytes: usize) -> Self {
-        Self { readiness, max_chunk_bytes }
+    pub(crate) fn new(readiness: Arc<Readiness>, settings: ApiSettings) -> Self {
+        Self { readiness, settings }
     }
 }
 
@@ -71,9 +80,10 @@ impl ExplainService for ExplainApi {
 
     async fn classify(&self, request: Request<pb::ClassifyRequest>) -> Result<Response<pb::ClassifyResponse>, Status> {
         let received = Instant::now();
+        let deadline = deadline(request.metadata(), received);
         let explainer = self.readiness.explainer()?;
         let job = api::classify_job(request.into_inner(), explainer.info()).map_err(ApiError::from)?;
-        let (prediction, stats) = explainer.classify(job).await.map_err(ApiError::from)?;
+        let (prediction, stats) = explainer.classify(job, deadline).await.map_err(ApiError::from)?;
         let info = explainer.info();
         Ok(Response::new(pb::ClassifyResponse {
             prediction: Some(api::prediction(&prediction, info)),
@@ -85,13 +95,11 @@ impl ExplainService for ExplainApi {
 
     async fn explain(&self, request: Request<pb::ExplainRequest>) -> Result<Response<Self::ExplainStream>, Status> {
         let received = Instant::now();
+        let deadline = deadline(request.metadata(), received);
         let explainer = self.readiness.explainer()?.clone();
-        let job =
-            api::explain_job(request.into_inner(), explainer.info(), explainer.limits()).map_err(ApiError::from)?;
-        let encoding = job.encoding;
-        let explanation = explainer.explain(job).await.map_err(ApiError::from)?;
+        let (encoding, explanation) = explain(&explainer, request.into_inner(), deadline).await?;
         let (sender, receiver) = mpsc::channel(STREAM_BUFFER);
-        let max_chunk_bytes = self.max_chunk_bytes;
+        let max_chunk_bytes = self.settings.max_chunk_bytes;
         tokio::spawn(async move {
             for message in responses(explainer, explanation, encoding, max_chunk_bytes, received) {
                 if sender.send(Ok(message)).await.is_err() {
@@ -107,15 +115,29 @@ impl ExplainService for ExplainApi {
 
     async fn explain_stream(
         &self,
-        _request: Request<Streaming<pb::ExplainStreamRequest>>,
+        request: Request<Streaming<pb::ExplainStreamRequest>>,
     ) -> Result<Response<Self::ExplainStreamStream>, Status> {
-        Err(Status::unimplemented("ExplainStream is not implemented by this server yet; call Explain once per image"))
+        let explainer = self.readiness.explainer()?.clone();
+        let deadline = deadline(request.metadata(), Instant::now());
+        let receiver = stream::serve(explainer, request.into_inner(), self.settings, deadline);
+        Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
     }
+}
+
+/// Validates and runs one explanation; returns the encoding its tensors are sent in.
+pub(super) async fn explain(
+    explainer: &Explainer,
+    request: pb::ExplainRequest,
+    deadline: Option<Instant>,
+) -> Result<(Encoding, Explanation), ApiError> {
+    let job = api::explain_job(request, explainer.info(), explainer.limits())?;
+    let encoding = job.encoding;
+    Ok((encoding, explainer.explain(job, deadline).await?))
 }
 
 /// The messages of one explanation, in stream order: prediction, tensor chunks, summary. Tensors
 /// are encoded lazily, one at a time, as the caller reads.
-fn responses(
+pub(super) fn responses(
     explainer: Explainer,
     explanation: Explanation,
     encoding: Encoding,

@@ -44,6 +44,9 @@ impl From<ApiError> for Status {
             ApiError::Request(RequestError::Unimplemented(_)) => Status::unimplemented(message),
             ApiError::Explain(ExplainError::Preprocess(error)) => preprocess(&error, message),
             ApiError::Explain(ExplainError::Engine(EngineError::Overloaded { .. })) => overloaded(message),
+            ApiError::Explain(ExplainError::Engine(EngineError::DeadlineExceeded)) => {
+                Status::deadline_exceeded(message)
+            }
             ApiError::Explain(ExplainError::Engine(EngineError::Stopped)) | ApiError::Loading => {
                 Status::unavailable(message)
             }
@@ -103,7 +106,8 @@ mod tests {
 
     #[test]
     fn overload_asks_for_a_retry_with_pushback() {
-        let status = Status::from(ApiError::from(ExplainError::from(EngineError::Overloaded { capacity: 4 })));
+        let status =
+            Status::from(ApiError::from(ExplainError::from(EngineError::Overloaded { queued: 4, capacity: 4 })));
         assert_eq!(status.code(), Code::ResourceExhausted);
         assert_eq!(status.metadata().get("grpc-retry-pushback-ms").and_then(|v| v.to_str().ok()), Some("100"));
         assert_eq!(status.get_error_details().retry_info().and_then(|r| r.retry_delay), Some(RETRY_AFTER));

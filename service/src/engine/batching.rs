@@ -1,0 +1,109 @@
+//! Dynamic batching, in Triton's manner: the engine merges the row batches of waiting jobs that
+//! run the same graph into one run of at most `max_batch_size` rows, waiting at most
+//! `max_queue_delay` after the oldest job arrived for more to come, then gives each job its rows.
+
+use std::time::Duration;
+
+use ndarray::{Axis, concatenate};
+
+use super::backend::{BackendError, Batch, Outputs};
+
+/// Batching policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchPolicy {
+    /// Most rows in one engine run (a single larger job still runs, alone).
+    pub max_batch_size: usize,
+    /// Longest the oldest waiting job is held back for others to join its run.
+    pub max_queue_delay: Duration,
+}
+
+/// Merges batches of one graph, in order, into one: rows concatenated, per-row inputs
+/// concatenated, outputs the union. Returns the merged batch and each part's row range.
+pub(super) fn merge(parts: &[&Batch]) -> Result<(Batch, Vec<std::ops::Range<usize>>), BackendError> {
+    let mut ranges = Vec::with_capacity(parts.len());
+    let mut start = 0;
+    for part in parts {
+        let rows = part.images.len_of(Axis(0));
+        ranges.push(start..start + rows);
+        start += rows;
+    }
+    let first = parts.first().ok_or_else(|| BackendError::Run("an empty batch".into()))?;
+    if parts.len() == 1 {
+        return Ok(((*first).clone(), ranges));
+    }
+    let views: Vec<_> = parts.iter().map(|part| part.images.view()).collect();
+    let images = concatenate(Axis(0), &views).map_err(|e| BackendError::Run(format!("cannot merge batches: {e}")))?;
+    let int_inputs = first
+        .int_inputs
+        .iter()
+        .enumerate()
+        .map(|(i, (name, _))| {
+            let values = parts.iter().flat_map(|part| part.int_inputs.get(i).map_or(&[][..], |(_, v)| v.as_slice()));
+            (name.clone(), values.copied().collect())
+        })
+        .collect();
+    let mut outputs: Vec<String> = Vec::new();
+    for name in parts.iter().flat_map(|part| part.outputs.iter()) {
+        if !outputs.contains(name) {
+            outputs.push(name.clone());
+        }
+    }
+    Ok((Batch { graph: first.graph, images, int_inputs, outputs }, ranges))
+}
+
+/// The rows `range` of the outputs `wanted`.
+pub(super) fn split(
+    outputs: &Outputs,
+    range: std::ops::Range<usize>,
+    wanted: &[String],
+) -> Result<Outputs, BackendError> {
+    wanted
+        .iter()
+        .map(|name| {
+            let array = outputs.get(name).ok_or_else(|| BackendError::UnknownOutput(name.clone()))?;
+            let rows = array.slice_axis(Axis(0), range.clone().into());
+            Ok((name.clone(), rows.to_owned()))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use ndarray::{Array4, ArrayD, IxDyn};
+
+    use super::*;
+    use crate::engine::GraphKind;
+
+    fn batch(rows: usize, fill: f32, outputs: &[&str]) -> Batch {
+        Batch {
+            graph: GraphKind::Gradient,
+            images: Array4::from_elem((rows, 3, 2, 2), fill),
+            int_inputs: vec![("target".into(), vec![fill as i64; rows])],
+            outputs: outputs.iter().map(|s| (*s).to_owned()).collect(),
+        }
+    }
+
+    #[test]
+    fn merging_concatenates_rows_inputs_and_outputs() {
+        let (a, b) = (batch(2, 1.0, &["logits", "grad"]), batch(3, 2.0, &["logits", "act"]));
+        let (merged, ranges) = merge(&[&a, &b]).expect("merge");
+        assert_eq!(merged.images.shape(), &[5, 3, 2, 2]);
+        assert_eq!(merged.images[[4, 0, 0, 0]], 2.0);
+        assert_eq!(merged.int_inputs[0].1, [1, 1, 2, 2, 2]);
+        assert_eq!(merged.outputs, ["logits", "grad", "act"]);
+        assert_eq!(ranges, [0..2, 2..5]);
+    }
+
+    #[test]
+    fn splitting_gives_each_job_its_rows_and_outputs() {
+        let logits = ArrayD::from_shape_fn(IxDyn(&[5, 2]), |i| i[0] as f32);
+        let outputs: Outputs =
+            HashMap::from([("logits".to_owned(), logits), ("act".to_owned(), ArrayD::zeros(IxDyn(&[5, 1])))]);
+        let part = split(&outputs, 2..5, &["logits".to_owned()]).expect("split");
+        assert_eq!(part.len(), 1);
+        assert_eq!(part["logits"].index_axis(ndarray::Axis(1), 0).iter().copied().collect::<Vec<_>>(), [2.0, 3.0, 4.0]);
+        assert!(split(&outputs, 0..1, &["missing".to_owned()]).is_err());
+    }
+}

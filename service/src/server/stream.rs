@@ -1,0 +1,102 @@
+//! `ExplainStream`: many images on one bidirectional stream. At most `stream_in_flight` requests
+//! of a stream are worked on at once — the next one is not read until a slot frees, so a fast
+//! sender is held back by HTTP/2 flow control. Responses carry their request's `request_id`; a
+//! request that fails gets its error in band (`google.rpc.Status`) and the stream goes on.
+
+use std::{sync::Arc, time::Instant};
+
+use explain_proto::v1 as pb;
+use prost::Message;
+use tokio::sync::{Semaphore, mpsc};
+use tonic::{Status, Streaming};
+
+use super::{
+    service::{self, ApiSettings, STREAM_BUFFER},
+    status::ApiError,
+};
+use crate::{api::RequestError, explain::Explainer};
+
+type Sender = mpsc::Sender<Result<pb::ExplainStreamResponse, Status>>;
+
+/// Serves `incoming` and returns the receiving end of the response stream.
+pub(super) fn serve(
+    explainer: Explainer,
+    mut incoming: Streaming<pb::ExplainStreamRequest>,
+    settings: ApiSettings,
+    deadline: Option<Instant>,
+) -> mpsc::Receiver<Result<pb::ExplainStreamResponse, Status>> {
+    let in_flight = settings.stream_in_flight.max(1);
+    let (sender, receiver) = mpsc::channel(STREAM_BUFFER * in_flight);
+    let slots = Arc::new(Semaphore::new(in_flight));
+    tokio::spawn(async move {
+        loop {
+            let Ok(slot) = slots.clone().acquire_owned().await else { break };
+            let next = tokio::select! {
+                next = incoming.message() => next,
+                () = sender.closed() => break,
+            };
+            let item = match next {
+                Ok(Some(item)) => item,
+                Ok(None) => break,
+                Err(status) => {
+                    let _ = sender.send(Err(status)).await;
+                    break;
+                }
+            };
+            let (explainer, sender) = (explainer.clone(), sender.clone());
+            tokio::spawn(async move {
+                answer(explainer, item, settings, deadline, &sender).await;
+                drop(slot);
+            });
+        }
+        // The stream ends once every request's task has dropped its sender.
+    });
+    receiver
+}
+
+/// Explains one request of the stream and sends its responses, or its error, tagged with its id.
+async fn answer(
+    explainer: Explainer,
+    item: pb::ExplainStreamRequest,
+    settings: ApiSettings,
+    deadline: Option<Instant>,
+    sender: &Sender,
+) {
+    use pb::explain_stream_response::Result as Outcome;
+    let received = Instant::now();
+    let request_id = item.request_id;
+    let tagged = |outcome| pb::ExplainStreamResponse { request_id: request_id.clone(), result: Some(outcome) };
+    let outcome = match item.request {
+        None => Err(ApiError::Request(RequestError::Invalid {
+            field: "request".into(),
+            description: "is required: the ExplainRequest to serve".into(),
+        })),
+        Some(request) => service::explain(&explainer, request, deadline).await,
+    };
+    match outcome {
+        Ok((encoding, explanation)) => {
+            let max_chunk_bytes = settings.max_chunk_bytes;
+            for response in service::responses(explainer, explanation, encoding, max_chunk_bytes, received) {
+                if sender.send(Ok(tagged(Outcome::Response(response)))).await.is_err() {
+                    return;
+                }
+            }
+        }
+        Err(error) => {
+            let status = rpc_status(&Status::from(error));
+            let _ = sender.send(Ok(tagged(Outcome::Error(status)))).await;
+        }
+    }
+}
+
+/// The `google.rpc.Status` of a gRPC status, details included.
+fn rpc_status(status: &Status) -> tonic_types::pb::Status {
+    tonic_types::pb::Status::decode(status.details())
+        .ok()
+        .filter(|decoded| decoded.code == status.code() as i32)
+        .unwrap_or_else(|| tonic_types::pb::Status {
+            code: status.code() as i32,
+            message: status.message().to_owned(),
+            details: Vec::new(),
+        })
+}

@@ -1,0 +1,157 @@
+//! Serving under load: concurrent callers merged into one engine run with unchanged results, a
+//! full queue answered with RESOURCE_EXHAUSTED and a retry delay, deadlines ending calls before
+//! work starts, and many images on one ExplainStream with per-request errors in band.
+
+use std::time::Duration;
+
+use explain_client::{Error, proto};
+use explain_service::model::ModelSource;
+use explain_tests::{TestServer, array, encoded_image, graphs::Random, options, relative_l2, sample_png, tensor_image};
+use tokio_stream::StreamExt;
+use tonic::Code;
+use tonic_types::StatusExt;
+
+fn saliency_request(seed: u64) -> proto::ExplainRequest {
+    let image = array(&[1, 3, 64, 64], Random::new(seed).values(3 * 64 * 64, 2.0));
+    proto::ExplainRequest {
+        image: Some(tensor_image(&image)),
+        attributions: vec![proto::AttributionSpec {
+            method: Some(proto::attribution_spec::Method::Saliency(proto::Saliency { absolute: false })),
+        }],
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn concurrent_callers_share_engine_runs_without_changing_results() {
+    let mut batched = options(ModelSource::Embedded);
+    batched.load.batching.max_queue_delay = Duration::from_millis(300);
+    let batched = TestServer::start(batched).await;
+    let mut alone = TestServer::with_model(ModelSource::Embedded).await;
+    let calls: Vec<_> = (0..6)
+        .map(|seed| {
+            let mut client = batched.client.clone();
+            tokio::spawn(async move { client.explain(saliency_request(seed)).await })
+        })
+        .collect();
+    for (seed, call) in calls.into_iter().enumerate() {
+        let together = call.await.expect("task").expect("explain");
+        assert!(together.summary.batch_size > 1, "call {seed} ran alone: {:?}", together.summary);
+        let single = alone.client.explain(saliency_request(seed as u64)).await.expect("explain");
+        assert_eq!(single.summary.batch_size, 1);
+        let error =
+            relative_l2(&together.tensors["attribution/saliency"].array, &single.tensors["attribution/saliency"].array);
+        assert!(error < 1e-5, "call {seed}: {error:e}");
+    }
+}
+
+#[tokio::test]
+async fn a_full_queue_answers_resource_exhausted_with_a_retry_delay() {
+    let mut settings = options(ModelSource::Embedded);
+    settings.load.queue_capacity = 1;
+    settings.load.batching.max_queue_delay = Duration::from_millis(500);
+    let server = TestServer::start(settings).await;
+    // The first request's row waits 500 ms for company, filling the one-row queue.
+    let first = tokio::spawn({
+        let mut client = server.client.clone();
+        async move { client.explain(saliency_request(1)).await }
+    });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let Err(Error::Status(status)) = server.client.clone().explain(saliency_request(2)).await else {
+        panic!("the queue is full")
+    };
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert_eq!(status.get_error_details().retry_info().and_then(|r| r.retry_delay), Some(Duration::from_millis(100)));
+    assert_eq!(status.metadata().get("grpc-retry-pushback-ms").and_then(|v| v.to_str().ok()), Some("100"));
+    first.await.expect("task").expect("the first request is served");
+}
+
+#[tokio::test]
+async fn deadlines_end_calls_before_work_starts() {
+    let mut settings = options(ModelSource::Embedded);
+    settings.load.batching.max_queue_delay = Duration::from_millis(600);
+    let mut server = TestServer::start(settings).await;
+    // The header is set by hand, so only the server enforces it: tonic's own timer answers
+    // CANCELLED ("Timeout expired") and drops the call, whose row then leaves the queue unrun;
+    // the service answers DEADLINE_EXCEEDED when it sees the deadline first.
+    for (timeout, why) in [("1n", "already passed on arrival"), ("200m", "passes while the row waits")] {
+        let mut request = tonic::Request::new(saliency_request(3));
+        request.metadata_mut().insert("grpc-timeout", timeout.parse().expect("ascii"));
+        let started = std::time::Instant::now();
+        let Err(status) = server.client.raw().explain(request).await else { panic!("{why}: no deadline error") };
+        let expected = matches!(
+            (status.code(), status.message()),
+            (Code::DeadlineExceeded, "the deadline passed before the engine could run the request")
+                | (Code::Cancelled, "Timeout expired")
+        );
+        assert!(expected, "{why}: {status:?}");
+        assert!(started.elapsed() < Duration::from_millis(550), "{why}: the call waited for the queue delay");
+    }
+    server.client.explain(saliency_request(3)).await.expect("calls without a deadline are served");
+}
+
+#[tokio::test]
+async fn explain_stream_tags_every_response_and_keeps_going_after_a_bad_request() {
+    let mut settings = options(ModelSource::Embedded);
+    settings.stream_in_flight = 2;
+    let mut server = TestServer::start(settings).await;
+    let mut requests: Vec<proto::ExplainStreamRequest> = (0..5)
+        .map(|i| proto::ExplainStreamRequest { request_id: format!("good-{i}"), request: Some(saliency_request(i)) })
+        .collect();
+    requests.insert(
+        2,
+        proto::ExplainStreamRequest {
+            request_id: "bad".into(),
+            request: Some(proto::ExplainRequest {
+                image: Some(encoded_image(b"not an image".to_vec())),
+                ..Default::default()
+            }),
+        },
+    );
+    requests.push(proto::ExplainStreamRequest {
+        request_id: "png".into(),
+        request: Some(proto::ExplainRequest { image: Some(encoded_image(sample_png(64))), ..saliency_request(9) }),
+    });
+    let mut responses =
+        server.client.raw().explain_stream(tokio_stream::iter(requests)).await.expect("stream").into_inner();
+    let mut per_request: std::collections::BTreeMap<String, Vec<proto::explain_stream_response::Result>> =
+        Default::default();
+    while let Some(message) = responses.next().await {
+        let message = message.expect("no stream-level error");
+        per_request.entry(message.request_id).or_default().push(message.result.expect("a result"));
+    }
+    assert_eq!(per_request.len(), 7);
+    for (id, results) in &per_request {
+        use proto::explain_response::Item;
+        use proto::explain_stream_response::Result as Outcome;
+        if id == "bad" {
+            let [Outcome::Error(error)] = results.as_slice() else { panic!("bad: {results:?}") };
+            assert_eq!(error.code, Code::InvalidArgument as i32);
+            assert!(error.message.starts_with("image.encoded:"), "{error:?}");
+            assert!(error.details.iter().any(|d| d.type_url.ends_with("google.rpc.BadRequest")), "{error:?}");
+            continue;
+        }
+        let items: Vec<&Item> = results
+            .iter()
+            .map(|outcome| match outcome {
+                Outcome::Response(response) => response.item.as_ref().expect("an item"),
+                Outcome::Error(error) => panic!("{id}: {error:?}"),
+            })
+            .collect();
+        assert!(matches!(items.first(), Some(Item::Prediction(_))), "{id}: prediction first");
+        assert!(matches!(items.last(), Some(Item::Summary(_))), "{id}: summary last");
+        assert!(items.iter().any(|item| matches!(item, Item::TensorChunk(c) if c.name == "attribution/saliency")));
+    }
+    // The stream's results are the unary call's.
+    let unary = server.client.explain(saliency_request(4)).await.expect("explain");
+    let mut chunks = Vec::new();
+    for outcome in &per_request["good-4"] {
+        if let proto::explain_stream_response::Result::Response(response) = outcome
+            && let Some(proto::explain_response::Item::TensorChunk(chunk)) = &response.item
+        {
+            chunks.extend_from_slice(&chunk.data);
+        }
+    }
+    let expected: Vec<u8> = unary.tensors["attribution/saliency"].array.iter().flat_map(|v| v.to_le_bytes()).collect();
+    assert_eq!(chunks, expected);
+}
