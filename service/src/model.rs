@@ -142,23 +142,33 @@ impl Model {
         surgery::with_every_output(&self.proto)
     }
 
-    /// The key under which this model's gradient graph is cached: its content, the augmenter's
-    /// version and the input size.
-    pub fn gradient_graph_key(&self) -> String {
-        let key = format!("{}/{}/{}x{}", self.sha256, augment::VERSION, self.input.height, self.input.width);
+    /// The last feature layer before the pooled head (`layer4.1` of a ResNet): Grad-CAM's default
+    /// layer, and where the cheap head-gradient graph starts. Only for graphs named as ResNets.
+    pub fn head_layer(&self) -> Option<&layers::NamedLayer> {
+        match (self.layers.naming, self.layers.layers.as_slice()) {
+            (layers::Naming::ResNet, [.., head, _avgpool]) => Some(head),
+            (layers::Naming::ResNet | layers::Naming::TensorNames, _) => None,
+        }
+    }
+
+    /// The key under which the gradient graph starting at `from` is cached: the model's content,
+    /// the augmenter's version, the input size and `from`.
+    pub fn gradient_graph_key(&self, from: &str) -> String {
+        let key = format!("{}/{}/{}x{}/{from}", self.sha256, augment::VERSION, self.input.height, self.input.width);
         format!("gradient-{}", hex(&Sha256::digest(key.as_bytes())))
     }
 
-    /// The forward + backward graph (see [`augment`]), given the shapes of the model's tensors at
-    /// batch 1 as [`Model::probe_graph`] measures them.
-    pub fn gradient_graph(&self, measured: &Shapes) -> Result<ModelProto, AugmentError> {
+    /// The forward + backward graph (see [`augment`]) whose backward pass ends at `from` (the
+    /// input, or a layer tensor), given the shapes of the model's tensors at batch 1 as
+    /// [`Model::probe_graph`] measures them.
+    pub fn gradient_graph(&self, measured: &Shapes, from: &str) -> Result<ModelProto, AugmentError> {
         let mut shapes = measured.clone();
         shapes.insert(self.input.name.clone(), vec![1, 3, i64::from(self.input.height), i64::from(self.input.width)]);
         if let Some(graph) = self.proto.graph.as_ref() {
             shapes.extend(graph.initializer.iter().map(|tensor| (tensor.name().to_owned(), tensor.dims.clone())));
         }
         let layers: Vec<String> = self.layers.layers.iter().map(|layer| layer.tensor.clone()).collect();
-        let spec = AugmentSpec { input: &self.input.name, logits: &self.logits, layers: &layers };
+        let spec = AugmentSpec { from, logits: &self.logits, layers: &layers };
         augment::augment(&self.forward_graph(), &spec, &shapes)
     }
 }

@@ -122,6 +122,34 @@ async fn attributions_match(settings: ServeOptions, refs: &Refs, label: &str, ig
         }
         assert_eq!(explanation.summary.rows, 1 + 1 + 32, "the image, one guided row, 32 IG rows");
 
+        // Grad-CAM at the last layer alone runs the cheaper head-gradient graph: same results.
+        let head_only = proto::ExplainRequest {
+            image: Some(tensor_image(&refs.row("input", image))),
+            target: target.clone(),
+            attributions: vec![method(Method::GradCam(proto::GradCam { layer: String::new(), upsample: true }))],
+            feature_maps: ["layer4.1", "avgpool"]
+                .iter()
+                .map(|layer| proto::FeatureMapSpec {
+                    layer: (*layer).into(),
+                    quantity: proto::LayerQuantity::Gradient as i32,
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        };
+        let explanation = server.client.explain(head_only).await.expect("explain");
+        let reference = refs.row("captum.grad_cam.layer4.1.relu.bilinear_to_input", image);
+        let name = "attribution/grad_cam/layer4.1/upsampled";
+        assert_close(tensor(&explanation, name), &reference, &what("head graph: Grad-CAM layer4.1"));
+        for layer in ["layer4.1", "avgpool"] {
+            let reference = refs.row(&format!("grad.act.{layer}"), image);
+            assert_close(
+                tensor(&explanation, &format!("gradient/{layer}")),
+                &reference,
+                &what(&format!("head graph: {layer}")),
+            );
+        }
+
         // The brief's technique: CrossEntropyLoss(model(x), target).backward(); x.grad
         let cross_entropy = proto::ExplainRequest {
             image: Some(tensor_image(&refs.row("input", image))),

@@ -242,7 +242,7 @@ async fn gradient_graphs_are_cached_by_content() {
     let mut first = TestServer::start(settings.clone()).await;
     let fresh = explain(&mut first.client, &image, request()).await;
     let cached: Vec<_> = std::fs::read_dir(&dir).expect("cache folder").collect();
-    assert_eq!(cached.len(), 1, "one augmented graph cached");
+    assert_eq!(cached.len(), 2, "the full and the head gradient graphs are cached");
 
     let mut second = TestServer::start(settings).await;
     let from_cache = explain(&mut second.client, &image, request()).await;

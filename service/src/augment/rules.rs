@@ -18,21 +18,25 @@ pub(super) struct Rules<'g> {
     pub(super) emit: Emitter,
     pub(super) graph: &'g GraphProto,
     pub(super) shapes: &'g Shapes,
-    /// The per-row guided-backprop flag, as a bool `[N]` tensor.
-    guided: String,
-    /// The guided flag reshaped to broadcast over tensors of each rank.
-    guided_masks: HashMap<usize, String>,
+    /// Per row, the floor gradients are clipped at in ReLUs: 0 for guided rows, −∞ for the
+    /// others, as a float `[N]` tensor.
+    guided_floor: String,
+    /// The floor reshaped to broadcast over tensors of each rank.
+    guided_floors: HashMap<usize, String>,
     /// MaxPool outputs → the name of their indices output.
     pub(super) pool_indices: HashMap<String, String>,
+    /// Conv weights → their flipped, channel-transposed copies (see `spatial::conv`).
+    pub(super) flipped: HashMap<String, String>,
 }
 
 /// Gradient contributions: (input position, gradient tensor).
 pub(super) type Contributions = Vec<(usize, String)>;
 
 impl<'g> Rules<'g> {
-    /// Rules over `graph`; `guided` is the bool `[N]` guided-backprop flag.
-    pub(super) fn new(emit: Emitter, graph: &'g GraphProto, shapes: &'g Shapes, guided: String) -> Self {
-        Self { emit, graph, shapes, guided, guided_masks: HashMap::new(), pool_indices: HashMap::new() }
+    /// Rules over `graph`; `guided_floor` is the float `[N]` per-row floor of ReLU gradients.
+    pub(super) fn new(emit: Emitter, graph: &'g GraphProto, shapes: &'g Shapes, guided_floor: String) -> Self {
+        let (guided_floors, pool_indices, flipped) = (HashMap::new(), HashMap::new(), HashMap::new());
+        Self { emit, graph, shapes, guided_floor, guided_floors, pool_indices, flipped }
     }
 
     /// The measured shape of `tensor` (batch 1).
@@ -118,28 +122,30 @@ impl<'g> Rules<'g> {
         })
     }
 
-    /// ReLU: the gradient where the output is positive; rows flagged guided also drop negative
-    /// gradients (guided backpropagation).
+    /// ReLU: the gradient times the mask `y > 0` (cast to float), then clipped below at the
+    /// row's floor, so rows flagged guided also drop negative gradients (guided backpropagation)
+    /// while the others pass unchanged (max with −∞). On ONNX Runtime's CPU kernels this is about
+    /// twice as fast as `Where` or `Sign`, which cost a sixth of a backward pass.
     fn relu(&mut self, grad: &str, output: &str) -> Result<String, AugmentError> {
         let zero = self.emit.scalar(0.0);
         let active = self.emit.op("Greater", &[output, &zero], vec![]);
-        let passed = self.emit.where_else_zero(&active, grad);
-        let guided = self.emit.op("Relu", &[&passed], vec![]);
-        let mask = self.guided_mask(self.shape(output)?.len());
-        Ok(self.emit.op("Where", &[&mask, &guided, &passed], vec![]))
+        let mask = self.emit.op("Cast", &[&active], vec![graph::attr_int("to", graph::DataType::Float as i64)]);
+        let passed = self.emit.op("Mul", &[grad, &mask], vec![]);
+        let floor = self.guided_floor(self.shape(output)?.len());
+        Ok(self.emit.op("Max", &[&passed, &floor], vec![]))
     }
 
-    /// The guided flag shaped `[N, 1, …]` for tensors of `rank`.
-    fn guided_mask(&mut self, rank: usize) -> String {
-        if let Some(mask) = self.guided_masks.get(&rank) {
-            return mask.clone();
+    /// The guided floor shaped `[N, 1, …]` for tensors of `rank`.
+    fn guided_floor(&mut self, rank: usize) -> String {
+        if let Some(floor) = self.guided_floors.get(&rank) {
+            return floor.clone();
         }
         let mut shape = vec![1_i64; rank.max(1)];
         shape[0] = -1;
-        let guided = self.guided.clone();
-        let mask = self.emit.reshape_to(&guided, &shape);
-        self.guided_masks.insert(rank, mask.clone());
-        mask
+        let guided_floor = self.guided_floor.clone();
+        let floor = self.emit.reshape_to(&guided_floor, &shape);
+        self.guided_floors.insert(rank, floor.clone());
+        floor
     }
 
     /// Clip: the gradient where min < x < max.

@@ -78,8 +78,11 @@ impl Window {
     }
 }
 
-/// Conv: `ConvTranspose` of the gradient with the same weights, strides, pads, dilations and
-/// groups, its output padding chosen to give back the input's size.
+/// Conv: the gradient's `ConvTranspose` with the same weights, strides, pads, dilations and
+/// groups, its output padding chosen to give back the input's size. For stride-1 convolutions
+/// with constant weights, the equivalent full correlation — a `Conv` with the kernel flipped and
+/// its channel axes swapped, padded by d(k−1) − p — is used instead: ONNX Runtime's Conv kernels
+/// are much faster than its ConvTranspose.
 pub(super) fn conv(rules: &mut Rules<'_>, node: &NodeProto, grad: &str) -> Result<String, AugmentError> {
     let (x, w, y) = (&node.input[0], &node.input[1], &node.output[0]);
     let (input, output, weights) = (rules.shape(x)?, rules.shape(y)?, rules.shape(w)?);
@@ -88,9 +91,69 @@ pub(super) fn conv(rules: &mut Rules<'_>, node: &NodeProto, grad: &str) -> Resul
         kernel => kernel,
     };
     let window = Window::of(node, input, kernel)?;
+    let group = graph::int_attribute(node, "group", 1);
+    if let Some(correlation) = full_correlation(rules, &window, w, group, grad) {
+        return Ok(correlation);
+    }
     let padding = window.output_padding(node, input, output)?;
-    let attributes = window.transpose_attributes(&padding, graph::int_attribute(node, "group", 1));
+    let attributes = window.transpose_attributes(&padding, group);
     Ok(rules.emit.op("ConvTranspose", &[grad, w], attributes))
+}
+
+/// The stride-1 Conv data gradient as a Conv, when the weights are a constant 2-D kernel and the
+/// pads fit inside the kernel's extent; `None` otherwise.
+fn full_correlation(rules: &mut Rules<'_>, window: &Window, weight: &str, group: i64, grad: &str) -> Option<String> {
+    let spatial = window.kernel.len();
+    if spatial != 2 || window.strides.iter().any(|&s| s != 1) {
+        return None;
+    }
+    let pads: Vec<i64> = (0..2 * spatial)
+        .map(|i| window.dilations[i % spatial] * (window.kernel[i % spatial] - 1) - window.pads[i])
+        .collect();
+    if pads.iter().any(|&p| p < 0) {
+        return None;
+    }
+    let flipped = match rules.flipped.get(weight) {
+        Some(flipped) => flipped.clone(),
+        None => {
+            let tensor = rules.graph.initializer.iter().find(|t| t.name() == weight)?;
+            let [out, per_group, kh, kw] = tensor.dims[..] else { return None };
+            let values = graph::float_values(tensor);
+            let (out, per_group, kh, kw) = (out as usize, per_group as usize, kh as usize, kw as usize);
+            if values.len() != out * per_group * kh * kw || group < 1 || out % group as usize != 0 {
+                return None;
+            }
+            let out_per_group = out / group as usize;
+            let inputs = per_group * group as usize;
+            // W'[g·(C/g) + c, m, y, x] = W[g·(M/g) + m, c, kh−1−y, kw−1−x]
+            let mut swapped = vec![0.0_f32; values.len()];
+            for g in 0..group as usize {
+                for m in 0..out_per_group {
+                    for c in 0..per_group {
+                        for ky in 0..kh {
+                            for kx in 0..kw {
+                                let from = (((g * out_per_group + m) * per_group + c) * kh + ky) * kw + kx;
+                                let to = (((g * per_group + c) * out_per_group + m) * kh + (kh - 1 - ky)) * kw
+                                    + (kw - 1 - kx);
+                                swapped[to] = values[from];
+                            }
+                        }
+                    }
+                }
+            }
+            let dims = [inputs as i64, out_per_group as i64, kh as i64, kw as i64];
+            let flipped = rules.emit.floats(&dims, &swapped);
+            rules.flipped.insert(weight.to_owned(), flipped.clone());
+            flipped
+        }
+    };
+    let attributes = vec![
+        graph::attr_ints("kernel_shape", &window.kernel),
+        graph::attr_ints("dilations", &window.dilations),
+        graph::attr_ints("pads", &pads),
+        graph::attr_int("group", group),
+    ];
+    Some(rules.emit.op("Conv", &[grad, &flipped], attributes))
 }
 
 /// MaxPool: the gradient scatter-added into a zero tensor shaped like the input, at the indices of

@@ -12,6 +12,9 @@ pub enum GraphKind {
     Forward,
     /// The forward and backward pass: activations and gradients.
     Gradient,
+    /// The forward pass and the backward pass down to the last feature layer only: activations
+    /// and the gradients of that layer and those after it (Grad-CAM's default layer).
+    HeadGradient,
 }
 
 /// One batch of rows for the engine.

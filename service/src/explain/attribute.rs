@@ -56,8 +56,13 @@ impl Explainer {
         }
         let input_gradient = augment::gradient_name(&self.info.input.name);
 
-        // The image's own run.
-        let mut outputs = vec![self.info.logits.clone(), input_gradient.clone()];
+        // The image's own run, through the head-gradient graph when no gradient before the head
+        // layer is needed (Grad-CAM at the last layer), else the full one.
+        let graph = self.image_graph(&job);
+        let mut outputs = vec![self.info.logits.clone()];
+        if graph == GraphKind::Gradient {
+            outputs.push(input_gradient.clone());
+        }
         let mut want = |tensor: String| {
             if !outputs.contains(&tensor) {
                 outputs.push(tensor);
@@ -78,13 +83,7 @@ impl Explainer {
             TargetClass::Index(index) => index as i64,
         };
         let image_run = self
-            .run_batch(
-                GraphKind::Gradient,
-                input.clone(),
-                row_inputs(target, job.objective, &[false]),
-                outputs,
-                deadline,
-            )
+            .run_batch(graph, input.clone(), row_inputs(target, job.objective, &[false]), outputs, deadline)
             .await?;
         stats.add(&image_run);
         let logits = self.logits(&image_run)?;
@@ -118,7 +117,10 @@ impl Explainer {
         self.run_rows(&mut row_sets, (target as i64, job.objective), &mut stats, deadline).await?;
 
         let started = Instant::now();
-        let gradient = view4(self.output(&image_run, &input_gradient)?, &input_gradient)?;
+        let gradient = match graph {
+            GraphKind::Gradient => Some(view4(self.output(&image_run, &input_gradient)?, &input_gradient)?),
+            GraphKind::Forward | GraphKind::HeadGradient => None,
+        };
         let mut finished: Vec<Option<Vec<NamedTensor>>> =
             row_sets.into_iter().map(|rows| Some(rows.finish())).collect();
         let mut tensors = Vec::new();
@@ -135,6 +137,22 @@ impl Explainer {
         }
         stats.postprocess += started.elapsed();
         Ok(Explanation { prediction, tensors, stats })
+    }
+
+    /// The graph for the image's own run: the head-gradient graph when the job needs no gradient
+    /// before the head layer, else the full gradient graph.
+    fn image_graph(&self, job: &ExplainJob) -> GraphKind {
+        let Some(head) = self.info.head_layer else { return GraphKind::Gradient };
+        let attributions_fit = job.attributions.iter().all(|attribution| match attribution {
+            Attribution::GradCam { layer, .. } => *layer >= head,
+            Attribution::Saliency { .. }
+            | Attribution::InputXGradient
+            | Attribution::GuidedBackprop
+            | Attribution::IntegratedGradients { .. }
+            | Attribution::SmoothGrad { .. } => false,
+        });
+        let layers_fit = job.feature_maps.iter().all(|f| f.quantity == LayerQuantity::Activation || f.layer >= head);
+        if attributions_fit && layers_fit { GraphKind::HeadGradient } else { GraphKind::Gradient }
     }
 
     /// The graph output holding a requested layer tensor.
@@ -166,13 +184,15 @@ impl Explainer {
         &self,
         attribution: &Attribution,
         input: &Array4<f32>,
-        gradient: ArrayView4<'_, f32>,
+        gradient: Option<ArrayView4<'_, f32>>,
         ran: &Ran,
     ) -> Result<NamedTensor, ExplainError> {
         let name = attribution.output_name(&self.info);
+        let input_gradient =
+            || gradient.ok_or_else(|| ExplainError::Internal(format!("{name} needs the input gradient")));
         let tensor = match attribution {
-            Attribution::Saliency { absolute } => methods::saliency(gradient, *absolute),
-            Attribution::InputXGradient => methods::input_x_gradient(input.view(), gradient),
+            Attribution::Saliency { absolute } => methods::saliency(input_gradient()?, *absolute),
+            Attribution::InputXGradient => methods::input_x_gradient(input.view(), input_gradient()?),
             Attribution::GradCam { layer, upsample } => {
                 let tensor = &self.info.layers[*layer].tensor;
                 let activation = view4(self.output(ran, tensor)?, tensor)?;

@@ -54,6 +54,9 @@ pub struct ModelInfo {
     pub execution_provider: String,
     /// Whether attributions and layer gradients can be computed.
     pub gradients: GradientSupport,
+    /// The layer (index in `layers`) where the cheap head-gradient graph's backward pass ends:
+    /// jobs that need no gradient before it use that graph.
+    pub head_layer: Option<usize>,
 }
 
 /// Whether the model could be differentiated.

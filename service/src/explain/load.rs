@@ -13,7 +13,7 @@ use super::{
     info::{self, GradientSupport, LabelsError, ModelInfo},
 };
 use crate::{
-    augment::{self, CROSS_ENTROPY_INPUT, GUIDED_INPUT, TARGET_INPUT},
+    augment::{self, CROSS_ENTROPY_INPUT, GUIDED_INPUT, Shapes, TARGET_INPUT},
     engine::{self, Backend, BackendError, Batch, BatchPolicy, EngineHandle, GraphKind, OrtBackend, OrtOptions},
     model::{GraphCache, Model, ModelError, ModelSource},
     preprocess::Preprocessing,
@@ -69,28 +69,45 @@ pub enum LoadError {
     Thread(#[from] std::io::Error),
 }
 
-/// Builds the gradient graph of `model`: measures every tensor's shape with one ONNX Runtime run
-/// of the forward graph, then differentiates it.
-pub fn build_gradient_graph(model: &Model, ort: &OrtOptions) -> Result<Vec<u8>, LoadError> {
+/// Every tensor's shape at batch 1, measured with one ONNX Runtime run of the forward graph.
+fn measure_shapes(model: &Model, ort: &OrtOptions) -> Result<Shapes, LoadError> {
     let probe = model.probe_graph().encode_to_vec();
     let (height, width) = (model.input.height as usize, model.input.width as usize);
-    let shapes = engine::measure_shapes(ort, &probe, [1, 3, height, width])?;
-    Ok(model.gradient_graph(&shapes)?.encode_to_vec())
+    Ok(engine::measure_shapes(ort, &probe, [1, 3, height, width])?)
 }
 
-/// The gradient graph from the cache, or built and cached.
-fn gradient_graph(model: &Model, options: &LoadOptions) -> Result<Vec<u8>, LoadError> {
+/// Builds the gradient graph of `model` (backward pass down to the input).
+pub fn build_gradient_graph(model: &Model, ort: &OrtOptions) -> Result<Vec<u8>, LoadError> {
+    Ok(model.gradient_graph(&measure_shapes(model, ort)?, &model.input.name)?.encode_to_vec())
+}
+
+/// The gradient graphs — down to the input, and for ResNets down to the head layer only — from
+/// the cache, or built (shapes measured once) and cached.
+fn gradient_graphs(model: &Model, options: &LoadOptions) -> Result<Vec<(GraphKind, Vec<u8>)>, LoadError> {
     let cache = GraphCache::new(options.cache_dir.clone());
-    let key = model.gradient_graph_key();
-    // A cached file that no longer decodes (a truncated disk, a foreign file) is rebuilt.
-    if let Some(bytes) =
-        cache.get(&key).filter(|bytes| explain_proto::onnx::ModelProto::decode(bytes.as_slice()).is_ok())
-    {
-        return Ok(bytes);
+    let mut starts = vec![(GraphKind::Gradient, model.input.name.clone())];
+    starts.extend(model.head_layer().map(|head| (GraphKind::HeadGradient, head.tensor.clone())));
+    let mut shapes: Option<Shapes> = None;
+    let mut graphs = Vec::with_capacity(starts.len());
+    for (kind, from) in starts {
+        let key = model.gradient_graph_key(&from);
+        // A cached file that no longer decodes (a truncated disk, a foreign file) is rebuilt.
+        let cached = cache.get(&key).filter(|bytes| explain_proto::onnx::ModelProto::decode(bytes.as_slice()).is_ok());
+        let bytes = match cached {
+            Some(bytes) => bytes,
+            None => {
+                let shapes = match &mut shapes {
+                    Some(shapes) => shapes,
+                    empty => empty.insert(measure_shapes(model, &options.ort)?),
+                };
+                let bytes = model.gradient_graph(shapes, &from)?.encode_to_vec();
+                cache.put(&key, &bytes);
+                bytes
+            }
+        };
+        graphs.push((kind, bytes));
     }
-    let bytes = build_gradient_graph(model, &options.ort)?;
-    cache.put(&key, &bytes);
-    Ok(bytes)
+    Ok(graphs)
 }
 
 impl Explainer {
@@ -105,9 +122,9 @@ impl Explainer {
         let model = Model::load(&options.model, options.input_size)?;
         tracing::info!(model = %model.name, sha256 = %model.sha256, layers = model.layers.layers.len(), "model read");
         let mut graphs = vec![(GraphKind::Forward, model.forward_graph().encode_to_vec())];
-        let mut gradients = match gradient_graph(&model, options) {
-            Ok(bytes) => {
-                graphs.push((GraphKind::Gradient, bytes));
+        let mut gradients = match gradient_graphs(&model, options) {
+            Ok(gradient_graphs) => {
+                graphs.extend(gradient_graphs);
                 GradientSupport::Available
             }
             Err(LoadError::Augment(error)) => {
@@ -126,12 +143,16 @@ impl Explainer {
         outputs.extend(model.layers.layers.iter().map(|layer| layer.tensor.clone()));
         let warm =
             backend.run(&Batch { graph: GraphKind::Forward, images: zeros(), int_inputs: Vec::new(), outputs })?;
-        if gradients == GradientSupport::Available {
+        let head = model.head_layer().map(|head| head.tensor.clone());
+        for (graph, from) in
+            [(GraphKind::Gradient, Some(model.input.name.clone())), (GraphKind::HeadGradient, head.clone())]
+        {
+            let (Some(from), GradientSupport::Available) = (from, &gradients) else { continue };
             let int_inputs = [TARGET_INPUT, CROSS_ENTROPY_INPUT, GUIDED_INPUT].map(|name| (name.to_owned(), vec![0]));
-            let outputs = vec![augment::gradient_name(&model.input.name)];
-            let batch = Batch { graph: GraphKind::Gradient, images: zeros(), int_inputs: int_inputs.to_vec(), outputs };
-            if let Err(error) = backend.run(&batch) {
-                tracing::error!(%error, "the gradient graph does not run; serving predictions and activations only");
+            let outputs = vec![augment::gradient_name(&from)];
+            if let Err(error) = backend.run(&Batch { graph, images: zeros(), int_inputs: int_inputs.to_vec(), outputs })
+            {
+                tracing::error!(%error, ?graph, "a gradient graph does not run; serving predictions and activations only");
                 gradients = GradientSupport::Unavailable(error.to_string());
             }
         }
@@ -145,6 +166,7 @@ impl Explainer {
             }
         };
         let layers = info::layer_infos(&model.layers.layers, shape_of);
+        let head_layer = head.and_then(|tensor| layers.iter().position(|layer| layer.tensor == tensor));
         let labels = options.labels.as_deref().map(|path| info::read_labels(path, num_classes)).transpose()?;
 
         let preprocessing = Preprocessing {
@@ -166,6 +188,7 @@ impl Explainer {
             labels,
             execution_provider: backend.execution_provider().to_owned(),
             gradients,
+            head_layer,
         };
         let engine = EngineHandle::spawn(backend, options.queue_capacity, options.batching)?;
         Ok(Self { info: Arc::new(info), engine, limits: options.limits, batching: options.batching })

@@ -156,6 +156,16 @@ pub(crate) fn opset(model: &ModelProto) -> i64 {
         .map_or(0, OperatorSetIdProto::version)
 }
 
+/// The values of a float32 tensor (raw or typed storage).
+pub(crate) fn float_values(tensor: &TensorProto) -> Vec<f32> {
+    match tensor.raw_data.as_ref() {
+        Some(raw) if !raw.is_empty() => {
+            raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+        }
+        Some(_) | None => tensor.float_data.clone(),
+    }
+}
+
 /// The int64 values of a constant tensor: an initializer, or the output of a `Constant` node.
 pub(crate) fn constant_int64s(graph: &GraphProto, name: &str) -> Option<Vec<i64>> {
     if let Some(tensor) = graph.initializer.iter().find(|t| t.name() == name) {
