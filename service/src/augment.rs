@@ -40,11 +40,12 @@ pub type Shapes = HashMap<String, Vec<i64>>;
 /// What to differentiate.
 #[derive(Clone, Copy, Debug)]
 pub struct AugmentSpec<'a> {
-    /// The image input.
-    pub input: &'a str,
+    /// Where the backward pass ends: the image input, or a layer tensor for a cheaper graph that
+    /// only differentiates what comes after it. Its gradient is an output.
+    pub from: &'a str,
     /// The logits.
     pub logits: &'a str,
-    /// Tensors whose gradients become graph outputs (besides the input's).
+    /// Tensors whose gradients become graph outputs, those after `from`.
     pub layers: &'a [String],
 }
 
@@ -146,7 +147,7 @@ pub fn augment(model: &ModelProto, spec: &AugmentSpec<'_>, shapes: &Shapes) -> R
         return Err(AugmentError::Opset { found: opset, needed: 13 });
     }
     let Some(graph) = model.graph.as_ref() else { return Err(AugmentError::Disconnected(spec.logits.to_owned())) };
-    let path = gradient_path(graph, spec.input, spec.logits);
+    let path = gradient_path(graph, spec.from, spec.logits);
     if !path.contains(spec.logits) {
         return Err(AugmentError::Disconnected(spec.logits.to_owned()));
     }
@@ -159,7 +160,9 @@ pub fn augment(model: &ModelProto, spec: &AugmentSpec<'_>, shapes: &Shapes) -> R
     let seed = seed::cotangent(&mut emit, spec.logits, classes);
     let one = emit.ints(&[], &[1]);
     let guided = emit.op("Equal", &[GUIDED_INPUT, &one], vec![]);
-    let mut rules = Rules::new(emit, graph, shapes, guided);
+    let (zero, unbounded) = (emit.scalar(0.0), emit.scalar(f32::NEG_INFINITY));
+    let guided_floor = emit.op("Where", &[&guided, &zero, &unbounded], vec![]);
+    let mut rules = Rules::new(emit, graph, shapes, guided_floor);
 
     // MaxPool's gradient needs the positions of the maxima: give each pool on the path its Indices.
     let mut augmented = model.clone();
@@ -176,7 +179,7 @@ pub fn augment(model: &ModelProto, spec: &AugmentSpec<'_>, shapes: &Shapes) -> R
     }
 
     let exported: HashSet<String> =
-        spec.layers.iter().chain([&spec.input.to_owned()]).filter(|t| path.contains(*t)).cloned().collect();
+        spec.layers.iter().chain([&spec.from.to_owned()]).filter(|t| path.contains(*t)).cloned().collect();
     let mut gradients = Gradients { parts: HashMap::new(), totals: HashMap::new(), exported: exported.clone() };
     gradients.add(spec.logits, seed);
     for node in graph.node.iter().rev() {
@@ -191,7 +194,7 @@ pub fn augment(model: &ModelProto, spec: &AugmentSpec<'_>, shapes: &Shapes) -> R
         }
     }
 
-    for tensor in std::iter::once(spec.input).chain(spec.layers.iter().map(String::as_str)) {
+    for tensor in std::iter::once(spec.from).chain(spec.layers.iter().map(String::as_str)) {
         if !exported.contains(tensor) {
             continue;
         }

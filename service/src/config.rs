@@ -3,7 +3,7 @@
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum, builder::BoolishValueParser};
 
 use crate::{
     engine::{BatchPolicy, ExecutionProviderChoice, OrtOptions},
@@ -118,7 +118,7 @@ pub struct ServeConfig {
     pub intra_op_threads: usize,
     /// On CUDA, let float32 convolutions and matrix products use TF32 (faster; relative error
     /// around 1e-3 instead of 1e-6). Off by default.
-    #[arg(long, env = "EXPLAIN_ALLOW_TF32")]
+    #[arg(long, env = "EXPLAIN_ALLOW_TF32", value_parser = BoolishValueParser::new())]
     pub allow_tf32: bool,
     /// Input height and width in pixels, for models whose graph leaves them open.
     #[arg(long, env = "EXPLAIN_INPUT_SIZE")]
@@ -153,7 +153,7 @@ pub struct ServeConfig {
     #[arg(long, env = "EXPLAIN_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
     /// Do not cache gradient-augmented graphs.
-    #[arg(long, env = "EXPLAIN_NO_CACHE")]
+    #[arg(long, env = "EXPLAIN_NO_CACHE", value_parser = BoolishValueParser::new())]
     pub no_cache: bool,
     /// Largest encoded image accepted, in bytes.
     #[arg(long, env = "EXPLAIN_MAX_IMAGE_BYTES", default_value_t = 20 << 20)]

@@ -1,0 +1,283 @@
+//! `explain-bench`: load generator for the explain service, in the manner of Triton's
+//! perf_analyzer. Runs a concurrency sweep (N callers, each sending its next request when the last
+//! returns) or a fixed request rate for a duration, with a mix of methods, and prints throughput and
+//! p50/p90/p99 latency per step; `--json` writes the report.
+
+use std::{
+    path::PathBuf,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use clap::{Parser, ValueEnum};
+use explain_client::{Client, proto};
+use proto::attribution_spec::Method as Spec;
+use tokio::sync::Mutex;
+
+/// What each request asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Method {
+    /// Prediction only (`Classify`).
+    Classify,
+    /// The 11 feature maps of a ResNet.
+    FeatureMaps,
+    /// Input gradient.
+    Saliency,
+    /// Grad-CAM at the last spatial layer.
+    GradCam,
+    /// Guided backpropagation.
+    GuidedBackprop,
+    /// Integrated Gradients (`--steps` rows).
+    IntegratedGradients,
+    /// SmoothGrad (`--samples` rows).
+    SmoothGrad,
+}
+
+/// Element type of returned tensors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Encoding {
+    Float32,
+    Float16,
+}
+
+/// Load generator for the explain service.
+#[derive(Debug, Parser)]
+#[command(name = "explain-bench", version, about)]
+struct Args {
+    /// Server address.
+    #[arg(long, default_value = "http://127.0.0.1:50051")]
+    endpoint: String,
+    /// Methods, sent round-robin (a method mix), e.g. `saliency,integrated-gradients`.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "saliency")]
+    methods: Vec<Method>,
+    /// Concurrent callers to sweep, e.g. `1,4,16`.
+    #[arg(long, value_delimiter = ',', default_value = "1")]
+    concurrency: Vec<usize>,
+    /// Send at this fixed rate (requests/s) instead of a concurrency sweep.
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Measured seconds per step.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Unmeasured seconds before each step.
+    #[arg(long, default_value_t = 2.0)]
+    warmup: f64,
+    /// Integrated Gradients steps.
+    #[arg(long, default_value_t = 32)]
+    steps: u32,
+    /// SmoothGrad samples.
+    #[arg(long, default_value_t = 16)]
+    samples: u32,
+    /// Element type of the returned tensors.
+    #[arg(long, value_enum, default_value_t = Encoding::Float32)]
+    encoding: Encoding,
+    /// Send images as PNGs of this size (decoded and resized by the server) instead of
+    /// preprocessed tensors at the model's input size.
+    #[arg(long)]
+    png_size: Option<u32>,
+    /// Write the report as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+/// Latencies and errors of one step.
+#[derive(Default)]
+struct Tally {
+    latencies: Vec<Duration>,
+    errors: usize,
+    images: usize,
+}
+
+fn request(args: &Args, method: Method, image: &proto::Image, layers: &[String]) -> proto::ExplainRequest {
+    let attribution = |spec| vec![proto::AttributionSpec { method: Some(spec) }];
+    let attributions = match method {
+        Method::Classify | Method::FeatureMaps => Vec::new(),
+        Method::Saliency => attribution(Spec::Saliency(proto::Saliency { absolute: false })),
+        Method::GradCam => attribution(Spec::GradCam(proto::GradCam { layer: String::new(), upsample: true })),
+        Method::GuidedBackprop => attribution(Spec::GuidedBackprop(proto::GuidedBackprop {})),
+        Method::IntegratedGradients => {
+            attribution(Spec::IntegratedGradients(proto::IntegratedGradients { steps: args.steps, baseline: None }))
+        }
+        Method::SmoothGrad => {
+            attribution(Spec::SmoothGrad(proto::SmoothGrad { samples: args.samples, ..Default::default() }))
+        }
+    };
+    let feature_maps = if method == Method::FeatureMaps {
+        layers.iter().map(|layer| proto::FeatureMapSpec { layer: layer.clone(), ..Default::default() }).collect()
+    } else {
+        Vec::new()
+    };
+    let encoding = match args.encoding {
+        Encoding::Float32 => proto::DataType::Float32,
+        Encoding::Float16 => proto::DataType::Float16,
+    };
+    proto::ExplainRequest {
+        image: Some(image.clone()),
+        attributions,
+        feature_maps,
+        encoding: encoding as i32,
+        ..Default::default()
+    }
+}
+
+/// One call; the number of images it explained.
+async fn call(
+    client: &mut Client,
+    args: &Args,
+    method: Method,
+    image: &proto::Image,
+    layers: &[String],
+) -> Result<(), explain_client::Error> {
+    if method == Method::Classify {
+        client.classify(proto::ClassifyRequest { image: Some(image.clone()), top_k: 5 }).await?;
+    } else {
+        client.explain(request(args, method, image, layers)).await?;
+    }
+    Ok(())
+}
+
+/// A deterministic test image: a normalised tensor at the model's input size, or a PNG.
+fn image(args: &Args, info: &proto::GetModelInfoResponse) -> proto::Image {
+    let input = info.input.clone().unwrap_or_default();
+    let (height, width) =
+        (input.shape.get(2).copied().unwrap_or(224) as usize, input.shape.get(3).copied().unwrap_or(224) as usize);
+    let value = |i: usize| ((i * 7919) % 255) as f32 / 255.0;
+    if let Some(size) = args.png_size {
+        let size = size as usize;
+        let pixels: Vec<u8> = (0..size * size * 3).map(|i| (value(i) * 255.0) as u8).collect();
+        return proto::Image { source: Some(proto::image::Source::Encoded(png(size as u32, &pixels).into())) };
+    }
+    let data: Vec<u8> = (0..3 * height * width).flat_map(|i| ((value(i) - 0.45) / 0.225).to_le_bytes()).collect();
+    proto::Image {
+        source: Some(proto::image::Source::Tensor(proto::Tensor {
+            shape: vec![1, 3, height as i64, width as i64],
+            dtype: proto::DataType::Float32 as i32,
+            data: data.into(),
+            quantization: None,
+        })),
+    }
+}
+
+/// `rgb` pixels (`size`×`size`) as a PNG.
+fn png(size: u32, rgb: &[u8]) -> Vec<u8> {
+    let image = image::RgbImage::from_raw(size, size, rgb.to_vec()).unwrap_or_default();
+    let mut bytes = Vec::new();
+    let _ = image.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png);
+    bytes
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank].as_secs_f64() * 1e3
+}
+
+/// Runs one step: `callers` concurrent loops (or a fixed `rate`) for warm-up plus duration.
+async fn step(args: Arc<Args>, client: Client, callers: usize, image: proto::Image, layers: Arc<Vec<String>>) -> Tally {
+    let tally = Arc::new(Mutex::new(Tally::default()));
+    let start = Instant::now();
+    let measure_from = start + Duration::from_secs_f64(args.warmup);
+    let end = measure_from + Duration::from_secs_f64(args.duration);
+    let counter = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    let mut launch = |task_start: Option<Instant>| {
+        let (args, mut client, image, layers, tally, counter) =
+            (args.clone(), client.clone(), image.clone(), layers.clone(), tally.clone(), counter.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                if let Some(at) = task_start {
+                    tokio::time::sleep_until(at.into()).await;
+                }
+                let sent = Instant::now();
+                if sent >= end {
+                    return;
+                }
+                let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let method = args.methods[n % args.methods.len()];
+                let result = call(&mut client, &args, method, &image, &layers).await;
+                let done = Instant::now();
+                if sent >= measure_from && done <= end {
+                    let mut tally = tally.lock().await;
+                    match result {
+                        Ok(()) => {
+                            tally.latencies.push(done - sent);
+                            tally.images += 1;
+                        }
+                        Err(_) => tally.errors += 1,
+                    }
+                }
+                if task_start.is_some() {
+                    return;
+                }
+            }
+        }));
+    };
+    match args.rate {
+        Some(rate) => {
+            let interval = Duration::from_secs_f64(1.0 / rate);
+            let mut at = start;
+            while at < end {
+                launch(Some(at));
+                at += interval;
+            }
+        }
+        None => (0..callers).for_each(|_| launch(None)),
+    }
+    for task in tasks {
+        let _ = task.await;
+    }
+    Arc::try_unwrap(tally).map(Mutex::into_inner).unwrap_or_default()
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = Arc::new(Args::parse());
+    let mut client = Client::connect(args.endpoint.clone()).await?;
+    let info = client.model_info().await?;
+    let layers: Arc<Vec<String>> = Arc::new(info.layers.iter().map(|layer| layer.name.clone()).collect());
+    let image = image(&args, &info);
+    let methods: Vec<String> = args.methods.iter().map(|m| format!("{m:?}")).collect();
+    println!(
+        "model {} ({}), methods {}, {} s per step",
+        info.name,
+        info.execution_provider,
+        methods.join("+"),
+        args.duration
+    );
+    println!(
+        "{:>11} {:>9} {:>7} {:>10} {:>9} {:>9} {:>9}",
+        "concurrency", "requests", "errors", "req/s", "p50 ms", "p90 ms", "p99 ms"
+    );
+    let steps: Vec<usize> = if args.rate.is_some() { vec![0] } else { args.concurrency.clone() };
+    let mut report = Vec::new();
+    for callers in steps {
+        let mut tally = step(args.clone(), client.clone(), callers, image.clone(), layers.clone()).await;
+        tally.latencies.sort();
+        let throughput = tally.images as f64 / args.duration;
+        let (p50, p90, p99) = (
+            percentile(&tally.latencies, 50.0),
+            percentile(&tally.latencies, 90.0),
+            percentile(&tally.latencies, 99.0),
+        );
+        let label = args.rate.map_or_else(|| callers.to_string(), |rate| format!("{rate}/s"));
+        println!(
+            "{label:>11} {:>9} {:>7} {throughput:>10.2} {p50:>9.1} {p90:>9.1} {p99:>9.1}",
+            tally.images, tally.errors
+        );
+        report.push(serde_json::json!({
+            "concurrency": callers, "rate": args.rate, "requests": tally.images, "errors": tally.errors,
+            "throughput_rps": throughput, "p50_ms": p50, "p90_ms": p90, "p99_ms": p99,
+        }));
+    }
+    if let Some(path) = &args.json {
+        let document = serde_json::json!({
+            "model": info.name, "execution_provider": info.execution_provider, "methods": methods,
+            "steps": args.steps, "samples": args.samples, "encoding": format!("{:?}", args.encoding),
+            "duration_s": args.duration, "results": report,
+        });
+        std::fs::write(path, serde_json::to_string_pretty(&document)?)?;
+    }
+    Ok(())
+}
