@@ -1,13 +1,18 @@
 """In-process baselines for the explain benchmark: the same methods, weights and inputs as the
-service, run by PyTorch + Captum and by ONNX Runtime on the service's own augmented graph (the
-ceiling for the service's overhead). Never part of the test suite; see bench/README.md.
+service, run by PyTorch + Captum and by ONNX Runtime on the very graphs the service runs for each
+method (the ceiling for the service's overhead): the forward graph for predictions and feature
+maps, the head-gradient graph for Grad-CAM at the last layer, the gradient graph for the rest.
+Never part of the test suite; see bench/README.md.
 
-    python bench/baselines.py --model M.onnx --augmented M.augmented.onnx --json out.json
+    python bench/baselines.py --model M.onnx --graphs DIR --layers T1,...,T11 --json out.json
+
+DIR holds forward.onnx, head.onnx and gradient.onnx, written by `explaind augment --graph ...`.
 """
 
 import argparse
 import json
 import time
+import warnings
 
 import numpy as np
 import onnxruntime as ort
@@ -22,6 +27,9 @@ from captum.attr import (
 )
 
 from models import resnet_from_onnx
+
+# Captum warns that it sets requires_grad and hooks ReLUs, on every call.
+warnings.filterwarnings("ignore", category=UserWarning, module="captum")
 
 MEAN, STD = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
 
@@ -76,8 +84,11 @@ def captum_method(model, method, x, target, args):
     raise ValueError(method)
 
 
-def ort_method(session, method, x, target, args, layers):
-    """A callable running the rows the service would run for `method` on the augmented graph."""
+def ort_method(sessions, method, x, target, args, layers):
+    """A callable running, in-process, the rows and graph the service runs for `method`."""
+    if method in ("classify", "feature_maps"):
+        outputs = ["logits"] + (layers if method == "feature_maps" else [])
+        return lambda: sessions["forward"].run(outputs, {"input": x})
     rows_per_image = {"integrated_gradients": args.steps, "smooth_grad": args.samples}.get(method, 1)
     rows = np.repeat(x, rows_per_image, axis=0)
     n = rows.shape[0]
@@ -87,20 +98,15 @@ def ort_method(session, method, x, target, args, layers):
         "explain.cross_entropy": np.zeros(n, np.int64),
         "explain.guided": np.full(n, int(method == "guided_backprop"), np.int64),
     }
-    outputs = ["logits"]
-    if method == "feature_maps":
-        outputs += layers
-    elif method == "grad_cam":
-        outputs += ["grad/input", layers[-2], "grad/" + layers[-2]]
-    elif method != "classify":
-        outputs += ["grad/input"]
-    return lambda: session.run(outputs, feeds)
+    if method == "grad_cam":
+        return lambda: sessions["head"].run(["logits", layers[-2], "grad/" + layers[-2]], feeds)
+    return lambda: sessions["gradient"].run(["logits", "grad/input"], feeds)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help="the ONNX ResNet the service serves (legacy export)")
-    parser.add_argument("--augmented", required=True, help="its augmented graph (explaind augment)")
+    parser.add_argument("--graphs", required=True, help="folder of forward.onnx, head.onnx, gradient.onnx")
     parser.add_argument("--layers", required=True, help="comma-separated graph tensors of the 11 layers, in order")
     parser.add_argument("--methods", default="saliency")
     parser.add_argument("--batches", default="1")
@@ -116,7 +122,10 @@ def main():
     model = resnet_from_onnx(args.model)
     options = ort.SessionOptions()
     options.intra_op_num_threads = args.threads
-    session = ort.InferenceSession(args.augmented, options, providers=["CPUExecutionProvider"])
+    sessions = {
+        name: ort.InferenceSession(f"{args.graphs}/{name}.onnx", options, providers=["CPUExecutionProvider"])
+        for name in ("forward", "head", "gradient")
+    }
     layers = args.layers.split(",")
     results = []
     print(f"{'method':>22} {'batch':>5} {'captum img/s':>13} {'ort img/s':>10}")
@@ -125,7 +134,7 @@ def main():
             x = image(batch, args.size)
             with torch.inference_mode(mode=method in ("classify", "feature_maps")):
                 captum_seconds = timed(captum_method(model, method, torch.from_numpy(x), 0, args), args.duration)
-            ort_seconds = timed(ort_method(session, method, x, 0, args, layers), args.duration)
+            ort_seconds = timed(ort_method(sessions, method, x, 0, args, layers), args.duration)
             result = {
                 "method": method,
                 "batch": batch,

@@ -29,9 +29,11 @@ cargo build --release --locked -p explain-service -p explain-client
 mkdir -p "$OUT"
 { echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"; echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | xargs), $(nproc) cores";
   echo "model: $MODEL"; echo "threads: $THREADS"; echo "duration: ${DURATION}s per step"; } > "$OUT/machine.txt"
-mkdir -p "$CACHE/bench"
-AUGMENTED=$CACHE/bench/augmented.onnx
-target/release/explaind --log-filter warn augment "$MODEL" -o "$AUGMENTED" --ort-library "$ORT_LIBRARY"
+GRAPHS=$CACHE/bench/graphs
+mkdir -p "$GRAPHS"
+for graph in forward head gradient; do
+  target/release/explaind --log-filter warn augment "$MODEL" --graph "$graph" -o "$GRAPHS/$graph.onnx" --ort-library "$ORT_LIBRARY"
+done
 
 say "serving $MODEL on 127.0.0.1:$PORT"
 EXPLAIN_ORT_LIBRARY=$ORT_LIBRARY EXPLAIN_NO_CACHE=1 target/release/explaind --log-filter warn serve \
@@ -55,10 +57,10 @@ grep VmHWM "/proc/$server/status" > "$OUT/server-peak-rss.txt" || true
 kill "$server"; wait "$server" 2>/dev/null || true
 
 say "in-process baselines"
-(cd bench && "$BENCH_VENV/bin/python" baselines.py --model "$MODEL" --augmented "$AUGMENTED" \
+(cd bench && "$BENCH_VENV/bin/python" baselines.py --model "$MODEL" --graphs "$GRAPHS" \
   --layers "$layers" --methods "${METHODS//-/_}" --batches 1 --threads "$THREADS" --duration "$DURATION" \
   --json "$OUT/baselines-b1.json")
-(cd bench && "$BENCH_VENV/bin/python" baselines.py --model "$MODEL" --augmented "$AUGMENTED" \
+(cd bench && "$BENCH_VENV/bin/python" baselines.py --model "$MODEL" --graphs "$GRAPHS" \
   --layers "$layers" --methods saliency --batches 16 --threads "$THREADS" --duration "$DURATION" \
   --json "$OUT/baselines-b16.json")
 "$PYTHON" bench/report.py "$OUT" | tee "$OUT/summary.md"

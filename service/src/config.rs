@@ -30,9 +30,21 @@ pub struct Cli {
 pub enum Command {
     /// Serve the explain.v1 API.
     Serve(Box<ServeConfig>),
-    /// Write a model's gradient-augmented graph (forward and backward pass in one ONNX graph),
-    /// for offline use in any ONNX Runtime.
+    /// Write one of the graphs the service runs for a model — by default the gradient-augmented
+    /// graph (forward and backward pass in one ONNX graph) — for offline use in any ONNX Runtime.
     Augment(AugmentConfig),
+}
+
+/// Which of the service's graphs `explaind augment` writes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum GraphChoice {
+    /// Forward and backward pass down to the input; gradients of the input and every layer.
+    #[default]
+    Gradient,
+    /// Forward pass and the backward pass down to the last feature layer only (ResNets).
+    Head,
+    /// The forward pass with every named layer as an output.
+    Forward,
 }
 
 /// Settings of `explaind augment`.
@@ -40,9 +52,12 @@ pub enum Command {
 pub struct AugmentConfig {
     /// The model: an ONNX export.
     pub model: PathBuf,
-    /// Where to write the augmented ONNX graph.
+    /// Where to write the ONNX graph.
     #[arg(short, long)]
     pub output: PathBuf,
+    /// Which graph to write.
+    #[arg(long, value_enum, default_value_t = GraphChoice::Gradient)]
+    pub graph: GraphChoice,
     /// Input height and width in pixels, for models whose graph leaves them open.
     #[arg(long, env = "EXPLAIN_INPUT_SIZE")]
     pub input_size: Option<u32>,

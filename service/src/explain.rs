@@ -30,7 +30,7 @@ pub use self::{
     prediction::{ClassScore, Prediction},
 };
 use crate::{
-    engine::{Batch, BatchPolicy, EngineError, EngineHandle, GraphKind, Ran},
+    engine::{Batch, BatchPolicy, EngineError, EngineHandle, GraphKind, Outputs, Ran},
     preprocess::{self, ImageLimits, PreprocessError},
 };
 
@@ -138,7 +138,8 @@ impl Explainer {
         let (images, preprocess) = self.prepare(job.image).await?;
         let outputs = vec![self.info.logits.clone()];
         let ran = self.run_batch(GraphKind::Forward, images, Vec::new(), outputs, deadline).await?;
-        let prediction = prediction::predict(self.logits(&ran)?, job.top_k, TargetClass::Predicted, Objective::Logit);
+        let prediction =
+            prediction::predict(self.logits(&ran.outputs)?, job.top_k, TargetClass::Predicted, Objective::Logit);
         let mut stats = Stats { preprocess, ..Stats::default() };
         stats.add(&ran);
         Ok((prediction, stats))
@@ -173,9 +174,12 @@ impl Explainer {
         let ran = self.run_batch(GraphKind::Forward, images, Vec::new(), outputs, deadline).await?;
         stats.add(&ran);
         let started = Instant::now();
-        let prediction = prediction::predict(self.logits(&ran)?, job.top_k, job.target, job.objective);
-        let tensors =
-            job.feature_maps.iter().map(|request| self.feature_map(request, &ran)).collect::<Result<Vec<_>, _>>()?;
+        let prediction = prediction::predict(self.logits(&ran.outputs)?, job.top_k, job.target, job.objective);
+        let tensors = job
+            .feature_maps
+            .iter()
+            .map(|request| self.feature_map(request, &ran.outputs))
+            .collect::<Result<Vec<_>, _>>()?;
         stats.postprocess += started.elapsed();
         Ok(Explanation { prediction, tensors, stats })
     }
@@ -208,12 +212,12 @@ impl Explainer {
         Ok(self.engine.run(Batch { graph, images, int_inputs, outputs }, deadline).await?)
     }
 
-    fn output<'r>(&self, ran: &'r Ran, tensor: &str) -> Result<&'r ArrayD<f32>, ExplainError> {
-        ran.outputs.get(tensor).ok_or_else(|| ExplainError::Internal(format!("the engine did not return `{tensor}`")))
+    fn output<'r>(&self, outputs: &'r Outputs, tensor: &str) -> Result<&'r ArrayD<f32>, ExplainError> {
+        outputs.get(tensor).ok_or_else(|| ExplainError::Internal(format!("the engine did not return `{tensor}`")))
     }
 
-    fn logits<'r>(&self, ran: &'r Ran) -> Result<ndarray::ArrayView1<'r, f32>, ExplainError> {
-        let logits = self.output(ran, &self.info.logits)?;
+    fn logits<'r>(&self, outputs: &'r Outputs) -> Result<ndarray::ArrayView1<'r, f32>, ExplainError> {
+        let logits = self.output(outputs, &self.info.logits)?;
         logits
             .view()
             .into_dimensionality::<ndarray::Ix2>()

@@ -3,11 +3,12 @@
 use anyhow::Context;
 use clap::Parser;
 use explain_service::{
-    config::{AugmentConfig, Cli, Command, ServeConfig},
+    config::{AugmentConfig, Cli, Command, GraphChoice, ServeConfig},
     explain::build_gradient_graph,
     model::{Model, ModelSource},
     server, telemetry,
 };
+use prost::Message;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -19,15 +20,22 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-/// Writes the gradient-augmented graph of `config.model` to `config.output`.
+/// Writes the chosen graph of `config.model` to `config.output`.
 fn augment(config: &AugmentConfig) -> anyhow::Result<()> {
     let model = Model::load(&ModelSource::File(config.model.clone()), config.input_size)
         .with_context(|| format!("cannot read {}", config.model.display()))?;
-    let graph = build_gradient_graph(&model, &config.ort_options())?;
+    let graph = match config.graph {
+        GraphChoice::Gradient => build_gradient_graph(&model, &model.input.name, &config.ort_options())?,
+        GraphChoice::Head => {
+            let head = model.head_layer().context("only ResNets have a head-gradient graph")?;
+            build_gradient_graph(&model, &head.tensor, &config.ort_options())?
+        }
+        GraphChoice::Forward => model.forward_graph().encode_to_vec(),
+    };
     std::fs::write(&config.output, &graph).with_context(|| format!("cannot write {}", config.output.display()))?;
     tracing::info!(
         output = %config.output.display(), bytes = graph.len(), layers = model.layers.layers.len(),
-        "gradient-augmented graph written"
+        graph = ?config.graph, "graph written"
     );
     Ok(())
 }

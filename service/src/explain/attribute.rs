@@ -1,21 +1,21 @@
-//! The gradient path of an explanation: one run of the image through the gradient graph (the
-//! prediction, saliency, input × gradient, Grad-CAM, layer gradients and activations), then the
-//! extra rows of guided backpropagation, Integrated Gradients and SmoothGrad in engine batches of
-//! bounded size, all with the class resolved by the first run.
+//! The gradient path of an explanation: one run of the image (its plain row for the prediction,
+//! saliency, input × gradient, Grad-CAM, layer gradients and activations; its guided row for
+//! guided backpropagation), then the extra rows of Integrated Gradients and SmoothGrad in engine
+//! batches of bounded size, all with the class resolved by the first run.
 
 use std::time::Instant;
 
-use ndarray::{Array4, ArrayD, ArrayView2, ArrayView4, Ix2, Ix4, s};
+use ndarray::{Array4, ArrayD, ArrayView2, ArrayView4, Axis, Ix2, Ix4, s};
 
 use super::{
     ExplainError, Explainer, Explanation, NamedTensor, Stats, baseline, channels,
     job::{Attribution, ExplainJob, FeatureMapRequest, LayerQuantity, Objective, TargetClass},
     methods, prediction,
-    rows::{Guided, IntegratedGradients, RowSet, SmoothGrad},
+    rows::{IntegratedGradients, RowSet, SmoothGrad},
 };
 use crate::{
     augment::{self, CROSS_ENTROPY_INPUT, GUIDED_INPUT, TARGET_INPUT},
-    engine::{GraphKind, Ran},
+    engine::{GraphKind, Outputs},
 };
 
 /// Per-row int64 inputs of the gradient graph.
@@ -34,6 +34,14 @@ fn view4<'a>(array: &'a ArrayD<f32>, name: &str) -> Result<ArrayView4<'a, f32>, 
 
 fn view2<'a>(array: &'a ArrayD<f32>, name: &str) -> Result<ArrayView2<'a, f32>, ExplainError> {
     array.view().into_dimensionality::<Ix2>().map_err(|e| ExplainError::Internal(format!("`{name}`: {e}")))
+}
+
+/// The outputs of row `index` of a run (batch dimension kept).
+fn row(outputs: &Outputs, index: usize) -> Outputs {
+    outputs
+        .iter()
+        .map(|(name, array)| (name.clone(), array.slice_axis(Axis(0), (index..index + 1).into()).to_owned()))
+        .collect()
 }
 
 /// What an attribution of the request becomes: computed from the image's own run, or by a row set.
@@ -56,9 +64,24 @@ impl Explainer {
         }
         let input_gradient = augment::gradient_name(&self.info.input.name);
 
-        // The image's own run, through the head-gradient graph when no gradient before the head
-        // layer is needed (Grad-CAM at the last layer), else the full one.
-        let graph = self.image_graph(&job);
+        // The image's own run: its plain row (saliency, input × gradient, Grad-CAM, layer
+        // gradients) and/or its guided row, whose forward pass is the image's, so either predicts;
+        // through the head-gradient graph when no gradient before the head layer is needed, and
+        // the forward graph alone when only extra rows (IG, SmoothGrad) need gradients.
+        let guided = job.attributions.contains(&Attribution::GuidedBackprop);
+        let plain = job.feature_maps.iter().any(|f| f.quantity == LayerQuantity::Gradient)
+            || job.attributions.iter().any(|attribution| {
+                matches!(
+                    attribution,
+                    Attribution::Saliency { .. } | Attribution::InputXGradient | Attribution::GradCam { .. }
+                )
+            });
+        let (graph, flags) = match (plain, guided) {
+            (true, false) => (self.image_graph(&job), vec![false]),
+            (true, true) => (GraphKind::Gradient, vec![false, true]),
+            (false, true) => (GraphKind::Gradient, vec![true]),
+            (false, false) => (GraphKind::Forward, Vec::new()),
+        };
         let mut outputs = vec![self.info.logits.clone()];
         if graph == GraphKind::Gradient {
             outputs.push(input_gradient.clone());
@@ -82,12 +105,24 @@ impl Explainer {
             TargetClass::Predicted => -1,
             TargetClass::Index(index) => index as i64,
         };
-        let image_run = self
-            .run_batch(graph, input.clone(), row_inputs(target, job.objective, &[false]), outputs, deadline)
-            .await?;
+        let rows = flags.len().max(1);
+        let images = input
+            .broadcast((rows, input.dim().1, input.dim().2, input.dim().3))
+            .map_or_else(|| input.clone(), |view| view.to_owned());
+        let int_inputs =
+            if graph == GraphKind::Forward { Vec::new() } else { row_inputs(target, job.objective, &flags) };
+        let image_run = self.run_batch(graph, images, int_inputs, outputs, deadline).await?;
         stats.add(&image_run);
-        let logits = self.logits(&image_run)?;
-        let prediction = prediction::predict(logits, job.top_k, job.target, job.objective);
+        let image = row(&image_run.outputs, 0);
+        let guided_gradient = match flags.iter().position(|&flag| flag) {
+            Some(index) => Some(
+                row(&image_run.outputs, index)
+                    .remove(&input_gradient)
+                    .ok_or_else(|| ExplainError::Internal("the guided row has no input gradient".into()))?,
+            ),
+            None => None,
+        };
+        let prediction = prediction::predict(self.logits(&image)?, job.top_k, job.target, job.objective);
         let target = prediction.target.index;
 
         // Extra rows, with the class fixed by the image's run.
@@ -96,7 +131,6 @@ impl Explainer {
         for attribution in job.attributions {
             let name = attribution.output_name(&self.info);
             let rows: Box<dyn RowSet> = match attribution {
-                Attribution::GuidedBackprop => Box::new(Guided::new(name, input.clone())),
                 Attribution::IntegratedGradients { steps, baseline } => {
                     let start = baseline::baseline(&baseline, &input, &self.info.preprocessing);
                     Box::new(IntegratedGradients::new(name, input.clone(), start, steps, target, job.objective))
@@ -106,7 +140,8 @@ impl Explainer {
                 }
                 attribution @ (Attribution::Saliency { .. }
                 | Attribution::InputXGradient
-                | Attribution::GradCam { .. }) => {
+                | Attribution::GradCam { .. }
+                | Attribution::GuidedBackprop) => {
                     planned.push(Planned::FromImage(attribution));
                     continue;
                 }
@@ -118,8 +153,8 @@ impl Explainer {
 
         let started = Instant::now();
         let gradient = match graph {
-            GraphKind::Gradient => Some(view4(self.output(&image_run, &input_gradient)?, &input_gradient)?),
-            GraphKind::Forward | GraphKind::HeadGradient => None,
+            GraphKind::Gradient if plain => Some(view4(self.output(&image, &input_gradient)?, &input_gradient)?),
+            GraphKind::Gradient | GraphKind::Forward | GraphKind::HeadGradient => None,
         };
         let mut finished: Vec<Option<Vec<NamedTensor>>> =
             row_sets.into_iter().map(|rows| Some(rows.finish())).collect();
@@ -127,13 +162,20 @@ impl Explainer {
         for plan in planned {
             match plan {
                 Planned::Rows(index) => tensors.extend(finished[index].take().unwrap_or_default()),
+                Planned::FromImage(Attribution::GuidedBackprop) => tensors.push(NamedTensor {
+                    name: Attribution::GuidedBackprop.output_name(&self.info),
+                    tensor: guided_gradient
+                        .clone()
+                        .ok_or_else(|| ExplainError::Internal("no guided row ran".into()))?,
+                    channel_indices: Vec::new(),
+                }),
                 Planned::FromImage(attribution) => {
-                    tensors.push(self.image_attribution(&attribution, &input, gradient, &image_run)?)
+                    tensors.push(self.image_attribution(&attribution, &input, gradient, &image)?)
                 }
             }
         }
         for request in &job.feature_maps {
-            tensors.push(self.feature_map(request, &image_run)?);
+            tensors.push(self.feature_map(request, &image)?);
         }
         stats.postprocess += started.elapsed();
         Ok(Explanation { prediction, tensors, stats })
@@ -165,9 +207,13 @@ impl Explainer {
     }
 
     /// A requested layer tensor, channels selected (gradients ranked by mean |value|).
-    pub(super) fn feature_map(&self, request: &FeatureMapRequest, ran: &Ran) -> Result<NamedTensor, ExplainError> {
+    pub(super) fn feature_map(
+        &self,
+        request: &FeatureMapRequest,
+        outputs: &Outputs,
+    ) -> Result<NamedTensor, ExplainError> {
         let layer = &self.info.layers[request.layer];
-        let values = self.output(ran, &self.layer_output(request))?.clone();
+        let values = self.output(outputs, &self.layer_output(request))?.clone();
         let (prefix, selected) = match request.quantity {
             LayerQuantity::Activation => ("activation", channels::select(values, &request.channels, |v| v)),
             LayerQuantity::Gradient => ("gradient", channels::select(values, &request.channels, f32::abs)),
@@ -185,7 +231,7 @@ impl Explainer {
         attribution: &Attribution,
         input: &Array4<f32>,
         gradient: Option<ArrayView4<'_, f32>>,
-        ran: &Ran,
+        outputs: &Outputs,
     ) -> Result<NamedTensor, ExplainError> {
         let name = attribution.output_name(&self.info);
         let input_gradient =
@@ -195,15 +241,15 @@ impl Explainer {
             Attribution::InputXGradient => methods::input_x_gradient(input.view(), input_gradient()?),
             Attribution::GradCam { layer, upsample } => {
                 let tensor = &self.info.layers[*layer].tensor;
-                let activation = view4(self.output(ran, tensor)?, tensor)?;
+                let activation = view4(self.output(outputs, tensor)?, tensor)?;
                 let gradient_name = augment::gradient_name(tensor);
-                let layer_gradient = view4(self.output(ran, &gradient_name)?, &gradient_name)?;
+                let layer_gradient = view4(self.output(outputs, &gradient_name)?, &gradient_name)?;
                 let map = methods::grad_cam(activation, layer_gradient);
                 let (height, width) = (self.info.input.height as usize, self.info.input.width as usize);
                 if *upsample { methods::upsample_bilinear(&map, height, width) } else { map }
             }
             Attribution::GuidedBackprop | Attribution::IntegratedGradients { .. } | Attribution::SmoothGrad { .. } => {
-                return Err(ExplainError::Internal(format!("{name} is computed from extra rows")));
+                return Err(ExplainError::Internal(format!("{name} is not computed from the image's plain row")));
             }
         };
         Ok(NamedTensor { name, tensor: tensor.into_dyn(), channel_indices: Vec::new() })
@@ -229,24 +275,28 @@ impl Explainer {
             let size = (total - done).min(self.batching.max_batch_size.max(1));
             let mut images = Array4::<f32>::zeros((size, 3, height, width));
             let mut pieces = Vec::new();
-            let mut guided = Vec::with_capacity(size);
             let mut filled = 0;
             while filled < size {
                 let (set, start) = cursor;
                 let count = (row_sets[set].len() - start).min(size - filled);
                 row_sets[set].fill(start, images.slice_mut(s![filled..filled + count, .., .., ..]));
-                guided.extend(std::iter::repeat_n(row_sets[set].guided(), count));
                 pieces.push((set, start, filled, count));
                 filled += count;
                 cursor = if start + count == row_sets[set].len() { (set + 1, 0) } else { (set, start + count) };
             }
             let outputs = vec![self.info.logits.clone(), input_gradient.clone()];
             let ran = self
-                .run_batch(GraphKind::Gradient, images, row_inputs(target, objective, &guided), outputs, deadline)
+                .run_batch(
+                    GraphKind::Gradient,
+                    images,
+                    row_inputs(target, objective, &vec![false; size]),
+                    outputs,
+                    deadline,
+                )
                 .await?;
             stats.add(&ran);
-            let gradients = view4(self.output(&ran, &input_gradient)?, &input_gradient)?;
-            let logits = view2(self.output(&ran, &self.info.logits)?, &self.info.logits)?;
+            let gradients = view4(self.output(&ran.outputs, &input_gradient)?, &input_gradient)?;
+            let logits = view2(self.output(&ran.outputs, &self.info.logits)?, &self.info.logits)?;
             for (set, start, offset, count) in pieces {
                 let range = offset..offset + count;
                 row_sets[set].absorb(

@@ -76,9 +76,10 @@ fn measure_shapes(model: &Model, ort: &OrtOptions) -> Result<Shapes, LoadError> 
     Ok(engine::measure_shapes(ort, &probe, [1, 3, height, width])?)
 }
 
-/// Builds the gradient graph of `model` (backward pass down to the input).
-pub fn build_gradient_graph(model: &Model, ort: &OrtOptions) -> Result<Vec<u8>, LoadError> {
-    Ok(model.gradient_graph(&measure_shapes(model, ort)?, &model.input.name)?.encode_to_vec())
+/// Builds the gradient graph of `model` whose backward pass ends at `from` (the input, or a
+/// layer tensor).
+pub fn build_gradient_graph(model: &Model, from: &str, ort: &OrtOptions) -> Result<Vec<u8>, LoadError> {
+    Ok(model.gradient_graph(&measure_shapes(model, ort)?, from)?.encode_to_vec())
 }
 
 /// The gradient graphs — down to the input, and for ResNets down to the head layer only — from

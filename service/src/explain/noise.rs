@@ -5,12 +5,14 @@
 #[derive(Clone, Debug)]
 pub(super) struct Noise {
     state: u64,
+    /// The second Gaussian of the last Box–Muller pair, not yet handed out.
+    spare: Option<f64>,
 }
 
 impl Noise {
     /// A generator seeded with `seed`.
     pub(super) fn new(seed: u64) -> Self {
-        Self { state: seed }
+        Self { state: seed, spare: None }
     }
 
     fn next_u64(&mut self) -> u64 {
@@ -26,11 +28,15 @@ impl Noise {
         (self.next_u64() >> 11) as f64 / (1_u64 << 53) as f64
     }
 
-    /// Standard normal (Box–Muller, one value per pair of uniforms).
+    /// Standard normal (Box–Muller: each pair of uniforms gives two).
     pub(super) fn normal(&mut self) -> f64 {
-        let u1 = 1.0 - self.uniform();
-        let u2 = self.uniform();
-        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+        if let Some(spare) = self.spare.take() {
+            return spare;
+        }
+        let radius = (-2.0 * (1.0 - self.uniform()).ln()).sqrt();
+        let (sin, cos) = (std::f64::consts::TAU * self.uniform()).sin_cos();
+        self.spare = Some(radius * sin);
+        radius * cos
     }
 }
 

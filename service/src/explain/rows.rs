@@ -1,5 +1,5 @@
-//! Attributions that need rows beyond the image itself: guided backpropagation (one guided row),
-//! Integrated Gradients (one row per point of the path) and SmoothGrad (one row per noisy copy).
+//! Attributions that need rows beyond the image itself: Integrated Gradients (one row per point
+//! of the path) and SmoothGrad (one row per noisy copy).
 //! Each is a [`RowSet`]: it fills its rows on demand, in order, and folds in their gradients as
 //! they come back, so memory stays bounded by one engine batch whatever the number of rows.
 
@@ -15,8 +15,6 @@ use super::{
 pub(super) trait RowSet: Send {
     /// Number of rows.
     fn len(&self) -> usize;
-    /// Whether its rows use guided backpropagation.
-    fn guided(&self) -> bool;
     /// Writes rows `start..start + out.len()` into `out` (`[rows, 3, H, W]`); called in order.
     fn fill(&mut self, start: usize, out: ArrayViewMut4<'_, f32>);
     /// Folds in the input gradients (`[rows, 3, H, W]`) and logits (`[rows, classes]`) of rows
@@ -41,43 +39,6 @@ pub(super) fn objective_value(logits: ArrayView1<'_, f32>, target: usize, object
 
 fn named(name: String, tensor: Array4<f32>) -> NamedTensor {
     NamedTensor { name, tensor: tensor.into_dyn(), channel_indices: Vec::new() }
-}
-
-/// Guided backpropagation: the image once more, through guided ReLUs.
-pub(super) struct Guided {
-    name: String,
-    input: Array4<f32>,
-    gradient: Option<Array4<f32>>,
-}
-
-impl Guided {
-    /// Guided backpropagation of `input`, sent as `name`.
-    pub(super) fn new(name: String, input: Array4<f32>) -> Self {
-        Self { name, input, gradient: None }
-    }
-}
-
-impl RowSet for Guided {
-    fn len(&self) -> usize {
-        1
-    }
-
-    fn guided(&self) -> bool {
-        true
-    }
-
-    fn fill(&mut self, _start: usize, mut out: ArrayViewMut4<'_, f32>) {
-        out.assign(&self.input);
-    }
-
-    fn absorb(&mut self, _start: usize, gradients: ArrayView4<'_, f32>, _logits: ArrayView2<'_, f32>) {
-        self.gradient = Some(gradients.to_owned());
-    }
-
-    fn finish(self: Box<Self>) -> Vec<NamedTensor> {
-        let gradient = self.gradient.unwrap_or_else(|| Array4::zeros(self.input.raw_dim()));
-        vec![named(self.name, gradient)]
-    }
 }
 
 /// Integrated Gradients with Captum's `riemann_trapezoid` rule: points α = linspace(0, 1, n),
@@ -121,10 +82,6 @@ impl IntegratedGradients {
 impl RowSet for IntegratedGradients {
     fn len(&self) -> usize {
         self.steps
-    }
-
-    fn guided(&self) -> bool {
-        false
     }
 
     fn fill(&mut self, start: usize, mut out: ArrayViewMut4<'_, f32>) {
@@ -204,10 +161,6 @@ impl SmoothGrad {
 impl RowSet for SmoothGrad {
     fn len(&self) -> usize {
         self.samples
-    }
-
-    fn guided(&self) -> bool {
-        false
     }
 
     fn fill(&mut self, _start: usize, mut out: ArrayViewMut4<'_, f32>) {
