@@ -1,9 +1,11 @@
-"""Summarises one benchmark run (bench/run.sh) as a Markdown table: per method, the service's
-throughput over gRPC against in-process ONNX Runtime on the same graph and against Captum, with
-the ratios and the service's latency percentiles. Usage: report.py RESULTS_DIR"""
+"""Summarises one benchmark run (bench/run.sh) as Markdown: per method, the service's throughput
+over gRPC (one caller; three callers with engine batches of one image) against in-process ONNX
+Runtime on the same graph and batch and against Captum, with the ratios and latency percentiles.
+Usage: report.py RESULTS_DIR"""
 
 import json
 import pathlib
+import re
 import sys
 
 
@@ -17,25 +19,47 @@ def main(directory):
     for name in ("baselines-b1.json", "baselines-b16.json"):
         for row in (load(out / name) or {"results": []})["results"]:
             baselines[(row["method"], row["batch"])] = row
+    service = {}
+    for path in out.glob("service-*.json"):
+        method, step = re.fullmatch(r"service-(.+)-c(\d+(?:-b\d+)?)", path.stem).groups()
+        service[(method, step)] = load(path)["results"][0]
+    ratio = lambda a, b: f"{a / b:.2f}×" if a and b else "—"
+    number = lambda value: f"{value:.2f}" if value else "—"
+
     print((out / "machine.txt").read_text())
-    print("| method | callers (service) / batch (in-process) | service img/s | ORT in-process img/s | Captum img/s "
-          "| service ÷ ORT | service ÷ Captum | service p50 / p90 / p99 ms |")
+    print("Images per second; the service over gRPC with explain-bench on the same machine, the baselines in-process.\n")
+    print("| method | service, 1 caller | p50 / p99 ms | service, 3 callers, batch 1 | ORT in-process | Captum "
+          "| service ÷ ORT | service (1 caller) ÷ Captum |")
     print("|---|---|---|---|---|---|---|---|")
-    for path in sorted(out.glob("service-*.json")):
-        report = load(path)
-        method, callers = path.stem.removeprefix("service-").rsplit("-c", 1)
-        key = (method.replace("-", "_"), int(callers))
-        row = report["results"][0]
-        service = row["throughput_rps"]
-        base = baselines.get(key, {})
+    methods = sorted({method for method, _ in service}, key=lambda m: list(ORDER).index(m) if m in ORDER else 99)
+    for method in methods:
+        one, busy = service.get((method, "1")), service.get((method, "3-b1"))
+        base = baselines.get((method.replace("-", "_"), 1), {})
         ort, captum = base.get("ort_images_per_s"), base.get("captum_images_per_s")
-        ratio = lambda other: f"{service / other:.2f}×" if other else "—"
-        number = lambda value: f"{value:.2f}" if value else "—"
-        print(f"| {method} | {callers} | {service:.2f} | {number(ort)} | {number(captum)} | {ratio(ort)} | {ratio(captum)} "
-              f"| {row['p50_ms']:.0f} / {row['p90_ms']:.0f} / {row['p99_ms']:.0f} |")
+        single = one["throughput_rps"] if one else None
+        saturated = busy["throughput_rps"] if busy else None
+        latency = f"{one['p50_ms']:.0f} / {one['p99_ms']:.0f}" if one else "—"
+        # IG and SmoothGrad rows run as one batch of steps/samples rows both in the service (one
+        # caller) and in-process; single-row methods compare the busy service at batch 1.
+        multi_row = method in ("integrated-gradients", "smooth-grad")
+        versus_ort = ratio(single, ort) + " ¹" if multi_row else ratio(saturated, ort)
+        print(f"| {method} | {number(single)} | {latency} | {number(saturated) if not multi_row else '—'} "
+              f"| {number(ort)} | {number(captum)} | {versus_ort} | {ratio(single, captum)} |")
+    print("\n¹ one caller; both sides run the steps or samples as one batch (32 IG steps, 16 SmoothGrad samples).")
+    many = service.get(("saliency", "16"))
+    base = baselines.get(("saliency", 16), {})
+    if many:
+        print(f"\nSaliency, 16 concurrent callers (dynamic batching): {many['throughput_rps']:.2f} img/s, p50 "
+              f"{many['p50_ms']:.0f} ms, p99 {many['p99_ms']:.0f} ms; in-process at batch 16: ONNX Runtime "
+              f"{number(base.get('ort_images_per_s'))}, Captum {number(base.get('captum_images_per_s'))} img/s "
+              f"(service ÷ Captum {ratio(many['throughput_rps'], base.get('captum_images_per_s'))}, "
+              f"service ÷ ORT {ratio(many['throughput_rps'], base.get('ort_images_per_s'))}).")
     rss = out / "server-peak-rss.txt"
     if rss.exists():
-        print(f"\nService peak RSS: {rss.read_text().split(':')[1].strip()}")
+        print(f"\nService peak RSS (default settings run): {rss.read_text().split(':')[1].strip()}")
+
+
+ORDER = ("classify", "feature-maps", "saliency", "grad-cam", "guided-backprop", "integrated-gradients", "smooth-grad")
 
 
 if __name__ == "__main__":

@@ -35,26 +35,42 @@ for graph in forward head gradient; do
   target/release/explaind --log-filter warn augment "$MODEL" --graph "$graph" -o "$GRAPHS/$graph.onnx" --ort-library "$ORT_LIBRARY"
 done
 
-say "serving $MODEL on 127.0.0.1:$PORT"
-EXPLAIN_ORT_LIBRARY=$ORT_LIBRARY EXPLAIN_NO_CACHE=1 target/release/explaind --log-filter warn serve \
-  --model "$MODEL" --listen "127.0.0.1:$PORT" --intra-op-threads "$THREADS" > "$OUT/server.log" 2>&1 &
-server=$!
+# Starts explaind with extra flags; waits until it serves.
+serve() {
+  EXPLAIN_ORT_LIBRARY=$ORT_LIBRARY EXPLAIN_NO_CACHE=1 target/release/explaind --log-filter warn serve \
+    --model "$MODEL" --listen "127.0.0.1:$PORT" --intra-op-threads "$THREADS" "$@" > "$OUT/server.log" 2>&1 &
+  server=$!
+  for _ in $(seq 120); do
+    "$CACHE/bin/grpcurl" -plaintext -d '{"service":"explain.v1.ExplainService"}' "127.0.0.1:$PORT" grpc.health.v1.Health/Check 2>/dev/null | grep -q '"SERVING"' && return
+    sleep 1
+  done
+  echo "explaind did not start; see $OUT/server.log" >&2; exit 1
+}
+stop() { kill "$server"; wait "$server" 2>/dev/null || true; }
 trap 'kill $server 2>/dev/null || true' EXIT
-for _ in $(seq 120); do
-  "$CACHE/bin/grpcurl" -plaintext -d '{"service":"explain.v1.ExplainService"}' "127.0.0.1:$PORT" grpc.health.v1.Health/Check 2>/dev/null | grep -q '"SERVING"' && break
-  sleep 1
-done
+bench() { target/release/explain-bench --endpoint "http://127.0.0.1:$PORT" --duration "$DURATION" "$@"; }
+
+# 1. Default settings: one caller per method (latency), and 16 callers of saliency (dynamic batching).
+say "serving $MODEL on 127.0.0.1:$PORT (default settings)"
+serve
 "$CACHE/bin/grpcurl" -plaintext "127.0.0.1:$PORT" explain.v1.ExplainService/GetModelInfo > "$OUT/model-info.json"
 layers=$("$PYTHON" -c 'import json,sys; print(",".join(l["tensor"] for l in json.load(open(sys.argv[1]))["layers"]))' "$OUT/model-info.json")
-
 for method in ${METHODS//,/ }; do
-  target/release/explain-bench --endpoint "http://127.0.0.1:$PORT" --methods "$method" --concurrency 1 \
-    --duration "$DURATION" --json "$OUT/service-$method-c1.json"
+  bench --methods "$method" --concurrency 1 --json "$OUT/service-$method-c1.json"
 done
-target/release/explain-bench --endpoint "http://127.0.0.1:$PORT" --methods saliency --concurrency 16 \
-  --duration "$DURATION" --json "$OUT/service-saliency-c16.json"
+bench --methods saliency --concurrency 16 --json "$OUT/service-saliency-c16.json"
 grep VmHWM "/proc/$server/status" > "$OUT/server-peak-rss.txt" || true
-kill "$server"; wait "$server" 2>/dev/null || true
+stop
+
+# 2. Engine batches of one image, kept busy by 3 callers: the same batch as the in-process ceiling.
+say "serving $MODEL with --max-batch-size 1"
+serve --max-batch-size 1
+for method in ${METHODS//,/ }; do
+  # IG and SmoothGrad run their rows as one batch; batches of one image would not compare.
+  [[ $method == integrated-gradients || $method == smooth-grad ]] && continue
+  bench --methods "$method" --concurrency 3 --json "$OUT/service-$method-c3-b1.json"
+done
+stop
 
 say "in-process baselines"
 (cd bench && "$BENCH_VENV/bin/python" baselines.py --model "$MODEL" --graphs "$GRAPHS" \

@@ -114,6 +114,9 @@ fn session_builder(
     if options.intra_op_threads > 0 {
         builder = builder.with_intra_threads(options.intra_op_threads).map_err(init)?;
     }
+    // Idle intra-op threads would otherwise spin for work, taking the cores the gRPC stack and
+    // preprocessing need between runs.
+    builder = builder.with_intra_op_spinning(false).map_err(init)?;
     let want_cuda = match options.execution_provider {
         ExecutionProviderChoice::Cpu => false,
         ExecutionProviderChoice::Cuda => true,
