@@ -50,7 +50,7 @@ fn tensor<'e>(explanation: &'e Explanation, name: &str) -> &'e ArrayD<f32> {
 
 /// Every attribution of the references for every image of `refs`, on `model`.
 async fn attributions_match(settings: ServeOptions, refs: &Refs, label: &str, ig_tolerance: f64) {
-    let mut server = TestServer::start(settings).await;
+    let server = TestServer::start(settings).await;
     for image in 0..refs.images() {
         let target = Some(proto::Target { kind: Some(proto::target::Kind::ClassIndex(refs.target(image))) });
         let mut attributions = vec![
@@ -79,7 +79,7 @@ async fn attributions_match(settings: ServeOptions, refs: &Refs, label: &str, ig
             feature_maps: gradients,
             ..Default::default()
         };
-        let explanation = server.client.explain(request).await.expect("explain");
+        let explanation = server.client.send(request).await.expect("explain");
         let what = |name: &str| format!("{label} image {image}: {name}");
         assert_eq!(explanation.prediction.target.as_ref().map(|t| t.index), Some(refs.target(image)));
         assert_close(tensor(&explanation, "attribution/saliency"), &refs.row("grad.input", image), &what("saliency"));
@@ -137,7 +137,7 @@ async fn attributions_match(settings: ServeOptions, refs: &Refs, label: &str, ig
                 .collect(),
             ..Default::default()
         };
-        let explanation = server.client.explain(head_only).await.expect("explain");
+        let explanation = server.client.send(head_only).await.expect("explain");
         let reference = refs.row("captum.grad_cam.layer4.1.relu.bilinear_to_input", image);
         let name = "attribution/grad_cam/layer4.1/upsampled";
         assert_close(tensor(&explanation, name), &reference, &what("head graph: Grad-CAM layer4.1"));
@@ -158,7 +158,7 @@ async fn attributions_match(settings: ServeOptions, refs: &Refs, label: &str, ig
             attributions: vec![method(Method::Saliency(proto::Saliency { absolute: false }))],
             ..Default::default()
         };
-        let explanation = server.client.explain(cross_entropy).await.expect("explain");
+        let explanation = server.client.send(cross_entropy).await.expect("explain");
         assert_close(
             tensor(&explanation, "attribution/saliency"),
             &refs.row("grad.input.cross_entropy", image),

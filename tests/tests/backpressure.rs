@@ -27,17 +27,17 @@ async fn concurrent_callers_share_engine_runs_without_changing_results() {
     let mut batched = options(ModelSource::Embedded);
     batched.load.batching.max_queue_delay = Duration::from_millis(300);
     let batched = TestServer::start(batched).await;
-    let mut alone = TestServer::with_model(ModelSource::Embedded).await;
+    let alone = TestServer::with_model(ModelSource::Embedded).await;
     let calls: Vec<_> = (0..6)
         .map(|seed| {
-            let mut client = batched.client.clone();
-            tokio::spawn(async move { client.explain(saliency_request(seed)).await })
+            let client = batched.client.clone();
+            tokio::spawn(async move { client.send(saliency_request(seed)).await })
         })
         .collect();
     for (seed, call) in calls.into_iter().enumerate() {
         let together = call.await.expect("task").expect("explain");
         assert!(together.summary.batch_size > 1, "call {seed} ran alone: {:?}", together.summary);
-        let single = alone.client.explain(saliency_request(seed as u64)).await.expect("explain");
+        let single = alone.client.send(saliency_request(seed as u64)).await.expect("explain");
         assert_eq!(single.summary.batch_size, 1);
         let error =
             relative_l2(&together.tensors["attribution/saliency"].array, &single.tensors["attribution/saliency"].array);
@@ -53,13 +53,17 @@ async fn a_full_queue_answers_resource_exhausted_with_a_retry_delay() {
     let server = TestServer::start(settings).await;
     // The first request's row waits 500 ms for company, filling the one-row queue.
     let first = tokio::spawn({
-        let mut client = server.client.clone();
-        async move { client.explain(saliency_request(1)).await }
+        let client = server.client.clone();
+        async move { client.send(saliency_request(1)).await }
     });
     tokio::time::sleep(Duration::from_millis(150)).await;
-    let Err(Error::Status(status)) = server.client.clone().explain(saliency_request(2)).await else {
-        panic!("the queue is full")
-    };
+    // Without retries, so the refusal itself is seen (the SDK would wait and retry).
+    let impatient = explain_client::Client::builder(format!("http://{}", server.address()))
+        .retry(explain_client::RetryPolicy::none())
+        .build()
+        .await
+        .expect("connect");
+    let Err(Error::Status(status)) = impatient.send(saliency_request(2)).await else { panic!("the queue is full") };
     assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
     assert_eq!(status.get_error_details().retry_info().and_then(|r| r.retry_delay), Some(Duration::from_millis(100)));
     assert_eq!(status.metadata().get("grpc-retry-pushback-ms").and_then(|v| v.to_str().ok()), Some("100"));
@@ -87,7 +91,7 @@ async fn deadlines_end_calls_before_work_starts() {
         assert!(expected, "{why}: {status:?}");
         assert!(started.elapsed() < Duration::from_millis(550), "{why}: the call waited for the queue delay");
     }
-    server.client.explain(saliency_request(3)).await.expect("calls without a deadline are served");
+    server.client.send(saliency_request(3)).await.expect("calls without a deadline are served");
 }
 
 #[tokio::test]
@@ -143,7 +147,7 @@ async fn explain_stream_tags_every_response_and_keeps_going_after_a_bad_request(
         assert!(items.iter().any(|item| matches!(item, Item::TensorChunk(c) if c.name == "attribution/saliency")));
     }
     // The stream's results are the unary call's.
-    let unary = server.client.explain(saliency_request(4)).await.expect("explain");
+    let unary = server.client.send(saliency_request(4)).await.expect("explain");
     let mut chunks = Vec::new();
     for outcome in &per_request["good-4"] {
         if let proto::explain_stream_response::Result::Response(response) = outcome

@@ -14,7 +14,7 @@ const LAYERS: [&str; 11] = [
 
 async fn every_layer_matches(settings: ServeOptions) {
     let model = format!("{:?}", settings.load.model);
-    let mut server = TestServer::start(settings).await;
+    let server = TestServer::start(settings).await;
     let refs = Refs::load(&fixture("tiny_resnet18_w8.refs.npz"));
     for image in 0..refs.images() {
         let request = proto::ExplainRequest {
@@ -23,7 +23,7 @@ async fn every_layer_matches(settings: ServeOptions) {
             top_k: 10,
             ..Default::default()
         };
-        let explanation = server.client.explain(request).await.expect("explain");
+        let explanation = server.client.send(request).await.expect("explain");
         for layer in LAYERS {
             let actual = &explanation.tensors[&format!("activation/{layer}")];
             let error = relative_l2(&actual.array, &refs.row(&format!("act.{layer}"), image));
@@ -84,7 +84,7 @@ async fn full_resnet18_layer2_1_matches_torch_and_streams_in_one_mib_chunks() {
     }
     assert_eq!(conv1_chunks, 4, "3,211,264 bytes in chunks of at most 1 MiB");
 
-    let explanation = server.client.explain(request).await.expect("explain");
+    let explanation = server.client.send(request).await.expect("explain");
     let actual = &explanation.tensors["activation/layer2.1"];
     assert_eq!(actual.array.shape(), &[1, 128, 28, 28]);
     let error = relative_l2(&actual.array, &refs.row("act.layer2.1", 0));

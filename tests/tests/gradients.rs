@@ -27,7 +27,7 @@ fn target(index: u32) -> Option<proto::Target> {
 
 async fn explain(client: &mut Client, image: &ArrayD<f32>, request: proto::ExplainRequest) -> Explanation {
     let request = proto::ExplainRequest { image: Some(tensor_image(image)), ..request };
-    client.explain(request).await.expect("explain")
+    client.send(request).await.expect("explain")
 }
 
 /// The objective at `image`: the target logit, or the cross-entropy loss from all logits.
@@ -110,7 +110,7 @@ async fn a_model_without_gradient_rules_is_served_without_gradients() {
         attributions: vec![saliency()],
         ..Default::default()
     };
-    let Err(explain_client::Error::Status(status)) = client.explain(request).await else { panic!("needs gradients") };
+    let Err(explain_client::Error::Status(status)) = client.send(request).await else { panic!("needs gradients") };
     assert_eq!(status.code(), Code::FailedPrecondition);
     assert!(status.message().contains("Sigmoid"), "{status:?}");
 

@@ -67,7 +67,7 @@ async fn grpcurl_lists_describes_and_checks_health() {
 
 #[tokio::test]
 async fn grpcurl_explain_streams_the_chunks_the_client_gets() {
-    let mut server = TestServer::with_model(ModelSource::Embedded).await;
+    let server = TestServer::with_model(ModelSource::Embedded).await;
     let png = sample_png(96);
     let encoded = base64::engine::general_purpose::STANDARD.encode(&png);
     let body =
@@ -98,7 +98,7 @@ async fn grpcurl_explain_streams_the_chunks_the_client_gets() {
         }],
         ..Default::default()
     };
-    let explanation = server.client.explain(request).await.expect("explain");
+    let explanation = server.client.send(request).await.expect("explain");
     let tensor = &explanation.tensors["activation/layer2.1"];
     let client_bytes: Vec<u8> = tensor.array.iter().flat_map(|v| v.to_le_bytes()).collect();
     assert_eq!(grpcurl_bytes, client_bytes);

@@ -122,7 +122,7 @@ fn request(args: &Args, method: Method, image: &proto::Image, layers: &[String])
 
 /// One call; the number of images it explained.
 async fn call(
-    client: &mut Client,
+    client: &Client,
     args: &Args,
     method: Method,
     image: &proto::Image,
@@ -131,7 +131,7 @@ async fn call(
     if method == Method::Classify {
         client.classify(proto::ClassifyRequest { image: Some(image.clone()), top_k: 5 }).await?;
     } else {
-        client.explain(request(args, method, image, layers)).await?;
+        client.send(request(args, method, image, layers)).await?;
     }
     Ok(())
 }
@@ -183,7 +183,7 @@ async fn step(args: Arc<Args>, client: Client, callers: usize, image: proto::Ima
     let counter = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut tasks = Vec::new();
     let mut launch = |task_start: Option<Instant>| {
-        let (args, mut client, image, layers, tally, counter) =
+        let (args, client, image, layers, tally, counter) =
             (args.clone(), client.clone(), image.clone(), layers.clone(), tally.clone(), counter.clone());
         tasks.push(tokio::spawn(async move {
             loop {
@@ -196,7 +196,7 @@ async fn step(args: Arc<Args>, client: Client, callers: usize, image: proto::Ima
                 }
                 let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let method = args.methods[n % args.methods.len()];
-                let result = call(&mut client, &args, method, &image, &layers).await;
+                let result = call(&client, &args, method, &image, &layers).await;
                 let done = Instant::now();
                 if sent >= measure_from && done <= end {
                     let mut tally = tally.lock().await;
@@ -234,7 +234,7 @@ async fn step(args: Arc<Args>, client: Client, callers: usize, image: proto::Ima
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Arc::new(Args::parse());
-    let mut client = Client::connect(args.endpoint.clone()).await?;
+    let client = Client::connect(args.endpoint.clone()).await?;
     let info = client.model_info().await?;
     let layers: Arc<Vec<String>> = Arc::new(info.layers.iter().map(|layer| layer.name.clone()).collect());
     let image = image(&args, &info);

@@ -1,0 +1,157 @@
+//! The request builder: `client.explain(image).saliency().grad_cam("layer4.1")
+//! .feature_maps("layer2.1").send().await`.
+
+use crate::{Client, Error, Explanation, ImageInput, proto};
+use proto::attribution_spec::Method;
+
+/// An explanation being put together; see [`Client::explain`].
+#[derive(Clone, Debug)]
+#[must_use = "an explanation does nothing until it is sent"]
+pub struct ExplainBuilder {
+    client: Client,
+    request: proto::ExplainRequest,
+}
+
+impl ExplainBuilder {
+    pub(crate) fn new(client: Client, image: ImageInput) -> Self {
+        Self { client, request: proto::ExplainRequest { image: Some(image.0), ..Default::default() } }
+    }
+
+    fn attribution(mut self, method: Method) -> Self {
+        self.request.attributions.push(proto::AttributionSpec { method: Some(method) });
+        self
+    }
+
+    fn layer(
+        mut self,
+        layer: &str,
+        channels: Option<proto::feature_map_spec::Channels>,
+        quantity: proto::LayerQuantity,
+    ) -> Self {
+        self.request.feature_maps.push(proto::FeatureMapSpec {
+            layer: layer.to_owned(),
+            channels,
+            quantity: quantity as i32,
+        });
+        self
+    }
+
+    /// Explains class `index` (default: the predicted class).
+    pub fn target(mut self, index: u32) -> Self {
+        self.request.target = Some(proto::Target { kind: Some(proto::target::Kind::ClassIndex(index)) });
+        self
+    }
+
+    /// Explains the class with this label.
+    pub fn target_label(mut self, label: impl Into<String>) -> Self {
+        self.request.target = Some(proto::Target { kind: Some(proto::target::Kind::Label(label.into())) });
+        self
+    }
+
+    /// Differentiates the image's cross-entropy loss instead of the target logit.
+    pub fn cross_entropy(mut self) -> Self {
+        self.request.objective = proto::Objective::CrossEntropy as i32;
+        self
+    }
+
+    /// The input gradient: `attribution/saliency`.
+    pub fn saliency(self) -> Self {
+        self.attribution(Method::Saliency(proto::Saliency { absolute: false }))
+    }
+
+    /// |input gradient|: `attribution/saliency_abs`.
+    pub fn saliency_abs(self) -> Self {
+        self.attribution(Method::Saliency(proto::Saliency { absolute: true }))
+    }
+
+    /// Input × gradient: `attribution/input_x_gradient`.
+    pub fn input_x_gradient(self) -> Self {
+        self.attribution(Method::InputXGradient(proto::InputXGradient {}))
+    }
+
+    /// Grad-CAM at `layer`, at the layer's size: `attribution/grad_cam/<layer>`.
+    pub fn grad_cam(self, layer: &str) -> Self {
+        self.attribution(Method::GradCam(proto::GradCam { layer: layer.to_owned(), upsample: false }))
+    }
+
+    /// Grad-CAM at `layer` upsampled to the input: `attribution/grad_cam/<layer>/upsampled`.
+    pub fn grad_cam_upsampled(self, layer: &str) -> Self {
+        self.attribution(Method::GradCam(proto::GradCam { layer: layer.to_owned(), upsample: true }))
+    }
+
+    /// Guided backpropagation: `attribution/guided_backprop`.
+    pub fn guided_backprop(self) -> Self {
+        self.attribution(Method::GuidedBackprop(proto::GuidedBackprop {}))
+    }
+
+    /// Integrated Gradients from a zero baseline in `steps` points (0: 50).
+    pub fn integrated_gradients(self, steps: u32) -> Self {
+        self.attribution(Method::IntegratedGradients(proto::IntegratedGradients { steps, baseline: None }))
+    }
+
+    /// Integrated Gradients from `baseline`.
+    pub fn integrated_gradients_from(self, steps: u32, baseline: proto::baseline::Kind) -> Self {
+        let baseline = Some(proto::Baseline { kind: Some(baseline) });
+        self.attribution(Method::IntegratedGradients(proto::IntegratedGradients { steps, baseline }))
+    }
+
+    /// SmoothGrad over `samples` noisy copies with σ = `noise_level` × the input range, seeded.
+    pub fn smooth_grad(self, samples: u32, noise_level: f32, seed: u64) -> Self {
+        self.attribution(Method::SmoothGrad(proto::SmoothGrad { samples, noise_level, seed, variant: 0 }))
+    }
+
+    /// Any attribution, with every option.
+    pub fn with_attribution(mut self, spec: proto::AttributionSpec) -> Self {
+        self.request.attributions.push(spec);
+        self
+    }
+
+    /// Every channel of `layer`'s activation: `activation/<layer>`.
+    pub fn feature_maps(self, layer: &str) -> Self {
+        self.layer(layer, None, proto::LayerQuantity::Activation)
+    }
+
+    /// The `k` channels of `layer` with the largest mean activation.
+    pub fn feature_maps_top_k(self, layer: &str, k: u32) -> Self {
+        self.layer(layer, Some(proto::feature_map_spec::Channels::TopK(k)), proto::LayerQuantity::Activation)
+    }
+
+    /// These channels of `layer`'s activation.
+    pub fn feature_maps_channels(self, layer: &str, indices: &[u32]) -> Self {
+        let list = proto::ChannelList { indices: indices.to_vec() };
+        self.layer(layer, Some(proto::feature_map_spec::Channels::ChannelList(list)), proto::LayerQuantity::Activation)
+    }
+
+    /// The objective's gradient with respect to `layer`: `gradient/<layer>`.
+    pub fn layer_gradient(self, layer: &str) -> Self {
+        self.layer(layer, None, proto::LayerQuantity::Gradient)
+    }
+
+    /// Element type the tensors travel in (decoded to f32 on arrival).
+    pub fn encoding(mut self, dtype: proto::DataType) -> Self {
+        self.request.encoding = dtype as i32;
+        self
+    }
+
+    /// Asks the server for PNG renderings.
+    pub fn render(mut self, spec: proto::RenderSpec) -> Self {
+        self.request.render = Some(spec);
+        self
+    }
+
+    /// Classes in the prediction.
+    pub fn top_k(mut self, k: u32) -> Self {
+        self.request.top_k = k;
+        self
+    }
+
+    /// The request as built.
+    pub fn into_request(self) -> proto::ExplainRequest {
+        self.request
+    }
+
+    /// Sends the request and reassembles the explanation.
+    pub async fn send(self) -> Result<Explanation, Error> {
+        self.client.send(self.request).await
+    }
+}

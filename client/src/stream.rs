@@ -1,0 +1,118 @@
+//! Many images over one `ExplainStream` call, at most `in_flight` outstanding: the next request is
+//! sent when a result completes. Results arrive as they finish, with their request's index.
+
+use std::{collections::HashMap, sync::Arc};
+
+use prost::Message;
+use tokio::sync::{Semaphore, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Code, Status};
+
+use crate::{Client, Error, Explanation, proto};
+
+/// One finished request of [`Client::explain_many`]: its index and its result.
+pub type Completed = (usize, Result<Explanation, Error>);
+
+impl Client {
+    /// Explains every request over one bidirectional stream, keeping at most `in_flight` of them
+    /// outstanding. A request that fails yields its error; the others go on.
+    pub fn explain_many(&self, requests: Vec<proto::ExplainRequest>, in_flight: usize) -> ReceiverStream<Completed> {
+        let in_flight = in_flight.max(1);
+        let (results, receiver) = mpsc::channel(in_flight);
+        let client = self.clone();
+        tokio::spawn(async move { client.drive(requests, in_flight, results).await });
+        ReceiverStream::new(receiver)
+    }
+
+    async fn drive(self, requests: Vec<proto::ExplainRequest>, in_flight: usize, results: mpsc::Sender<Completed>) {
+        let total = requests.len();
+        let slots = Arc::new(Semaphore::new(in_flight));
+        let (outgoing, outgoing_stream) = mpsc::channel(in_flight);
+        let feeder_slots = slots.clone();
+        tokio::spawn(async move {
+            for (index, request) in requests.into_iter().enumerate() {
+                let Ok(slot) = feeder_slots.acquire().await else { return };
+                slot.forget();
+                let item = proto::ExplainStreamRequest { request_id: index.to_string(), request: Some(request) };
+                if outgoing.send(item).await.is_err() {
+                    return;
+                }
+            }
+        });
+        let mut progress = Progress { done: vec![false; total], slots: slots.clone() };
+        let mut pending: HashMap<usize, Vec<proto::ExplainResponse>> = HashMap::new();
+        let mut inner = self.inner.clone();
+        let failure = match inner.explain_stream(self.request(ReceiverStream::new(outgoing_stream))).await {
+            Err(status) => Some(status),
+            Ok(response) => {
+                let mut stream = response.into_inner();
+                loop {
+                    match stream.message().await {
+                        Ok(None) => break None,
+                        Err(status) => break Some(status),
+                        Ok(Some(message)) => {
+                            let Some(index) = message.request_id.parse::<usize>().ok().filter(|&i| i < total) else {
+                                continue;
+                            };
+                            let completed = match message.result {
+                                Some(proto::explain_stream_response::Result::Response(response)) => {
+                                    let last = matches!(response.item, Some(proto::explain_response::Item::Summary(_)));
+                                    pending.entry(index).or_default().push(response);
+                                    if !last {
+                                        continue;
+                                    }
+                                    progress
+                                        .finish(index, Explanation::collect(pending.remove(&index).unwrap_or_default()))
+                                }
+                                Some(proto::explain_stream_response::Result::Error(error)) => {
+                                    pending.remove(&index);
+                                    progress.finish(index, Err(Error::Status(status_of(error))))
+                                }
+                                None => continue,
+                            };
+                            if let Some(completed) = completed
+                                && results.send(completed).await.is_err()
+                            {
+                                return;
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        // Whatever did not complete fails with the stream's error, or as cut short.
+        for index in 0..total {
+            if !progress.done[index] {
+                let status = failure
+                    .clone()
+                    .unwrap_or_else(|| Status::aborted("the stream ended before this request completed"));
+                if let Some(completed) = progress.finish(index, Err(Error::Status(status)))
+                    && results.send(completed).await.is_err()
+                {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Which requests have completed; completing one frees an in-flight slot.
+struct Progress {
+    done: Vec<bool>,
+    slots: Arc<Semaphore>,
+}
+
+impl Progress {
+    /// Marks request `index` complete; `None` if it already was.
+    fn finish(&mut self, index: usize, result: Result<Explanation, Error>) -> Option<Completed> {
+        let first = !std::mem::replace(&mut self.done[index], true);
+        self.slots.add_permits(1);
+        first.then_some((index, result))
+    }
+}
+
+/// The gRPC status of an in-band `google.rpc.Status`, details kept.
+fn status_of(error: tonic_types::pb::Status) -> Status {
+    let details = error.encode_to_vec();
+    Status::with_details(Code::from(error.code), error.message, details.into())
+}

@@ -1,0 +1,330 @@
+//! The Rust SDK against servers that misbehave on purpose and against real ones: retries (attempts
+//! counted, the server's pushback honoured, INVALID_ARGUMENT never retried), balancing over an
+//! endpoint list and over the addresses a DNS name resolves to, TLS with a custom CA and a client
+//! certificate, the request builder, and many images over one ExplainStream with bounded in-flight
+//! work.
+
+use std::{
+    io,
+    net::SocketAddr,
+    pin::Pin,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use explain_client::{Client, Error, Resolver, RetryPolicy, proto};
+use explain_proto::v1::explain_service_server::{ExplainService, ExplainServiceServer};
+use explain_service::model::ModelSource;
+use explain_tests::{TestServer, encoded_image, sample_png};
+use tokio_stream::StreamExt;
+use tonic::{Code, Request, Response, Status, Streaming, metadata::MetadataValue};
+
+/// A server whose GetModelInfo fails `failures` times with `code` (and `pushback_ms` when set),
+/// then answers with its `name`; every call is counted.
+struct Scripted {
+    name: String,
+    failures: usize,
+    code: Code,
+    pushback_ms: Option<u64>,
+    calls: Arc<AtomicUsize>,
+}
+
+type Stream<T> = Pin<Box<dyn tokio_stream::Stream<Item = Result<T, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl ExplainService for Scripted {
+    async fn get_model_info(
+        &self,
+        _request: Request<proto::GetModelInfoRequest>,
+    ) -> Result<Response<proto::GetModelInfoResponse>, Status> {
+        let call = self.calls.fetch_add(1, Ordering::SeqCst);
+        if call < self.failures {
+            let mut status = Status::new(self.code, format!("failure {}", call + 1));
+            if let Some(ms) = self.pushback_ms {
+                status.metadata_mut().insert("grpc-retry-pushback-ms", MetadataValue::from(ms));
+            }
+            return Err(status);
+        }
+        Ok(Response::new(proto::GetModelInfoResponse { name: self.name.clone(), ..Default::default() }))
+    }
+
+    async fn classify(
+        &self,
+        _request: Request<proto::ClassifyRequest>,
+    ) -> Result<Response<proto::ClassifyResponse>, Status> {
+        Err(Status::unimplemented("scripted server"))
+    }
+
+    type ExplainStream = Stream<proto::ExplainResponse>;
+
+    async fn explain(&self, _request: Request<proto::ExplainRequest>) -> Result<Response<Self::ExplainStream>, Status> {
+        Err(Status::unimplemented("scripted server"))
+    }
+
+    type ExplainStreamStream = Stream<proto::ExplainStreamResponse>;
+
+    async fn explain_stream(
+        &self,
+        _request: Request<Streaming<proto::ExplainStreamRequest>>,
+    ) -> Result<Response<Self::ExplainStreamStream>, Status> {
+        Err(Status::unimplemented("scripted server"))
+    }
+}
+
+/// Serves `service` on a free loopback port until the test ends.
+async fn serve(service: Scripted) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("address");
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(ExplainServiceServer::new(service))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    address
+}
+
+fn scripted(name: &str, failures: usize, code: Code, pushback_ms: Option<u64>) -> (Scripted, Arc<AtomicUsize>) {
+    let calls = Arc::new(AtomicUsize::new(0));
+    (Scripted { name: name.into(), failures, code, pushback_ms, calls: calls.clone() }, calls)
+}
+
+#[tokio::test]
+async fn unavailable_is_retried_with_backoff_until_it_succeeds() {
+    let (service, calls) = scripted("flaky", 2, Code::Unavailable, None);
+    let address = serve(service).await;
+    let client = Client::builder(format!("http://{address}")).build().await.expect("connect");
+    let info = client.model_info().await.expect("the third attempt succeeds");
+    assert_eq!(info.name, "flaky");
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn resource_exhausted_waits_for_the_servers_pushback() {
+    let (service, calls) = scripted("busy", 2, Code::ResourceExhausted, Some(150));
+    let address = serve(service).await;
+    let client = Client::builder(format!("http://{address}")).build().await.expect("connect");
+    let started = Instant::now();
+    client.model_info().await.expect("served after two pushbacks");
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    assert!(started.elapsed() >= Duration::from_millis(300), "waited {:?}, less than 2 × 150 ms", started.elapsed());
+}
+
+#[tokio::test]
+async fn invalid_argument_is_never_retried_and_attempts_are_bounded() {
+    let (service, calls) = scripted("strict", 10, Code::InvalidArgument, None);
+    let address = serve(service).await;
+    let client = Client::builder(format!("http://{address}")).build().await.expect("connect");
+    let Err(Error::Status(status)) = client.model_info().await else { panic!("INVALID_ARGUMENT is final") };
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+
+    let (service, calls) = scripted("down", 10, Code::Unavailable, None);
+    let address = serve(service).await;
+    let policy = RetryPolicy { max_attempts: 3, initial_backoff: Duration::from_millis(5), ..RetryPolicy::default() };
+    let client = Client::builder(format!("http://{address}")).retry(policy).build().await.expect("connect");
+    assert!(client.model_info().await.is_err());
+    assert_eq!(calls.load(Ordering::SeqCst), 3, "3 attempts, then the error");
+}
+
+#[tokio::test]
+async fn an_endpoint_list_spreads_calls_over_every_server() {
+    let (first, first_calls) = scripted("a", 0, Code::Ok, None);
+    let (second, second_calls) = scripted("b", 0, Code::Ok, None);
+    let (a, b) = (serve(first).await, serve(second).await);
+    let client = Client::builder(format!("http://{a}")).endpoint(format!("http://{b}")).build().await.expect("build");
+    for _ in 0..40 {
+        client.model_info().await.expect("call");
+    }
+    let (first, second) = (first_calls.load(Ordering::SeqCst), second_calls.load(Ordering::SeqCst));
+    assert_eq!(first + second, 40);
+    assert!(first >= 5 && second >= 5, "calls were not spread: {first} and {second}");
+}
+
+/// A resolver that answers with fixed addresses and counts lookups.
+struct FakeResolver {
+    addresses: Vec<SocketAddr>,
+    lookups: Arc<AtomicUsize>,
+}
+
+impl Resolver for FakeResolver {
+    fn resolve<'a>(
+        &'a self,
+        host: &'a str,
+        _port: u16,
+    ) -> Pin<Box<dyn Future<Output = io::Result<Vec<SocketAddr>>> + Send + 'a>> {
+        self.lookups.fetch_add(1, Ordering::SeqCst);
+        let answer = if host == "explain.example.svc" { Ok(self.addresses.clone()) } else { Ok(Vec::new()) };
+        Box::pin(async move { answer })
+    }
+}
+
+#[tokio::test]
+async fn a_dns_name_is_balanced_over_the_addresses_it_resolves_to() {
+    let (first, first_calls) = scripted("a", 0, Code::Ok, None);
+    let (second, second_calls) = scripted("b", 0, Code::Ok, None);
+    let addresses = vec![serve(first).await, serve(second).await];
+    let lookups = Arc::new(AtomicUsize::new(0));
+    let client = Client::builder("http://explain.example.svc:50051")
+        .balance_dns(Duration::from_millis(100))
+        .resolver(FakeResolver { addresses, lookups: lookups.clone() })
+        .build()
+        .await
+        .expect("build");
+    for _ in 0..40 {
+        client.model_info().await.expect("call");
+    }
+    let (first, second) = (first_calls.load(Ordering::SeqCst), second_calls.load(Ordering::SeqCst));
+    assert!(first >= 5 && second >= 5, "calls were not spread: {first} and {second}");
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert!(lookups.load(Ordering::SeqCst) >= 2, "the name is re-resolved");
+
+    let unknown = Client::builder("http://nowhere.example.svc:50051")
+        .balance_dns(Duration::from_secs(30))
+        .resolver(FakeResolver { addresses: Vec::new(), lookups: Arc::new(AtomicUsize::new(0)) })
+        .build()
+        .await;
+    assert!(matches!(unknown, Err(Error::Config(_))), "a name without addresses fails at build");
+}
+
+#[tokio::test]
+async fn the_request_builder_matches_the_raw_request() {
+    let server = TestServer::with_model(ModelSource::Embedded).await;
+    let client = server.client.clone();
+    let png = sample_png(80);
+    let built = client
+        .explain(png.clone())
+        .target(3)
+        .saliency()
+        .grad_cam("layer4.1")
+        .feature_maps("layer2.1")
+        .feature_maps_top_k("layer1.0", 4)
+        .layer_gradient("layer3.1")
+        .send()
+        .await
+        .expect("explain");
+    let names: Vec<&str> = built.tensors.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        [
+            "activation/layer1.0",
+            "activation/layer2.1",
+            "attribution/grad_cam/layer4.1",
+            "attribution/saliency",
+            "gradient/layer3.1"
+        ]
+    );
+    assert_eq!(built.prediction.target.as_ref().map(|t| t.index), Some(3));
+    let raw = client
+        .send(proto::ExplainRequest {
+            image: Some(encoded_image(png)),
+            target: Some(proto::Target { kind: Some(proto::target::Kind::ClassIndex(3)) }),
+            attributions: vec![proto::AttributionSpec {
+                method: Some(proto::attribution_spec::Method::Saliency(proto::Saliency { absolute: false })),
+            }],
+            ..Default::default()
+        })
+        .await
+        .expect("explain");
+    assert_eq!(built.tensors["attribution/saliency"], raw.tensors["attribution/saliency"]);
+}
+
+#[tokio::test]
+async fn compressed_calls_give_the_same_results() {
+    let server = TestServer::with_model(ModelSource::Embedded).await;
+    let plain = server.client.explain(sample_png(64)).saliency().feature_maps("conv1").send().await.expect("plain");
+    for compression in [explain_client::Compression::Gzip, explain_client::Compression::Zstd] {
+        let client = Client::builder(format!("http://{}", server.address()))
+            .compression(compression)
+            .build()
+            .await
+            .expect("connect");
+        let packed = client.explain(sample_png(64)).saliency().feature_maps("conv1").send().await.expect("compressed");
+        assert_eq!(packed.tensors, plain.tensors, "{compression:?}");
+    }
+}
+
+#[tokio::test]
+async fn many_images_stream_with_bounded_in_flight_work() {
+    let server = TestServer::with_model(ModelSource::Embedded).await;
+    let client = server.client.clone();
+    let mut requests: Vec<proto::ExplainRequest> =
+        (0..9).map(|i| client.explain(sample_png(48 + 8 * i)).saliency().into_request()).collect();
+    requests[4].image = Some(encoded_image(b"broken".to_vec()));
+    let mut seen = Vec::new();
+    let mut results = client.explain_many(requests, 3);
+    while let Some((index, result)) = results.next().await {
+        match (index, result) {
+            (4, Err(Error::Status(status))) => assert_eq!(status.code(), Code::InvalidArgument),
+            (4, other) => panic!("the broken image: {other:?}"),
+            (_, Ok(explanation)) => {
+                assert_eq!(explanation.tensors["attribution/saliency"].array.shape(), &[1, 3, 64, 64])
+            }
+            (_, Err(error)) => panic!("image {index}: {error}"),
+        }
+        seen.push(index);
+    }
+    seen.sort_unstable();
+    assert_eq!(seen, (0..9).collect::<Vec<_>>());
+}
+
+/// A certificate authority with a server certificate for `localhost` and a client certificate,
+/// as PEM: (ca, server certificate, server key, client certificate, client key).
+fn pki() -> (String, String, String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+    let ca_key = KeyPair::generate().expect("key");
+    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
+    let ca_pem = ca.self_signed(&ca_key).expect("CA").pem();
+    let issuer = Issuer::from_params(&ca, &ca_key);
+    let leaf = |name: &str| {
+        let key = KeyPair::generate().expect("key");
+        let certificate =
+            CertificateParams::new(vec![name.to_owned()]).expect("params").signed_by(&key, &issuer).expect("sign");
+        (certificate.pem(), key.serialize_pem())
+    };
+    let ((server_cert, server_key), (client_cert, client_key)) = (leaf("localhost"), leaf("client"));
+    (ca_pem, server_cert, server_key, client_cert, client_key)
+}
+
+#[tokio::test]
+async fn tls_with_a_custom_ca_and_a_client_certificate() {
+    use tonic::transport::{Certificate, Identity, ServerTlsConfig};
+    let (ca, server_cert, server_key, client_cert, client_key) = pki();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    let (service, calls) = scripted("secure", 0, Code::Ok, None);
+    let tls = ServerTlsConfig::new()
+        .identity(Identity::from_pem(&server_cert, &server_key))
+        .client_ca_root(Certificate::from_pem(&ca));
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .tls_config(tls)
+            .expect("server TLS")
+            .add_service(ExplainServiceServer::new(service))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    let url = format!("https://localhost:{port}");
+
+    let client = Client::builder(&url)
+        .ca_certificate(ca.clone())
+        .client_identity(client_cert, client_key)
+        .build()
+        .await
+        .expect("mutual TLS connects");
+    assert_eq!(client.model_info().await.expect("call over TLS").name, "secure");
+
+    let anonymous = Client::builder(&url).ca_certificate(ca).retry(RetryPolicy::none()).build().await;
+    let refused = match anonymous {
+        Err(_) => true,
+        Ok(client) => client.model_info().await.is_err(),
+    };
+    assert!(refused, "a client without a certificate is refused");
+    let (other_ca, ..) = pki();
+    let untrusting = Client::builder(&url).ca_certificate(other_ca).retry(RetryPolicy::none()).build().await;
+    assert!(untrusting.is_err(), "a server certificate from an unknown CA is refused");
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "only the authenticated call reached the service");
+}
