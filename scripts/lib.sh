@@ -10,7 +10,7 @@ GRPCURL_WRAPPER_VERSION=1.8.6.post2
 BUF_VERSION=1.75.0
 PYTHON=${PYTHON:-python3}
 # The Python packages tests use (tests/python): pinned, installed into .cache/venv with pip.
-TEST_PYTHON_PACKAGES=("onnxruntime==$ORT_VERSION" "numpy==2.4.6")
+TEST_PYTHON_PACKAGES=("onnxruntime==$ORT_VERSION" "numpy==2.4.6" "grpcio==1.85.1" "grpcio-tools==1.85.1" "protobuf==7.36.2")
 
 say() { printf '==> %s\n' "$*" >&2; }
 

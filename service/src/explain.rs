@@ -9,6 +9,7 @@ mod job;
 mod load;
 mod methods;
 mod noise;
+mod picture;
 mod prediction;
 mod rows;
 
@@ -24,15 +25,18 @@ pub use self::{
     info::{GradientSupport, LabelsError, LayerInfo, ModelInfo},
     job::{
         Attribution, Baseline, ChannelSelection, ClassifyJob, Encoding, ExplainJob, FeatureMapRequest, ImageInput,
-        LayerQuantity, Objective, SmoothGradVariant, TargetClass,
+        LayerQuantity, Objective, RenderOptions, SmoothGradVariant, TargetClass,
     },
     load::{LoadError, LoadOptions, build_gradient_graph},
+    picture::Picture,
     prediction::{ClassScore, Prediction},
 };
 use crate::{
     engine::{Batch, BatchPolicy, EngineError, EngineHandle, GraphKind, Outputs, Ran},
     preprocess::{self, ImageLimits, PreprocessError},
 };
+use explain_client::render;
+use image::RgbImage;
 
 /// Why a job failed after validation.
 #[derive(Debug, thiserror::Error)]
@@ -105,6 +109,8 @@ pub struct Explanation {
     pub prediction: Prediction,
     /// Tensors in request order.
     pub tensors: Vec<NamedTensor>,
+    /// Pictures of the tensors, when the job asks for them.
+    pub pictures: Vec<Picture>,
     /// Timings.
     pub stats: Stats,
 }
@@ -135,7 +141,7 @@ impl Explainer {
         job: ClassifyJob,
         deadline: Option<Instant>,
     ) -> Result<(Prediction, Stats), ExplainError> {
-        let (images, preprocess) = self.prepare(job.image).await?;
+        let (images, _view, preprocess) = self.prepare(job.image).await?;
         let outputs = vec![self.info.logits.clone()];
         let ran = self.run_batch(GraphKind::Forward, images, Vec::new(), outputs, deadline).await?;
         let prediction =
@@ -145,11 +151,38 @@ impl Explainer {
         Ok((prediction, stats))
     }
 
-    /// Explains one image: its prediction and the tensors the job asks for, giving up at
-    /// `deadline`.
+    /// Explains one image: its prediction, the tensors the job asks for, and their pictures when
+    /// asked; gives up at `deadline`.
     pub async fn explain(&self, job: ExplainJob, deadline: Option<Instant>) -> Result<Explanation, ExplainError> {
-        let (images, preprocess) = self.prepare(job.image.clone()).await?;
+        let (images, view, preprocess) = self.prepare(job.image.clone()).await?;
         let stats = Stats { preprocess, ..Stats::default() };
+        let Some(options) = job.render else {
+            return self.explain_images(job, images, stats, deadline).await;
+        };
+        // Pictures are drawn over what the model saw: the model view of an encoded image, or the
+        // denormalised tensor.
+        let preprocessing = &self.info.preprocessing;
+        let base = view
+            .unwrap_or_else(|| render::denormalize(images.view().into_dyn(), preprocessing.mean, preprocessing.std));
+        let mut explanation = self.explain_images(job, images, stats, deadline).await?;
+        let started = Instant::now();
+        let mut explanation = tokio::task::spawn_blocking(move || {
+            explanation.pictures = picture::draw(&options, &base, &explanation.tensors);
+            explanation
+        })
+        .await
+        .map_err(|e| ExplainError::Internal(format!("rendering task failed: {e}")))?;
+        explanation.stats.postprocess += started.elapsed();
+        Ok(explanation)
+    }
+
+    async fn explain_images(
+        &self,
+        job: ExplainJob,
+        images: Array4<f32>,
+        stats: Stats,
+        deadline: Option<Instant>,
+    ) -> Result<Explanation, ExplainError> {
         if job.needs_gradients() {
             return self.explain_with_gradients(job, images, stats, deadline).await;
         }
@@ -181,24 +214,28 @@ impl Explainer {
             .map(|request| self.feature_map(request, &ran.outputs))
             .collect::<Result<Vec<_>, _>>()?;
         stats.postprocess += started.elapsed();
-        Ok(Explanation { prediction, tensors, stats })
+        Ok(Explanation { prediction, tensors, pictures: Vec::new(), stats })
     }
 
-    /// Decodes and preprocesses the image off the async runtime.
-    async fn prepare(&self, image: ImageInput) -> Result<(Array4<f32>, Duration), ExplainError> {
+    /// Decodes and preprocesses the image off the async runtime; returns the tensor, and for
+    /// encoded images the model view it was made from.
+    async fn prepare(&self, image: ImageInput) -> Result<(Array4<f32>, Option<RgbImage>, Duration), ExplainError> {
         let started = Instant::now();
-        let images = match image {
-            ImageInput::Tensor(tensor) => Arc::unwrap_or_clone(tensor),
+        let (images, view) = match image {
+            ImageInput::Tensor(tensor) => (Arc::unwrap_or_clone(tensor), None),
             ImageInput::Encoded(bytes) => {
                 let (limits, preprocessing) = (self.limits.image, self.info.preprocessing.clone());
                 tokio::task::spawn_blocking(move || {
-                    preprocess::decode(&bytes, limits).map(|image| preprocess::to_tensor(&image, &preprocessing))
+                    preprocess::decode(&bytes, limits).map(|image| {
+                        let view = preprocess::view(&image, &preprocessing);
+                        (preprocess::to_tensor(&view, &preprocessing), Some(view))
+                    })
                 })
                 .await
                 .map_err(|e| ExplainError::Internal(format!("preprocessing task failed: {e}")))??
             }
         };
-        Ok((images, started.elapsed()))
+        Ok((images, view, started.elapsed()))
     }
 
     async fn run_batch(

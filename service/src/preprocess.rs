@@ -1,10 +1,12 @@
 //! Image preprocessing, as torchvision's evaluation transform does it: decode, convert to RGB,
-//! resize the shorter side (bilinear, antialiased), crop the centre, scale to [0, 1], normalise
-//! per channel. Decoding is bounded in bytes and pixels so a hostile image cannot exhaust memory.
+//! resize the shorter side (bilinear, antialiased) and crop the centre (the model view, shared
+//! with rendering), scale to [0, 1], normalise per channel. Decoding is bounded in bytes and
+//! pixels so a hostile image cannot exhaust memory.
 
 use std::io::Cursor;
 
-use image::{ImageReader, RgbImage, imageops::FilterType};
+use explain_client::render;
+use image::{ImageReader, RgbImage};
 use ndarray::Array4;
 
 /// How images become model inputs.
@@ -99,39 +101,18 @@ pub fn decode(bytes: &[u8], limits: ImageLimits) -> Result<RgbImage, PreprocessE
     Ok(image.to_rgb8())
 }
 
-/// Resizes, crops and normalises `image` into a `[1, 3, H, W]` tensor.
-pub fn to_tensor(image: &RgbImage, preprocessing: &Preprocessing) -> Array4<f32> {
-    let resized =
-        resize_shorter_side(image, preprocessing.resize_size.max(preprocessing.height.max(preprocessing.width)));
-    let (h, w) = (preprocessing.height, preprocessing.width);
-    // torchvision's CenterCrop: offsets rounded to nearest.
-    let top = ((f64::from(resized.height()) - f64::from(h)) / 2.0).round() as u32;
-    let left = ((f64::from(resized.width()) - f64::from(w)) / 2.0).round() as u32;
-    let mut tensor = Array4::<f32>::zeros((1, 3, h as usize, w as usize));
-    for y in 0..h {
-        for x in 0..w {
-            let pixel = resized.get_pixel(left + x, top + y);
-            for c in 0..3 {
-                let value = f32::from(pixel[c]) / 255.0;
-                tensor[[0, c, y as usize, x as usize]] = (value - preprocessing.mean[c]) / preprocessing.std[c];
-            }
-        }
-    }
-    tensor
+/// The picture the model sees: `image` resized and centre-cropped as torchvision does.
+pub fn view(image: &RgbImage, preprocessing: &Preprocessing) -> RgbImage {
+    render::model_view(image, preprocessing.resize_size, preprocessing.height, preprocessing.width)
 }
 
-/// Resizes so that the shorter side is `size` (the longer side truncated, as torchvision does).
-fn resize_shorter_side(image: &RgbImage, size: u32) -> RgbImage {
-    let (width, height) = image.dimensions();
-    let (new_width, new_height) = if width <= height {
-        (size, (u64::from(size) * u64::from(height) / u64::from(width.max(1))) as u32)
-    } else {
-        ((u64::from(size) * u64::from(width) / u64::from(height.max(1))) as u32, size)
-    };
-    if (new_width, new_height) == (width, height) {
-        return image.clone();
-    }
-    image::imageops::resize(image, new_width.max(1), new_height.max(1), FilterType::Triangle)
+/// The normalised `[1, 3, H, W]` tensor of a model view.
+pub fn to_tensor(view: &RgbImage, preprocessing: &Preprocessing) -> Array4<f32> {
+    let (w, h) = view.dimensions();
+    Array4::from_shape_fn((1, 3, h as usize, w as usize), |(_, c, y, x)| {
+        let value = f32::from(view.get_pixel(x as u32, y as u32)[c]) / 255.0;
+        (value - preprocessing.mean[c]) / preprocessing.std[c]
+    })
 }
 
 #[cfg(test)]
@@ -153,7 +134,8 @@ mod tests {
     #[test]
     fn normalises_channels_in_order() {
         let image = RgbImage::from_pixel(4, 4, image::Rgb([255, 0, 128]));
-        let tensor = to_tensor(&decode(&png(&image), LIMITS).expect("decode"), &preprocessing());
+        let tensor =
+            to_tensor(&view(&decode(&png(&image), LIMITS).expect("decode"), &preprocessing()), &preprocessing());
         assert_eq!(tensor.shape(), &[1, 3, 4, 4]);
         assert!((tensor[[0, 0, 0, 0]] - 2.0).abs() < 1e-6);
         assert!((tensor[[0, 1, 3, 3]] + 2.0).abs() < 1e-6);
@@ -170,7 +152,7 @@ mod tests {
                 16,
                 |_, y| if (2..14).contains(&y) { image::Rgb([255; 3]) } else { image::Rgb([0; 3]) },
             );
-        let tensor = to_tensor(&image, &preprocessing());
+        let tensor = to_tensor(&view(&image, &preprocessing()), &preprocessing());
         assert!(tensor.iter().all(|v| (v - 2.0).abs() < 0.1), "{tensor:?}");
     }
 

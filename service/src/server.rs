@@ -13,7 +13,7 @@ use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 use explain_proto::v1::explain_service_server::ExplainServiceServer;
 use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
 use tokio_stream::wrappers::TcpListenerStream;
-use tonic::transport::Server;
+use tonic::{codec::CompressionEncoding, transport::Server};
 use tonic_health::{ServingStatus, server::HealthReporter};
 
 use self::service::{ApiSettings, ExplainApi, Readiness};
@@ -154,6 +154,10 @@ async fn serve(
 
     let settings = ApiSettings { max_chunk_bytes: options.max_chunk_bytes, stream_in_flight: options.stream_in_flight };
     let api = ExplainServiceServer::new(ExplainApi::new(readiness, settings))
+        .accept_compressed(CompressionEncoding::Gzip)
+        .accept_compressed(CompressionEncoding::Zstd)
+        .send_compressed(CompressionEncoding::Zstd)
+        .send_compressed(CompressionEncoding::Gzip)
         .max_decoding_message_size(options.max_request_bytes)
         .max_encoding_message_size(options.max_chunk_bytes.saturating_add(64 * 1024).max(4 << 20));
     let reflection_v1 = reflection().build_v1().map_err(|e| ServeError::Load(format!("reflection: {e}")))?;

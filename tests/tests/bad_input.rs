@@ -29,13 +29,13 @@ async fn each_bad_field_is_named() {
     let client = &mut server.client;
     let image = || encoded_image(sample_png(80));
 
-    let empty = client.explain(proto::ExplainRequest::default()).await;
+    let empty = client.send(proto::ExplainRequest::default()).await;
     assert_invalid(empty, "image");
 
-    let garbage = client.explain(explain_request(encoded_image(b"GIF89a, or not".to_vec()), vec![])).await;
+    let garbage = client.send(explain_request(encoded_image(b"GIF89a, or not".to_vec()), vec![])).await;
     assert_invalid(garbage, "image.encoded");
 
-    let unknown = client.explain(explain_request(image(), vec![feature_map("layer9.9")])).await;
+    let unknown = client.send(explain_request(image(), vec![feature_map("layer9.9")])).await;
     let status = assert_invalid(unknown, "feature_maps[0].layer");
     assert!(
         status.message().contains("conv1, maxpool, layer1.0") && status.message().contains("avgpool"),
@@ -43,12 +43,12 @@ async fn each_bad_field_is_named() {
     );
 
     let wrong_shape = tensor_image(&array(&[1, 3, 32, 32], vec![0.0; 3 * 32 * 32]));
-    assert_invalid(client.explain(explain_request(wrong_shape, vec![])).await, "image.tensor.shape");
+    assert_invalid(client.send(explain_request(wrong_shape, vec![])).await, "image.tensor.shape");
 
     let mut not_finite = vec![0.0; 3 * 64 * 64];
     not_finite[7] = f32::NAN;
     let not_finite = tensor_image(&array(&[1, 3, 64, 64], not_finite));
-    assert_invalid(client.explain(explain_request(not_finite, vec![])).await, "image.tensor.data");
+    assert_invalid(client.send(explain_request(not_finite, vec![])).await, "image.tensor.data");
 
     let out_of_range = proto::FeatureMapSpec {
         layer: "layer2.1".into(),
@@ -56,26 +56,26 @@ async fn each_bad_field_is_named() {
         ..Default::default()
     };
     let status = assert_invalid(
-        client.explain(explain_request(image(), vec![out_of_range])).await,
+        client.send(explain_request(image(), vec![out_of_range])).await,
         "feature_maps[0].channel_list.indices[1]",
     );
     assert!(status.message().contains("16 channels"), "{status:?}");
 
-    let repeated = client.explain(explain_request(image(), vec![feature_map("conv1"), feature_map("conv1")])).await;
+    let repeated = client.send(explain_request(image(), vec![feature_map("conv1"), feature_map("conv1")])).await;
     assert_invalid(repeated, "feature_maps[1]");
 
     let target = proto::ExplainRequest {
         target: Some(proto::Target { kind: Some(proto::target::Kind::ClassIndex(10)) }),
         ..explain_request(image(), vec![])
     };
-    assert_invalid(client.explain(target).await, "target.class_index");
+    assert_invalid(client.send(target).await, "target.class_index");
 
     let classify = client.classify(proto::ClassifyRequest { image: None, top_k: 3 }).await;
     let Err(Error::Status(status)) = classify else { panic!("classify without an image must fail") };
     assert_eq!(status.code(), Code::InvalidArgument);
 
     // Still serving.
-    let explanation = client.explain(explain_request(image(), vec![feature_map("layer2.1")])).await.expect("serves");
+    let explanation = client.send(explain_request(image(), vec![feature_map("layer2.1")])).await.expect("serves");
     assert_eq!(explanation.tensors["activation/layer2.1"].array.shape(), &[1, 16, 8, 8]);
 }
 
@@ -85,11 +85,11 @@ async fn bad_callers_do_not_disturb_good_ones() {
     let png = sample_png(64);
     let mut calls = Vec::new();
     for i in 0..24 {
-        let mut client = server.client.clone();
+        let client = server.client.clone();
         let png = png.clone();
         calls.push(tokio::spawn(async move {
             let image = if i % 2 == 0 { encoded_image(png) } else { encoded_image(vec![0xFF; 100]) };
-            (i, client.explain(explain_request(image, vec![feature_map("layer4.1")])).await)
+            (i, client.send(explain_request(image, vec![feature_map("layer4.1")])).await)
         }));
     }
     for call in calls {
@@ -116,41 +116,27 @@ async fn bad_attribution_options_are_named() {
     let cam = |layer: &str| Some(Method::GradCam(proto::GradCam { layer: layer.into(), upsample: false }));
     let client = &mut server.client;
 
-    assert_invalid(client.explain(with(vec![None])).await, "attributions[0]");
-    assert_invalid(client.explain(with(vec![ig(0), ig(8)])).await, "attributions[1]");
-    assert_invalid(client.explain(with(vec![ig(1)])).await, "attributions[0].integrated_gradients.steps");
-    let status = assert_invalid(client.explain(with(vec![cam("avgpool")])).await, "attributions[0].grad_cam.layer");
+    assert_invalid(client.send(with(vec![None])).await, "attributions[0]");
+    assert_invalid(client.send(with(vec![ig(0), ig(8)])).await, "attributions[1]");
+    assert_invalid(client.send(with(vec![ig(1)])).await, "attributions[0].integrated_gradients.steps");
+    let status = assert_invalid(client.send(with(vec![cam("avgpool")])).await, "attributions[0].grad_cam.layer");
     assert!(status.message().contains("[64]"), "{status:?}");
-    assert_invalid(client.explain(with(vec![cam("layer9")])).await, "attributions[0].grad_cam.layer");
-    let status = assert_invalid(client.explain(with(vec![ig(600)])).await, "attributions");
+    assert_invalid(client.send(with(vec![cam("layer9")])).await, "attributions[0].grad_cam.layer");
+    let status = assert_invalid(client.send(with(vec![ig(600)])).await, "attributions");
     assert!(status.message().contains("601 engine rows"), "{status:?}");
     let noisy = Some(Method::SmoothGrad(proto::SmoothGrad { noise_level: f32::NAN, ..Default::default() }));
-    assert_invalid(client.explain(with(vec![noisy])).await, "attributions[0].smooth_grad.noise_level");
+    assert_invalid(client.send(with(vec![noisy])).await, "attributions[0].smooth_grad.noise_level");
     let baseline = proto::Baseline { kind: Some(proto::baseline::Kind::Tensor(proto::Tensor::default())) };
     let bad_baseline =
         Some(Method::IntegratedGradients(proto::IntegratedGradients { steps: 4, baseline: Some(baseline) }));
     assert_invalid(
-        client.explain(with(vec![bad_baseline])).await,
+        client.send(with(vec![bad_baseline])).await,
         "attributions[0].integrated_gradients.baseline.tensor.shape",
     );
 
-    let ok = client.explain(with(vec![cam(""), ig(4)])).await.expect("valid");
+    let ok = client.send(with(vec![cam(""), ig(4)])).await.expect("valid");
     assert!(
         ok.tensors.contains_key("attribution/grad_cam/layer4.1"),
         "the default Grad-CAM layer is the last spatial one"
     );
-}
-
-#[tokio::test]
-async fn parts_of_the_api_not_served_yet_say_so() {
-    let mut server = TestServer::with_model(ModelSource::Embedded).await;
-    let request = proto::ExplainRequest {
-        render: Some(proto::RenderSpec { heatmaps: true, ..Default::default() }),
-        ..explain_request(encoded_image(sample_png(64)), vec![])
-    };
-    let Err(Error::Status(status)) = server.client.explain(request).await else {
-        panic!("rendering is not served yet")
-    };
-    assert_eq!(status.code(), Code::Unimplemented);
-    assert!(status.message().contains("not implemented"), "{status:?}");
 }

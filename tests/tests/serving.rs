@@ -15,7 +15,7 @@ fn channels(selection: proto::feature_map_spec::Channels) -> proto::FeatureMapSp
 
 #[tokio::test]
 async fn model_info_describes_the_embedded_model() {
-    let mut server = TestServer::with_model(ModelSource::Embedded).await;
+    let server = TestServer::with_model(ModelSource::Embedded).await;
     let info = server.client.model_info().await.expect("info");
     assert_eq!(info.name, "default");
     assert_eq!(info.num_classes, 10);
@@ -36,7 +36,7 @@ async fn labels_name_classes_and_targets() {
     std::fs::write(&labels, (0..10).map(|i| format!("class {i}\n")).collect::<String>()).expect("write labels");
     let mut settings = options(ModelSource::Embedded);
     settings.load.labels = Some(labels.clone());
-    let mut server = TestServer::start(settings).await;
+    let server = TestServer::start(settings).await;
     std::fs::remove_file(&labels).expect("remove labels");
 
     let info = server.client.model_info().await.expect("info");
@@ -46,7 +46,7 @@ async fn labels_name_classes_and_targets() {
         objective: proto::Objective::CrossEntropy as i32,
         ..request(vec![])
     };
-    let prediction = server.client.explain(by_label).await.expect("explain").prediction;
+    let prediction = server.client.send(by_label).await.expect("explain").prediction;
     let target = prediction.target.expect("target");
     assert_eq!((target.index, target.label.as_str()), (7, "class 7"));
     assert_eq!(prediction.objective, proto::Objective::CrossEntropy as i32);
@@ -55,12 +55,12 @@ async fn labels_name_classes_and_targets() {
         target: Some(proto::Target { kind: Some(proto::target::Kind::Label("class 70".into())) }),
         ..request(vec![])
     };
-    assert!(server.client.explain(unknown).await.is_err());
+    assert!(server.client.send(unknown).await.is_err());
 }
 
 #[tokio::test]
 async fn classify_returns_sorted_top_k_that_sums_below_one() {
-    let mut server = TestServer::with_model(ModelSource::Embedded).await;
+    let server = TestServer::with_model(ModelSource::Embedded).await;
     let response =
         server.client.classify(proto::ClassifyRequest { image: Some(encoded_image(sample_png(64))), top_k: 4 }).await;
     let prediction = response.expect("classify").prediction.expect("prediction");
@@ -74,20 +74,20 @@ async fn classify_returns_sorted_top_k_that_sums_below_one() {
 #[tokio::test]
 async fn channel_selection_and_encodings_agree_with_the_full_float32_tensor() {
     use proto::feature_map_spec::Channels;
-    let mut server = TestServer::with_model(ModelSource::Embedded).await;
-    let full = server.client.explain(request(vec![feature_map("layer1.1")])).await.expect("full");
+    let server = TestServer::with_model(ModelSource::Embedded).await;
+    let full = server.client.send(request(vec![feature_map("layer1.1")])).await.expect("full");
     let full = &full.tensors["activation/layer1.1"].array;
 
     let listed = server
         .client
-        .explain(request(vec![channels(Channels::ChannelList(proto::ChannelList { indices: vec![5, 0, 2] }))]))
+        .send(request(vec![channels(Channels::ChannelList(proto::ChannelList { indices: vec![5, 0, 2] }))]))
         .await
         .expect("list");
     let listed = &listed.tensors["activation/layer1.1"];
     assert_eq!(listed.channel_indices, [5, 0, 2]);
     assert_eq!(listed.array, full.select(ndarray::Axis(1), &[5, 0, 2]));
 
-    let top = server.client.explain(request(vec![channels(Channels::TopK(3))])).await.expect("top-k");
+    let top = server.client.send(request(vec![channels(Channels::TopK(3))])).await.expect("top-k");
     let top = &top.tensors["activation/layer1.1"];
     let mean = |c: usize| full.index_axis(ndarray::Axis(1), c).mean().expect("non-empty");
     let mut by_mean: Vec<usize> = (0..8).collect();
@@ -98,7 +98,7 @@ async fn channel_selection_and_encodings_agree_with_the_full_float32_tensor() {
         [(proto::DataType::Float16, 1e-3), (proto::DataType::Bfloat16, 8e-3), (proto::DataType::Uint8, 1e-2)]
     {
         let encoded = proto::ExplainRequest { encoding: encoding as i32, ..request(vec![feature_map("layer1.1")]) };
-        let encoded = server.client.explain(encoded).await.expect("encoded");
+        let encoded = server.client.send(encoded).await.expect("encoded");
         let tensor = &encoded.tensors["activation/layer1.1"];
         assert_eq!(tensor.dtype, encoding);
         let error = relative_l2(&tensor.array, full);
@@ -123,9 +123,9 @@ async fn small_chunks_reassemble_exactly() {
     }
     assert_eq!(offsets, (0..33).map(|i| i * 1000).collect::<Vec<u64>>());
 
-    let mut reference = TestServer::with_model(ModelSource::Embedded).await;
-    let small = server.client.explain(request(vec![feature_map("conv1")])).await.expect("small chunks");
-    let large = reference.client.explain(request(vec![feature_map("conv1")])).await.expect("one chunk");
+    let reference = TestServer::with_model(ModelSource::Embedded).await;
+    let small = server.client.send(request(vec![feature_map("conv1")])).await.expect("small chunks");
+    let large = reference.client.send(request(vec![feature_map("conv1")])).await.expect("one chunk");
     assert_eq!(small.tensors["activation/conv1"], large.tensors["activation/conv1"]);
 }
 
@@ -168,4 +168,42 @@ async fn a_model_that_cannot_load_stops_the_server_with_the_reason() {
     let reason = server.ready().await.expect_err("not a model");
     std::fs::remove_file(&not_onnx).expect("remove");
     assert!(reason.contains("not an ONNX model"), "{reason}");
+}
+
+#[tokio::test]
+async fn the_server_renders_heatmaps_and_feature_map_grids() {
+    use proto::attribution_spec::Method;
+    let server = TestServer::with_model(ModelSource::Embedded).await;
+    let request = proto::ExplainRequest {
+        attributions: vec![
+            proto::AttributionSpec { method: Some(Method::Saliency(proto::Saliency { absolute: false })) },
+            proto::AttributionSpec {
+                method: Some(Method::GradCam(proto::GradCam { layer: "layer4.1".into(), upsample: false })),
+            },
+        ],
+        render: Some(proto::RenderSpec {
+            heatmaps: true,
+            feature_map_grids: true,
+            color_map: proto::ColorMap::Inferno as i32,
+            ..Default::default()
+        }),
+        ..request(vec![feature_map("layer2.1")])
+    };
+    let explanation = server.client.send(request).await.expect("explain");
+    let names: Vec<&str> = explanation.images.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        ["render/activation/layer2.1", "render/attribution/grad_cam/layer4.1", "render/attribution/saliency"]
+    );
+    for (name, rendered) in &explanation.images {
+        let picture = image::load_from_memory(&rendered.png).expect("a PNG").to_rgb8();
+        assert_eq!((picture.width(), picture.height()), (rendered.width, rendered.height), "{name}");
+        let distinct: std::collections::BTreeSet<[u8; 3]> = picture.pixels().map(|p| p.0).collect();
+        assert!(distinct.len() > 8, "{name} is not constant");
+    }
+    // Heatmaps cover the 64×64 model view; layer2.1's 16 maps of 8×8, enlarged to 64-pixel tiles,
+    // fill 2 rows of the default 8 columns.
+    assert_eq!(explanation.images["render/attribution/saliency"].width, 64);
+    let grid = &explanation.images["render/activation/layer2.1"];
+    assert_eq!((grid.width, grid.height), (8 * 66 + 2, 2 * 66 + 2));
 }

@@ -7,8 +7,9 @@ use ndarray::Array4;
 
 use crate::explain::{
     Attribution, Baseline, ChannelSelection, ClassifyJob, DEFAULT_BLUR_SIGMA, Encoding, ExplainJob, FeatureMapRequest,
-    ImageInput, LayerQuantity, Limits, ModelInfo, Objective, SmoothGradVariant, TargetClass,
+    ImageInput, LayerQuantity, Limits, ModelInfo, Objective, RenderOptions, SmoothGradVariant, TargetClass,
 };
+use explain_client::render::ColorMap;
 
 /// Classes in a prediction when the request does not say.
 const DEFAULT_TOP_K: usize = 5;
@@ -51,11 +52,6 @@ pub fn classify_job(request: pb::ClassifyRequest, info: &ModelInfo) -> Result<Cl
 /// Validates an `Explain` request.
 pub fn explain_job(request: pb::ExplainRequest, info: &ModelInfo, limits: &Limits) -> Result<ExplainJob, RequestError> {
     let image = image(request.image, info)?;
-    if request.render.is_some_and(|render| render.heatmaps || render.feature_map_grids) {
-        return Err(RequestError::Unimplemented(
-            "render: server-side rendering is not implemented by this server yet".into(),
-        ));
-    }
     if request.feature_maps.len() > MAX_FEATURE_MAPS {
         return Err(invalid(
             "feature_maps",
@@ -103,8 +99,40 @@ pub fn explain_job(request: pb::ExplainRequest, info: &ModelInfo, limits: &Limit
         attributions,
         feature_maps,
         encoding: encoding(request.encoding)?,
+        render: render(request.render)?,
         top_k: top_k(request.top_k, info),
     })
+}
+
+/// Largest feature-map grid side.
+const MAX_GRID: u32 = 64;
+
+fn render(spec: Option<pb::RenderSpec>) -> Result<Option<RenderOptions>, RequestError> {
+    let Some(spec) = spec.filter(|spec| spec.heatmaps || spec.feature_map_grids) else { return Ok(None) };
+    let side = |value: u32, default: u32, field: &str| match value {
+        0 => Ok(default),
+        value if value <= MAX_GRID => Ok(value),
+        value => Err(invalid(format!("render.{field}"), format!("{value} is more than {MAX_GRID}"))),
+    };
+    let alpha = match spec.alpha {
+        0.0 => 0.5,
+        alpha if alpha.is_finite() && alpha > 0.0 && alpha <= 1.0 => alpha,
+        alpha => return Err(invalid("render.alpha", format!("{alpha} is not in (0, 1]"))),
+    };
+    let colormap = match pb::ColorMap::try_from(spec.color_map) {
+        Ok(pb::ColorMap::Unspecified | pb::ColorMap::Viridis) => ColorMap::Viridis,
+        Ok(pb::ColorMap::Inferno) => ColorMap::Inferno,
+        Ok(pb::ColorMap::Gray) => ColorMap::Gray,
+        Err(_) => return Err(invalid("render.color_map", format!("{} is not a ColorMap", spec.color_map))),
+    };
+    Ok(Some(RenderOptions {
+        heatmaps: spec.heatmaps,
+        grids: spec.feature_map_grids,
+        columns: side(spec.grid_columns, 8, "grid_columns")?,
+        rows: side(spec.grid_rows, 4, "grid_rows")?,
+        colormap,
+        alpha,
+    }))
 }
 
 fn top_k(requested: u32, info: &ModelInfo) -> usize {

@@ -178,7 +178,7 @@ impl Explainer {
             tensors.push(self.feature_map(request, &image)?);
         }
         stats.postprocess += started.elapsed();
-        Ok(Explanation { prediction, tensors, stats })
+        Ok(Explanation { prediction, tensors, pictures: Vec::new(), stats })
     }
 
     /// The graph for the image's own run: the head-gradient graph when the job needs no gradient

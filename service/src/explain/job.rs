@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use explain_client::render::ColorMap;
 use ndarray::Array4;
 
 /// The image of a request.
@@ -145,6 +146,23 @@ pub enum Attribution {
     },
 }
 
+/// Pictures the server draws of a job's tensors.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RenderOptions {
+    /// Attribution maps as heatmaps over the image.
+    pub heatmaps: bool,
+    /// Layer tensors as grids of feature maps.
+    pub grids: bool,
+    /// Grid columns.
+    pub columns: u32,
+    /// Grid rows.
+    pub rows: u32,
+    /// Colour map of heatmaps.
+    pub colormap: ColorMap,
+    /// Opacity of heatmaps.
+    pub alpha: f32,
+}
+
 /// A validated `Classify` request.
 #[derive(Clone, Debug)]
 pub struct ClassifyJob {
@@ -169,6 +187,8 @@ pub struct ExplainJob {
     pub feature_maps: Vec<FeatureMapRequest>,
     /// Encoding of the returned tensors.
     pub encoding: Encoding,
+    /// Pictures to draw of the tensors, if any.
+    pub render: Option<RenderOptions>,
     /// Number of classes in the prediction.
     pub top_k: usize,
 }

@@ -135,8 +135,8 @@ pub(super) async fn explain(
     Ok((encoding, explainer.explain(job, deadline).await?))
 }
 
-/// The messages of one explanation, in stream order: prediction, tensor chunks, summary. Tensors
-/// are encoded lazily, one at a time, as the caller reads.
+/// The messages of one explanation, in stream order: prediction, tensor chunks, pictures, summary.
+/// Tensors are encoded lazily, one at a time, as the caller reads.
 pub(super) fn responses(
     explainer: Explainer,
     explanation: Explanation,
@@ -145,14 +145,22 @@ pub(super) fn responses(
     received: Instant,
 ) -> impl Iterator<Item = pb::ExplainResponse> + Send + use<> {
     use pb::explain_response::Item;
-    let Explanation { prediction, tensors, stats } = explanation;
+    let Explanation { prediction, tensors, pictures, stats } = explanation;
     let count = tensors.len();
     let prediction = std::iter::once(Item::Prediction(api::prediction(&prediction, explainer.info())));
     let chunks = tensors.into_iter().flat_map(move |tensor| {
         api::tensor_chunks(&tensor, encoding, max_chunk_bytes).into_iter().map(Item::TensorChunk)
     });
+    let pictures = pictures.into_iter().map(|picture| {
+        Item::RenderedImage(pb::RenderedImage {
+            name: picture.name,
+            png: picture.png.into(),
+            width: picture.width,
+            height: picture.height,
+        })
+    });
     let summary = std::iter::once_with(move || {
         Item::Summary(api::summary(&stats, &explainer.info().execution_provider, count, received.elapsed()))
     });
-    prediction.chain(chunks).chain(summary).map(|item| pb::ExplainResponse { item: Some(item) })
+    prediction.chain(chunks).chain(pictures).chain(summary).map(|item| pb::ExplainResponse { item: Some(item) })
 }
