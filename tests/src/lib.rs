@@ -23,17 +23,17 @@ pub fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_owned()
 }
 
-/// The ONNX Runtime library: `$EXPLAIN_ORT_LIBRARY`, else the one `scripts/test` installs.
-pub fn ort_library() -> PathBuf {
-    let path = std::env::var_os("EXPLAIN_ORT_LIBRARY")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join(".cache/onnxruntime/libonnxruntime.so.1.31.1"));
-    assert!(
-        path.is_file(),
-        "ONNX Runtime is not at {}: run ./scripts/test (it installs it) or set EXPLAIN_ORT_LIBRARY",
-        path.display()
-    );
+/// A tool the tests need: `$VAR` if set, else `default` under the workspace, where
+/// `./scripts/test` installs it. Panics, saying how to get it, when it is not there.
+pub fn tool(var: &str, default: &str) -> PathBuf {
+    let path = std::env::var_os(var).map(PathBuf::from).unwrap_or_else(|| workspace().join(default));
+    assert!(path.exists(), "{} is missing: run ./scripts/test (it installs it) or set {var}", path.display());
     path
+}
+
+/// The ONNX Runtime library.
+pub fn ort_library() -> PathBuf {
+    tool("EXPLAIN_ORT_LIBRARY", ".cache/onnxruntime/libonnxruntime.so.1.31.1")
 }
 
 /// A small fixture kept in the repository (`tests/fixtures/NAME`).

@@ -7,19 +7,11 @@ use std::{path::PathBuf, process::Command};
 use base64::Engine;
 use explain_client::proto;
 use explain_service::model::ModelSource;
-use explain_tests::{TestServer, encoded_image, feature_map, sample_png, workspace};
+use explain_tests::{TestServer, encoded_image, feature_map, sample_png, tool, workspace};
 use serde_json::Value;
 
 fn grpcurl() -> PathBuf {
-    let path = std::env::var_os("EXPLAIN_GRPCURL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join(".cache/bin/grpcurl"));
-    assert!(
-        path.is_file(),
-        "grpcurl is not at {}: run ./scripts/test (it installs it) or set EXPLAIN_GRPCURL",
-        path.display()
-    );
-    path
+    tool("EXPLAIN_GRPCURL", ".cache/bin/grpcurl")
 }
 
 /// Runs grpcurl with `args` (plaintext) in a blocking task; returns stdout; fails on a non-zero exit.

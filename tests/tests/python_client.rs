@@ -5,14 +5,10 @@
 use std::{path::PathBuf, process::Command};
 
 use explain_service::model::ModelSource;
-use explain_tests::{TestServer, fixture, workspace};
+use explain_tests::{TestServer, fixture, tool, workspace};
 
 fn python() -> PathBuf {
-    let path = std::env::var_os("EXPLAIN_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join(".cache/venv/bin/python"));
-    assert!(path.exists(), "the test Python is not at {}: run ./scripts/test or set EXPLAIN_PYTHON", path.display());
-    path
+    tool("EXPLAIN_PYTHON", ".cache/venv/bin/python")
 }
 
 #[tokio::test]
