@@ -9,21 +9,102 @@ use ndarray::{Array2, ArrayView2, ArrayView3, ArrayViewD, Axis};
 
 pub use self::colormap::ColorMap;
 
-/// The picture the model sees of an image: the shorter side resized to `resize_size` (bilinear,
-/// antialiased; the longer side truncated, as torchvision does), then the centre `height` ×
-/// `width` cropped (offsets rounded).
-pub fn model_view(image: &RgbImage, resize_size: u32, height: u32, width: u32) -> RgbImage {
-    let size = resize_size.max(height.max(width));
-    let (w, h) = image.dimensions();
-    let (new_w, new_h) = if w <= h {
-        (size, (u64::from(size) * u64::from(h) / u64::from(w.max(1))) as u32)
-    } else {
-        ((u64::from(size) * u64::from(w) / u64::from(h.max(1))) as u32, size)
-    };
-    let resized = if (new_w, new_h) == (w, h) {
+/// Why an image cannot be turned into the model's view.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ViewError {
+    /// The image has no pixels.
+    #[error("the image has no pixels ({width}×{height})")]
+    Empty {
+        /// Width.
+        width: u32,
+        /// Height.
+        height: u32,
+    },
+    /// Resizing the image would take more memory than allowed: its aspect ratio is too extreme.
+    #[error(
+        "the image is {width}×{height} pixels: resized to a shorter side of {size} it would be {resized} \
+         (a {work}-pixel resize), over the limit of {limit} pixels; crop it closer to a square"
+    )]
+    TooLarge {
+        /// Width.
+        width: u32,
+        /// Height.
+        height: u32,
+        /// The shorter side after resizing.
+        size: u32,
+        /// The resized size, `W×H`, or `overflow` when it does not fit 32 bits.
+        resized: String,
+        /// Pixels the resize works through (0 when the size overflows).
+        work: u64,
+        /// The limit.
+        limit: u64,
+    },
+}
+
+/// How an image becomes the model's view: the size it is resized to, computed with checked
+/// arithmetic and bounded before anything is allocated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ViewPlan {
+    /// The resized width and height (shorter side `max(resize_size, height, width)`).
+    pub resized: (u32, u32),
+    /// The crop's height and width.
+    pub crop: (u32, u32),
+}
+
+impl ViewPlan {
+    /// The plan for an image of `image_width` × `image_height` pixels, refused when the resize
+    /// would work through more than `max_pixels` pixels: both its output and its intermediate
+    /// (the separable filter first resamples the columns, to `image_width` × resized height).
+    pub fn new(
+        (image_width, image_height): (u32, u32),
+        resize_size: u32,
+        (height, width): (u32, u32),
+        max_pixels: u64,
+    ) -> Result<Self, ViewError> {
+        if image_width == 0 || image_height == 0 {
+            return Err(ViewError::Empty { width: image_width, height: image_height });
+        }
+        let size = resize_size.max(height.max(width));
+        let (short, long) = (image_width.min(image_height), image_width.max(image_height));
+        // torchvision truncates the longer side: size · long / short.
+        let resized_long = (u64::from(size) * u64::from(long) / u64::from(short)).max(1);
+        let resized =
+            if image_width <= image_height { (u64::from(size), resized_long) } else { (resized_long, u64::from(size)) };
+        let work = resized.0.checked_mul(resized.1).zip(u64::from(image_width).checked_mul(resized.1));
+        let too_large = |work| ViewError::TooLarge {
+            width: image_width,
+            height: image_height,
+            size,
+            resized: if resized_long > u64::from(u32::MAX) {
+                "overflow".to_owned()
+            } else {
+                format!("{}×{}", resized.0, resized.1)
+            },
+            work,
+            limit: max_pixels,
+        };
+        let (output, intermediate) = work.ok_or_else(|| too_large(0))?;
+        let work = output.max(intermediate);
+        let (Ok(resized_width), Ok(resized_height)) = (u32::try_from(resized.0), u32::try_from(resized.1)) else {
+            return Err(too_large(work));
+        };
+        if work > max_pixels {
+            return Err(too_large(work));
+        }
+        Ok(Self { resized: (resized_width, resized_height), crop: (height, width) })
+    }
+}
+
+/// The picture the model sees of an image: the shorter side resized as `plan` says (bilinear,
+/// antialiased; the longer side truncated, as torchvision does), then the centre of the crop's
+/// size cropped (offsets rounded). `plan` must have been made for this image's size.
+pub fn model_view(image: &RgbImage, plan: &ViewPlan) -> RgbImage {
+    let (new_w, new_h) = plan.resized;
+    let (height, width) = plan.crop;
+    let resized = if (new_w, new_h) == image.dimensions() {
         image.clone()
     } else {
-        image::imageops::resize(image, new_w.max(1), new_h.max(1), FilterType::Triangle)
+        image::imageops::resize(image, new_w, new_h, FilterType::Triangle)
     };
     let top = ((f64::from(resized.height()) - f64::from(height)) / 2.0).round() as u32;
     let left = ((f64::from(resized.width()) - f64::from(width)) / 2.0).round() as u32;
@@ -126,9 +207,30 @@ mod tests {
     fn the_model_view_is_the_centre_crop_of_the_resized_image() {
         let image =
             RgbImage::from_fn(100, 50, |x, _| if (25..75).contains(&x) { Rgb([255, 0, 0]) } else { Rgb([0, 0, 255]) });
-        let view = model_view(&image, 20, 20, 20);
+        let plan = ViewPlan::new(image.dimensions(), 20, (20, 20), 1 << 20).expect("a plan");
+        assert_eq!(plan.resized, (40, 20));
+        let view = model_view(&image, &plan);
         assert_eq!(view.dimensions(), (20, 20));
         assert!(view.pixels().all(|p| p[0] > 200 && p[2] < 50), "the centre is red");
+    }
+
+    #[test]
+    fn extreme_aspect_ratios_are_refused_before_resizing() {
+        // 40,000,000 × 1 once made the resize allocate 46.7 GB (40 M columns × 73 rows × 16 bytes).
+        for dimensions in [(40_000_000, 1), (1, 40_000_000), (u32::MAX, 1), (1, u32::MAX)] {
+            let refused = ViewPlan::new(dimensions, 73, (64, 64), 40_000_000);
+            assert!(matches!(refused, Err(ViewError::TooLarge { .. })), "{dimensions:?}: {refused:?}");
+        }
+        let message = ViewPlan::new((u32::MAX, 1), 73, (64, 64), 40_000_000).expect_err("refused").to_string();
+        assert!(message.contains("overflow"), "{message}");
+        assert!(matches!(ViewPlan::new((0, 5), 73, (64, 64), 100), Err(ViewError::Empty { .. })));
+        // The bound counts the column pass too: 20,000 × 1,000 resized to 73 high is 1,460 × 73 out,
+        // but 20,000 × 73 in between.
+        let plan = ViewPlan::new((20_000, 1_000), 73, (64, 64), 1_460_000).expect("within the limit");
+        assert_eq!(plan.resized, (1_460, 73));
+        assert!(ViewPlan::new((20_000, 1_000), 73, (64, 64), 1_459_999).is_err());
+        // An ordinary photo is fine.
+        assert_eq!(ViewPlan::new((4_000, 3_000), 256, (224, 224), 40_000_000).expect("ok").resized, (341, 256));
     }
 
     #[test]

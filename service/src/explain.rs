@@ -226,10 +226,7 @@ impl Explainer {
             ImageInput::Encoded(bytes) => {
                 let (limits, preprocessing) = (self.limits.image, self.info.preprocessing.clone());
                 tokio::task::spawn_blocking(move || {
-                    preprocess::decode(&bytes, limits).map(|image| {
-                        let view = preprocess::view(&image, &preprocessing);
-                        (preprocess::to_tensor(&view, &preprocessing), Some(view))
-                    })
+                    preprocess::prepare(&bytes, limits, &preprocessing).map(|(tensor, view)| (tensor, Some(view)))
                 })
                 .await
                 .map_err(|e| ExplainError::Internal(format!("preprocessing task failed: {e}")))??

@@ -1,11 +1,12 @@
 //! Image preprocessing, as torchvision's evaluation transform does it: decode, convert to RGB,
 //! resize the shorter side (bilinear, antialiased) and crop the centre (the model view, shared
 //! with rendering), scale to [0, 1], normalise per channel. Decoding is bounded in bytes and
-//! pixels so a hostile image cannot exhaust memory.
+//! pixels, and the resize it leads to is planned and bounded from the image's header before
+//! anything is decoded, so a hostile image cannot exhaust memory.
 
 use std::io::Cursor;
 
-use explain_client::render;
+use explain_client::render::{self, ViewError, ViewPlan};
 use image::{ImageReader, RgbImage};
 use ndarray::Array4;
 
@@ -72,26 +73,57 @@ pub enum PreprocessError {
     /// The bytes are not an image in a supported format.
     #[error("cannot decode the image: {0}")]
     Decode(String),
+    /// The image cannot be resized to the model's view within the limits (an extreme aspect
+    /// ratio) or has no pixels.
+    #[error(transparent)]
+    View(#[from] ViewError),
 }
 
-/// Decodes an encoded image to RGB, within `limits`.
-pub fn decode(bytes: &[u8], limits: ImageLimits) -> Result<RgbImage, PreprocessError> {
+/// Decodes an encoded image and makes the model's view of it: the normalised `[1, 3, H, W]`
+/// tensor and the picture it was made from. Sizes are checked against `limits` from the header
+/// before decoding, the resize is planned (and bounded by the same pixel limit) before it runs.
+pub fn prepare(
+    bytes: &[u8],
+    limits: ImageLimits,
+    preprocessing: &Preprocessing,
+) -> Result<(Array4<f32>, RgbImage), PreprocessError> {
+    let dimensions = header_dimensions(bytes, limits)?;
+    plan(dimensions, limits, preprocessing)?;
+    let image = decode(bytes, dimensions, limits)?;
+    // The decoder's own size is the one that counts; it matches the header's for sound files.
+    let plan = plan(image.dimensions(), limits, preprocessing)?;
+    let view = render::model_view(&image, &plan);
+    Ok((to_tensor(&view, preprocessing), view))
+}
+
+fn plan(dimensions: (u32, u32), limits: ImageLimits, preprocessing: &Preprocessing) -> Result<ViewPlan, ViewError> {
+    let crop = (preprocessing.height, preprocessing.width);
+    ViewPlan::new(dimensions, preprocessing.resize_size, crop, limits.max_pixels)
+}
+
+fn reader(bytes: &[u8]) -> Result<ImageReader<Cursor<&[u8]>>, PreprocessError> {
+    ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|e| PreprocessError::Decode(e.to_string()))
+}
+
+/// The width and height an encoded image declares, within `limits`.
+fn header_dimensions(bytes: &[u8], limits: ImageLimits) -> Result<(u32, u32), PreprocessError> {
     if bytes.is_empty() {
         return Err(PreprocessError::Empty);
     }
     if bytes.len() > limits.max_bytes {
         return Err(PreprocessError::TooManyBytes { size: bytes.len(), limit: limits.max_bytes });
     }
-    let reader = ImageReader::new(Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|e| PreprocessError::Decode(e.to_string()))?;
-    let (width, height) = reader.into_dimensions().map_err(|e| PreprocessError::Decode(e.to_string()))?;
+    let (width, height) = reader(bytes)?.into_dimensions().map_err(|e| PreprocessError::Decode(e.to_string()))?;
     if u64::from(width) * u64::from(height) > limits.max_pixels {
         return Err(PreprocessError::TooManyPixels { width, height, limit: limits.max_pixels });
     }
-    let mut reader = ImageReader::new(Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|e| PreprocessError::Decode(e.to_string()))?;
+    Ok((width, height))
+}
+
+/// Decodes an image whose header declared `(width, height)` to RGB, the decoder held to that
+/// size and to 16 bytes a pixel.
+fn decode(bytes: &[u8], (width, height): (u32, u32), limits: ImageLimits) -> Result<RgbImage, PreprocessError> {
+    let mut reader = reader(bytes)?;
     let mut decoder_limits = image::Limits::default();
     decoder_limits.max_image_width = Some(width);
     decoder_limits.max_image_height = Some(height);
@@ -99,11 +131,6 @@ pub fn decode(bytes: &[u8], limits: ImageLimits) -> Result<RgbImage, PreprocessE
     reader.limits(decoder_limits);
     let image = reader.decode().map_err(|e| PreprocessError::Decode(e.to_string()))?;
     Ok(image.to_rgb8())
-}
-
-/// The picture the model sees: `image` resized and centre-cropped as torchvision does.
-pub fn view(image: &RgbImage, preprocessing: &Preprocessing) -> RgbImage {
-    render::model_view(image, preprocessing.resize_size, preprocessing.height, preprocessing.width)
 }
 
 /// The normalised `[1, 3, H, W]` tensor of a model view.
@@ -134,8 +161,8 @@ mod tests {
     #[test]
     fn normalises_channels_in_order() {
         let image = RgbImage::from_pixel(4, 4, image::Rgb([255, 0, 128]));
-        let tensor =
-            to_tensor(&view(&decode(&png(&image), LIMITS).expect("decode"), &preprocessing()), &preprocessing());
+        let (tensor, view) = prepare(&png(&image), LIMITS, &preprocessing()).expect("prepare");
+        assert_eq!(view.dimensions(), (4, 4));
         assert_eq!(tensor.shape(), &[1, 3, 4, 4]);
         assert!((tensor[[0, 0, 0, 0]] - 2.0).abs() < 1e-6);
         assert!((tensor[[0, 1, 3, 3]] + 2.0).abs() < 1e-6);
@@ -152,18 +179,31 @@ mod tests {
                 16,
                 |_, y| if (2..14).contains(&y) { image::Rgb([255; 3]) } else { image::Rgb([0; 3]) },
             );
-        let tensor = to_tensor(&view(&image, &preprocessing()), &preprocessing());
+        let (tensor, _) = prepare(&png(&image), LIMITS, &preprocessing()).expect("prepare");
         assert!(tensor.iter().all(|v| (v - 2.0).abs() < 0.1), "{tensor:?}");
     }
 
     #[test]
     fn refuses_garbage_empty_and_oversized_input() {
-        assert!(matches!(decode(b"not an image", LIMITS), Err(PreprocessError::Decode(_))));
-        assert!(matches!(decode(b"", LIMITS), Err(PreprocessError::Empty)));
+        let prepare = |bytes: &[u8], limits| prepare(bytes, limits, &preprocessing());
+        assert!(matches!(prepare(b"not an image", LIMITS), Err(PreprocessError::Decode(_))));
+        assert!(matches!(prepare(b"", LIMITS), Err(PreprocessError::Empty)));
         let big = png(&RgbImage::new(64, 64));
         let tight = ImageLimits { max_bytes: 1 << 20, max_pixels: 100 };
-        assert!(matches!(decode(&big, tight), Err(PreprocessError::TooManyPixels { width: 64, height: 64, .. })));
+        assert!(matches!(prepare(&big, tight), Err(PreprocessError::TooManyPixels { width: 64, height: 64, .. })));
         let tiny = ImageLimits { max_bytes: 10, max_pixels: 1 << 20 };
-        assert!(matches!(decode(&big, tiny), Err(PreprocessError::TooManyBytes { .. })));
+        assert!(matches!(prepare(&big, tiny), Err(PreprocessError::TooManyBytes { .. })));
+    }
+
+    #[test]
+    fn extreme_aspect_ratios_are_refused_from_the_header() {
+        // 4,000 × 1 is within 1 M pixels, but resized to a shorter side of 4 it is 16,000 × 4 (and
+        // 4,000 × 4 in between): over a limit of 10,000 pixels, refused before decoding.
+        let wide = png(&RgbImage::new(4_000, 1));
+        let limits = ImageLimits { max_bytes: 1 << 20, max_pixels: 10_000 };
+        let refused = prepare(&wide, limits, &preprocessing());
+        assert!(matches!(refused, Err(PreprocessError::View(ViewError::TooLarge { .. }))), "{refused:?}");
+        let tall = png(&RgbImage::new(1, 4_000));
+        assert!(matches!(prepare(&tall, limits, &preprocessing()), Err(PreprocessError::View(_))));
     }
 }

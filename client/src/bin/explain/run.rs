@@ -17,6 +17,10 @@ use super::args::{Method, RunOptions};
 
 type Failure = Box<dyn std::error::Error>;
 
+/// Most pixels the resize to the model's view may work through: the server's default
+/// `--max-image-pixels`, which refuses the same images.
+const MAX_VIEW_PIXELS: u64 = 40_000_000;
+
 /// Runs `explain run`.
 pub(crate) async fn run(client: &Client, options: &RunOptions) -> Result<(), Failure> {
     if options.methods.is_empty() && options.feature_maps.is_empty() {
@@ -41,7 +45,9 @@ pub(crate) async fn run(client: &Client, options: &RunOptions) -> Result<(), Fai
     for path in &options.images {
         let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
         let decoded = image::load_from_memory(&bytes).map_err(|e| format!("{}: {e}", path.display()))?.to_rgb8();
-        views.push(render::model_view(&decoded, input.resize_size, height, width));
+        let plan = render::ViewPlan::new(decoded.dimensions(), input.resize_size, (height, width), MAX_VIEW_PIXELS)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        views.push(render::model_view(&decoded, &plan));
         let mut request = client.explain(bytes);
         if let Some(target) = options.target {
             request = request.target(target);
