@@ -38,6 +38,9 @@ pub enum EngineError {
     /// The engine thread has stopped.
     #[error("the inference engine has stopped")]
     Stopped,
+    /// The engine failed while handling the job (a panic, contained; the engine goes on).
+    #[error("the inference engine failed while running the request; see the server log")]
+    Lost,
     /// The backend failed.
     #[error(transparent)]
     Backend(#[from] BackendError),
@@ -106,7 +109,7 @@ impl EngineHandle {
             self.queued_rows.fetch_sub(rows, Ordering::SeqCst);
             return Err(EngineError::Stopped);
         }
-        answer.await.map_err(|_| EngineError::Stopped)?
+        answer.await.map_err(|_| EngineError::Lost)?
     }
 
     /// The execution provider the backend runs on.
@@ -127,9 +130,16 @@ struct Worker<B> {
 impl<B: Backend> Worker<B> {
     fn run(mut self) {
         while self.fill() {
-            let jobs = self.next_batch();
-            if !jobs.is_empty() {
-                self.execute(jobs);
+            // A panic anywhere in batching, running or splitting is contained here: the jobs it
+            // held are dropped (their callers get `Lost`), and the engine takes the next ones.
+            let step = catch_unwind(AssertUnwindSafe(|| {
+                let jobs = self.next_batch();
+                if !jobs.is_empty() {
+                    self.execute(jobs);
+                }
+            }));
+            if step.is_err() {
+                tracing::error!("the engine panicked; the requests of that run failed, the engine goes on");
             }
         }
         tracing::debug!("engine thread stopped");
@@ -261,6 +271,10 @@ mod tests {
             std::thread::sleep(self.delay);
             let rows = batch.images.len_of(Axis(0));
             self.runs.lock().expect("lock").push(rows);
+            if batch.images.iter().any(|&value| value < 0.0) {
+                // Too few rows: splitting them out for the job panics, outside `Backend::run`.
+                return Ok(HashMap::from([("sum".to_owned(), ArrayD::zeros(IxDyn(&[0])))]));
+            }
             let sums: Vec<f32> = batch.images.axis_iter(Axis(0)).map(|row| row.sum()).collect();
             Ok(HashMap::from([("sum".to_owned(), ArrayD::from_shape_vec(IxDyn(&[rows]), sums).expect("shape"))]))
         }
@@ -362,5 +376,17 @@ mod tests {
         assert!(matches!(past, Err(EngineError::DeadlineExceeded)));
         engine.run(batch(1, 6.0), None).await.expect("the queue drained");
         assert_eq!(*probe.runs.lock().expect("lock"), [1, 1], "only the first and the last job ran");
+    }
+
+    #[tokio::test]
+    async fn a_panic_outside_the_backend_fails_its_run_and_the_engine_goes_on() {
+        let policy = BatchPolicy { max_batch_size: 8, max_queue_delay: Duration::ZERO };
+        let (engine, probe) = engine(Duration::ZERO, 64, policy);
+        let failed = engine.run(batch(2, -1.0), None).await;
+        assert!(matches!(failed, Err(EngineError::Lost)), "{failed:?}");
+        let ran = engine.run(batch(1, 3.0), None).await.expect("the engine still runs");
+        assert_eq!(ran.outputs["sum"].as_slice(), Some(&[3.0][..]));
+        assert_eq!(*probe.runs.lock().expect("lock"), [2, 1]);
+        assert_eq!(engine.queued_rows.load(Ordering::SeqCst), 0, "no rows leaked from the admission count");
     }
 }
