@@ -10,7 +10,7 @@ use crate::{
     explain::{Limits, LoadOptions},
     model::ModelSource,
     preprocess::ImageLimits,
-    server::ServeOptions,
+    server::{Http2Settings, OpenServices, ServeOptions, TlsFiles},
 };
 
 /// explaind: a gRPC service that shows what a convolutional network sees.
@@ -195,7 +195,48 @@ pub struct ServeConfig {
     /// Seconds a keepalive ping may go unanswered before the connection is closed.
     #[arg(long, env = "EXPLAIN_KEEPALIVE_TIMEOUT_SECS", default_value_t = 10)]
     pub keepalive_timeout_secs: u64,
-    /// Seconds open calls get to finish after SIGTERM or SIGINT.
+    /// HTTP/2 flow-control window of each stream, in bytes: how much of a request a caller may
+    /// send before the server acknowledges it.
+    #[arg(long, env = "EXPLAIN_HTTP2_STREAM_WINDOW_BYTES", default_value_t = 4 << 20,
+          value_parser = clap::value_parser!(u32).range(65_535..=2_147_483_647))]
+    pub http2_stream_window_bytes: u32,
+    /// HTTP/2 flow-control window of each connection, in bytes.
+    #[arg(long, env = "EXPLAIN_HTTP2_CONNECTION_WINDOW_BYTES", default_value_t = 16 << 20,
+          value_parser = clap::value_parser!(u32).range(65_535..=2_147_483_647))]
+    pub http2_connection_window_bytes: u32,
+    /// Largest HTTP/2 frame the server accepts, in bytes (16 KiB to 16 MiB).
+    #[arg(long, env = "EXPLAIN_HTTP2_MAX_FRAME_BYTES", default_value_t = 1 << 20,
+          value_parser = clap::value_parser!(u32).range(16_384..=16_777_215))]
+    pub http2_max_frame_bytes: u32,
+    /// PEM certificate chain: serve TLS with it (needs --tls-key). Reloaded when it changes.
+    #[arg(long, env = "EXPLAIN_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert. Reloaded when it changes.
+    #[arg(long, env = "EXPLAIN_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA certificates: require client certificates that chain to one (mutual TLS). Needs
+    /// --tls-cert. Reloaded when it changes.
+    #[arg(long, env = "EXPLAIN_TLS_CLIENT_CA", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// File of accepted bearer tokens, one per line (`#` comments): every call must send
+    /// `authorization: Bearer <token>`, else UNAUTHENTICATED. Reloaded when it changes.
+    #[arg(long, env = "EXPLAIN_AUTH_TOKENS_FILE")]
+    pub auth_tokens_file: Option<PathBuf>,
+    /// With --auth-tokens-file: let `grpc.health.v1.Health` be called without a token (probes).
+    #[arg(long, env = "EXPLAIN_AUTH_OPEN_HEALTH", value_parser = BoolishValueParser::new())]
+    pub auth_open_health: bool,
+    /// With --auth-tokens-file: let server reflection be called without a token (grpcurl).
+    #[arg(long, env = "EXPLAIN_AUTH_OPEN_REFLECTION", value_parser = BoolishValueParser::new())]
+    pub auth_open_reflection: bool,
+    /// Seconds between checks of the TLS and token files for changes.
+    #[arg(long, env = "EXPLAIN_RELOAD_INTERVAL_SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub reload_interval_secs: u64,
+    /// Seconds new calls are still taken after SIGTERM/SIGINT, with health already NOT_SERVING,
+    /// so that load balancers (Kubernetes endpoints) stop sending first.
+    #[arg(long, env = "EXPLAIN_DRAIN_DELAY_SECS", default_value_t = 0)]
+    pub drain_delay_secs: u64,
+    /// Seconds open calls get to finish after the drain delay, once new connections are refused.
     #[arg(long, env = "EXPLAIN_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
     pub shutdown_grace_secs: u64,
 }
@@ -256,9 +297,23 @@ impl ServeConfig {
             max_chunk_bytes: self.max_chunk_bytes as usize,
             stream_in_flight: self.stream_in_flight as usize,
             max_request_bytes: self.max_request_bytes,
-            max_concurrent_streams: self.max_concurrent_streams,
-            keepalive_interval: Duration::from_secs(self.keepalive_interval_secs),
-            keepalive_timeout: Duration::from_secs(self.keepalive_timeout_secs),
+            http2: Http2Settings {
+                max_concurrent_streams: self.max_concurrent_streams,
+                keepalive_interval: Duration::from_secs(self.keepalive_interval_secs),
+                keepalive_timeout: Duration::from_secs(self.keepalive_timeout_secs),
+                stream_window: self.http2_stream_window_bytes,
+                connection_window: self.http2_connection_window_bytes,
+                max_frame_size: self.http2_max_frame_bytes,
+            },
+            tls: self.tls_cert.clone().zip(self.tls_key.clone()).map(|(certificate, key)| TlsFiles {
+                certificate,
+                key,
+                client_ca: self.tls_client_ca.clone(),
+            }),
+            auth_tokens: self.auth_tokens_file.clone(),
+            open_services: OpenServices { health: self.auth_open_health, reflection: self.auth_open_reflection },
+            reload_interval: Duration::from_secs(self.reload_interval_secs),
+            drain_delay: Duration::from_secs(self.drain_delay_secs),
             shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
         }
     }

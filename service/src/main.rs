@@ -40,16 +40,21 @@ fn augment(config: &AugmentConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Serves until SIGTERM or SIGINT, then drains; fails if the model cannot be loaded.
+/// Serves until SIGTERM or SIGINT, then drains (a second signal exits at once); fails if the
+/// model cannot be loaded.
 async fn serve(config: &ServeConfig) -> anyhow::Result<()> {
     let mut running = server::start(config.serve_options()).await?;
     let trigger = running.take_shutdown_trigger().context("shutdown trigger already taken")?;
     tokio::spawn(async move {
-        match shutdown_signal().await {
-            Ok(()) => {
-                let _ = trigger.send(());
-            }
-            Err(error) => tracing::error!(%error, "cannot listen for shutdown signals"),
+        if let Err(error) = shutdown_signal().await {
+            tracing::error!(%error, "cannot listen for shutdown signals");
+            return;
+        }
+        let _ = trigger.send(());
+        // A second signal means the operator will not wait for the drain.
+        if shutdown_signal().await.is_ok() {
+            tracing::warn!("second signal: exiting without draining");
+            std::process::exit(130);
         }
     });
     running.wait().await?;

@@ -1,23 +1,40 @@
 //! The gRPC server: `explain.v1.ExplainService`, `grpc.health.v1.Health` and server reflection
-//! (v1 and v1alpha, which grpcurl 1.8 speaks) on one listener. The model loads in the background
-//! while health answers NOT_SERVING and the API answers UNAVAILABLE; on shutdown health turns
-//! NOT_SERVING, new connections are refused and open calls drain within a grace period.
+//! (v1 and v1alpha, which grpcurl 1.8 speaks) on one listener, behind a guard that authenticates
+//! callers (bearer tokens, when configured) and enforces deadlines; plain TCP or TLS / mutual TLS.
+//! The model loads in the background while health answers NOT_SERVING and the API answers
+//! UNAVAILABLE; on shutdown health turns NOT_SERVING for good, new calls are still taken for the
+//! drain delay (while load balancers notice), then new connections are refused and open calls
+//! drain within a grace period.
 
+mod access;
 mod deadline;
+mod guard;
+mod lifecycle;
+mod reload;
 mod service;
 mod status;
 mod stream;
+mod tls;
+mod transport;
 
-use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+use std::{future::Future, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use explain_proto::v1::explain_service_server::ExplainServiceServer;
 use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
-use tokio_stream::wrappers::TcpListenerStream;
-use tonic::{codec::CompressionEncoding, transport::Server};
-use tonic_health::{ServingStatus, server::HealthReporter};
+use tonic::{codec::CompressionEncoding, service::RoutesBuilder};
 
-use self::service::{ApiSettings, ExplainApi, Readiness};
-pub use self::status::ApiError;
+use self::{
+    access::Tokens,
+    guard::{Access, Guard},
+    lifecycle::Lifecycle,
+    service::{ApiSettings, ExplainApi, Readiness},
+};
+pub use self::{
+    access::{OpenServices, TokensError},
+    status::ApiError,
+    tls::{TlsError, TlsFiles},
+    transport::Http2Settings,
+};
 use crate::explain::{Explainer, LoadOptions};
 
 /// How to serve.
@@ -33,13 +50,20 @@ pub struct ServeOptions {
     pub stream_in_flight: usize,
     /// Largest request message accepted, in bytes.
     pub max_request_bytes: usize,
-    /// Concurrent HTTP/2 streams per connection.
-    pub max_concurrent_streams: u32,
-    /// Interval of HTTP/2 keepalive pings.
-    pub keepalive_interval: Duration,
-    /// How long a keepalive ping may go unanswered before the connection is closed.
-    pub keepalive_timeout: Duration,
-    /// How long open calls may take to finish after shutdown begins.
+    /// HTTP/2 settings of every connection.
+    pub http2: Http2Settings,
+    /// TLS (and mutual TLS) material; plain TCP when `None`.
+    pub tls: Option<TlsFiles>,
+    /// File of accepted bearer tokens; every caller is let in when `None`.
+    pub auth_tokens: Option<PathBuf>,
+    /// Services callable without a token when tokens are required.
+    pub open_services: OpenServices,
+    /// How often the TLS and token files are checked for changes.
+    pub reload_interval: Duration,
+    /// How long new calls are still taken after shutdown begins (health already NOT_SERVING),
+    /// for load balancers to stop sending.
+    pub drain_delay: Duration,
+    /// How long open calls may take to finish after the listener closes.
     pub shutdown_grace: Duration,
 }
 
@@ -57,9 +81,12 @@ pub enum ServeError {
     /// The model could not be loaded.
     #[error("cannot load the model: {0}")]
     Load(String),
-    /// The transport failed.
-    #[error("server error: {0}")]
-    Transport(#[from] tonic::transport::Error),
+    /// The TLS material cannot be used.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// The token file cannot be used.
+    #[error(transparent)]
+    Tokens(#[from] TokensError),
     /// The serving task failed.
     #[error("server task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
@@ -91,7 +118,8 @@ impl RunningServer {
         self.local_addr
     }
 
-    /// Waits until the model has loaded (Ok) or failed to load (Err with the reason).
+    /// Waits until the model has loaded and the API answers (Ok), or loading failed (Err with the
+    /// reason).
     pub async fn ready(&mut self) -> Result<(), String> {
         let state = self
             .load_state
@@ -147,10 +175,18 @@ async fn serve(
     load_state: watch::Sender<LoadState>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
-    let (mut health, health_service) = tonic_health::server::health_reporter();
-    set_health(&mut health, ServingStatus::NotServing).await;
+    let tls = options.tls.as_ref().map(|files| files.watch(options.reload_interval)).transpose()?;
+    let tokens = match options.auth_tokens.clone() {
+        None => None,
+        Some(path) => {
+            let paths = vec![path.clone()];
+            Some(reload::watch("bearer tokens", paths, options.reload_interval, move || Tokens::read(&path))?)
+        }
+    };
+    let (health, health_service) = tonic_health::server::health_reporter();
+    let lifecycle = Arc::new(Lifecycle::new(health).await);
     let readiness = Arc::new(Readiness::default());
-    let loading = tokio::spawn(load(options.load.clone(), readiness.clone(), health.clone(), load_state));
+    let loading = tokio::spawn(load(options.load.clone(), readiness.clone(), lifecycle.clone(), load_state));
 
     let settings = ApiSettings { max_chunk_bytes: options.max_chunk_bytes, stream_in_flight: options.stream_in_flight };
     let api = ExplainServiceServer::new(ExplainApi::new(readiness, settings))
@@ -162,41 +198,24 @@ async fn serve(
         .max_encoding_message_size(options.max_chunk_bytes.saturating_add(64 * 1024).max(4 << 20));
     let reflection_v1 = reflection().build_v1().map_err(|e| ServeError::Load(format!("reflection: {e}")))?;
     let reflection_v1alpha = reflection().build_v1alpha().map_err(|e| ServeError::Load(format!("reflection: {e}")))?;
+    let mut routes = RoutesBuilder::default();
+    routes.add_service(health_service).add_service(reflection_v1).add_service(reflection_v1alpha).add_service(api);
+    let service = Guard::new(routes.routes(), Access { tokens, open: options.open_services });
 
-    let draining = Arc::new(tokio::sync::Notify::new());
-    let signal = {
-        let (mut health, draining) = (health.clone(), draining.clone());
-        async move {
-            shutdown.await;
-            tracing::info!("shutting down: health NOT_SERVING, draining open calls");
-            set_health(&mut health, ServingStatus::NotServing).await;
-            draining.notify_one();
-        }
+    let drain_delay = options.drain_delay;
+    let signal = async move {
+        shutdown.await;
+        tracing::info!(?drain_delay, "shutting down: health NOT_SERVING; new calls taken for the drain delay");
+        lifecycle.stopped().await;
+        tokio::time::sleep(drain_delay).await;
     };
-    let server = Server::builder()
-        .http2_keepalive_interval(Some(options.keepalive_interval))
-        .http2_keepalive_timeout(Some(options.keepalive_timeout))
-        .max_concurrent_streams(Some(options.max_concurrent_streams))
-        .add_service(health_service)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
-        .add_service(api)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal);
+    let server = transport::serve(listener, tls, service, options.http2, signal, options.shutdown_grace);
     tokio::pin!(server);
     tokio::pin!(loading);
     let mut loaded = false;
     loop {
         tokio::select! {
-            result = &mut server => return Ok(result?),
-            () = draining.notified() => {
-                return match tokio::time::timeout(options.shutdown_grace, &mut server).await {
-                    Ok(result) => Ok(result?),
-                    Err(_) => {
-                        tracing::warn!(grace = ?options.shutdown_grace, "grace period over; open calls cut");
-                        Ok(())
-                    }
-                };
-            }
+            () = &mut server => return Ok(()),
             outcome = &mut loading, if !loaded => {
                 loaded = true;
                 if let Err(reason) = outcome? {
@@ -216,38 +235,41 @@ fn reflection() -> tonic_reflection::server::Builder<'static> {
         .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
 }
 
-/// Loads the model off the async runtime, then publishes the outcome.
+/// Loads the model off the async runtime, makes it available to the handlers, and only then
+/// publishes SERVING (unless shutdown has begun meanwhile).
 async fn load(
     options: LoadOptions,
     readiness: Arc<Readiness>,
-    mut health: HealthReporter,
+    lifecycle: Arc<Lifecycle>,
     state: watch::Sender<LoadState>,
 ) -> Result<(), String> {
     let outcome = tokio::task::spawn_blocking(move || Explainer::load(&options))
         .await
         .map_err(|e| format!("loading task failed: {e}"))
         .and_then(|result| result.map_err(|e| e.to_string()));
-    match &outcome {
-        Ok(explainer) => {
-            let info = explainer.info();
-            tracing::info!(
-                model = %info.name, layers = info.layers.len(), classes = info.num_classes,
-                execution_provider = %info.execution_provider, "model loaded; serving"
-            );
-            set_health(&mut health, ServingStatus::Serving).await;
+    let result = outcome.as_ref().map(|_| ()).map_err(Clone::clone);
+    if let Ok(explainer) = &outcome {
+        let info = explainer.info();
+        tracing::info!(
+            model = %info.name, layers = info.layers.len(), classes = info.num_classes,
+            execution_provider = %info.execution_provider, "model loaded"
+        );
+    }
+    readiness.set(outcome);
+    match &result {
+        Ok(()) => {
+            if lifecycle.serving().await {
+                tracing::info!("serving");
+            } else {
+                tracing::info!("the model loaded after shutdown began; health stays NOT_SERVING");
+            }
             let _ = state.send(LoadState::Ready);
         }
         Err(reason) => {
             tracing::error!(%reason, "model failed to load");
+            lifecycle.stopped().await;
             let _ = state.send(LoadState::Failed(reason.clone()));
         }
     }
-    let result = outcome.as_ref().map(|_| ()).map_err(Clone::clone);
-    readiness.set(outcome);
     result
-}
-
-async fn set_health(health: &mut HealthReporter, status: ServingStatus) {
-    health.set_service_status("", status).await;
-    health.set_service_status(explain_proto::SERVICE_NAME, status).await;
 }

@@ -1,14 +1,26 @@
 //! Deadlines from the `grpc-timeout` header (gRPC over HTTP/2: 1–8 digits and a unit, H M S m u
-//! n), so work whose caller will not wait for it is never started.
+//! n). The guard reads it once per call, ends the call with DEADLINE_EXCEEDED when it passes, and
+//! hands it to the handlers as a request extension, so that work whose caller will not wait for
+//! it is never started.
 
 use std::time::{Duration, Instant};
 
-use tonic::metadata::MetadataMap;
+use http::HeaderMap;
 
-/// When the caller stops waiting, if it said: `received` plus the `grpc-timeout` it sent.
-pub(super) fn deadline(metadata: &MetadataMap, received: Instant) -> Option<Instant> {
-    let value = metadata.get("grpc-timeout")?.to_str().ok()?;
-    Some(received + parse(value)?)
+/// When the caller stops waiting: the call's arrival plus the `grpc-timeout` it sent. Carried in
+/// the request's extensions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Deadline(pub(super) Instant);
+
+/// The deadline of a call received at `received`, if its headers set one.
+pub(super) fn deadline(headers: &HeaderMap, received: Instant) -> Option<Instant> {
+    let value = headers.get("grpc-timeout")?.to_str().ok()?;
+    received.checked_add(parse(value)?)
+}
+
+/// The deadline a handler's request carries, if any.
+pub(super) fn of<T>(request: &tonic::Request<T>) -> Option<Instant> {
+    request.extensions().get::<Deadline>().map(|deadline| deadline.0)
 }
 
 fn parse(value: &str) -> Option<Duration> {
@@ -18,8 +30,8 @@ fn parse(value: &str) -> Option<Duration> {
     }
     let amount: u64 = digits.parse().ok()?;
     Some(match unit {
-        "H" => Duration::from_secs(amount * 3600),
-        "M" => Duration::from_secs(amount * 60),
+        "H" => Duration::from_secs(amount.checked_mul(3600)?),
+        "M" => Duration::from_secs(amount.checked_mul(60)?),
         "S" => Duration::from_secs(amount),
         "m" => Duration::from_millis(amount),
         "u" => Duration::from_micros(amount),
@@ -47,10 +59,12 @@ mod tests {
 
     #[test]
     fn the_deadline_is_counted_from_arrival() {
-        let mut metadata = MetadataMap::new();
+        let mut headers = HeaderMap::new();
         let now = Instant::now();
-        assert_eq!(deadline(&metadata, now), None);
-        metadata.insert("grpc-timeout", "100m".parse().expect("ascii"));
-        assert_eq!(deadline(&metadata, now), Some(now + Duration::from_millis(100)));
+        assert_eq!(deadline(&headers, now), None);
+        headers.insert("grpc-timeout", "100m".parse().expect("ascii"));
+        assert_eq!(deadline(&headers, now), Some(now + Duration::from_millis(100)));
+        headers.insert("grpc-timeout", "99999999H".parse().expect("ascii"));
+        assert!(deadline(&headers, now).is_some(), "the largest timeout does not overflow");
     }
 }

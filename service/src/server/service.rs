@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use tokio_stream::{Stream, wrappers::ReceiverStream};
 use tonic::{Request, Response, Status, Streaming};
 
-use super::{deadline::deadline, status::ApiError, stream};
+use super::{deadline, status::ApiError, stream};
 use crate::{
     api,
     explain::{Encoding, Explainer, Explanation},
@@ -80,7 +80,7 @@ impl ExplainService for ExplainApi {
 
     async fn classify(&self, request: Request<pb::ClassifyRequest>) -> Result<Response<pb::ClassifyResponse>, Status> {
         let received = Instant::now();
-        let deadline = deadline(request.metadata(), received);
+        let deadline = deadline::of(&request);
         let explainer = self.readiness.explainer()?;
         let job = api::classify_job(request.into_inner(), explainer.info()).map_err(ApiError::from)?;
         let (prediction, stats) = explainer.classify(job, deadline).await.map_err(ApiError::from)?;
@@ -95,7 +95,7 @@ impl ExplainService for ExplainApi {
 
     async fn explain(&self, request: Request<pb::ExplainRequest>) -> Result<Response<Self::ExplainStream>, Status> {
         let received = Instant::now();
-        let deadline = deadline(request.metadata(), received);
+        let deadline = deadline::of(&request);
         let explainer = self.readiness.explainer()?.clone();
         let (encoding, explanation) = explain(&explainer, request.into_inner(), deadline).await?;
         let (sender, receiver) = mpsc::channel(STREAM_BUFFER);
@@ -118,7 +118,7 @@ impl ExplainService for ExplainApi {
         request: Request<Streaming<pb::ExplainStreamRequest>>,
     ) -> Result<Response<Self::ExplainStreamStream>, Status> {
         let explainer = self.readiness.explainer()?.clone();
-        let deadline = deadline(request.metadata(), Instant::now());
+        let deadline = deadline::of(&request);
         let receiver = stream::serve(explainer, request.into_inner(), self.settings, deadline);
         Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
     }

@@ -50,9 +50,10 @@ impl From<ApiError> for Status {
             ApiError::Explain(ExplainError::Engine(EngineError::Stopped)) | ApiError::Loading => {
                 Status::unavailable(message)
             }
-            ApiError::Explain(ExplainError::Engine(EngineError::Backend(
-                BackendError::Init(_) | BackendError::Run(_) | BackendError::UnknownOutput(_),
-            )))
+            ApiError::Explain(ExplainError::Engine(
+                EngineError::Backend(BackendError::Init(_) | BackendError::Run(_) | BackendError::UnknownOutput(_))
+                | EngineError::Lost,
+            ))
             | ApiError::Explain(ExplainError::Internal(_)) => {
                 tracing::error!(%message, "request failed");
                 Status::internal(message)
@@ -78,7 +79,8 @@ fn preprocess(error: &PreprocessError, message: String) -> Status {
         PreprocessError::Empty
         | PreprocessError::TooManyBytes { .. }
         | PreprocessError::TooManyPixels { .. }
-        | PreprocessError::Decode(_) => bad_request(field, &error.to_string(), message),
+        | PreprocessError::Decode(_)
+        | PreprocessError::View(_) => bad_request(field, &error.to_string(), message),
     }
 }
 

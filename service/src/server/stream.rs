@@ -1,7 +1,8 @@
 //! `ExplainStream`: many images on one bidirectional stream. At most `stream_in_flight` requests
 //! of a stream are worked on at once — the next one is not read until a slot frees, so a fast
 //! sender is held back by HTTP/2 flow control. Responses carry their request's `request_id`; a
-//! request that fails gets its error in band (`google.rpc.Status`) and the stream goes on.
+//! request that fails gets its error in band (`google.rpc.Status`) and the stream goes on. When
+//! the caller goes away, every request of the stream stops before its next engine run.
 
 use std::{sync::Arc, time::Instant};
 
@@ -66,12 +67,23 @@ async fn answer(
     let received = Instant::now();
     let request_id = item.request_id;
     let tagged = |outcome| pb::ExplainStreamResponse { request_id: request_id.clone(), result: Some(outcome) };
-    let outcome = match item.request {
-        None => Err(ApiError::Request(RequestError::Invalid {
-            field: "request".into(),
-            description: "is required: the ExplainRequest to serve".into(),
-        })),
-        Some(request) => service::explain(&explainer, request, deadline).await,
+    let work = async {
+        match item.request {
+            None => Err(ApiError::Request(RequestError::Invalid {
+                field: "request".into(),
+                description: "is required: the ExplainRequest to serve".into(),
+            })),
+            Some(request) => service::explain(&explainer, request, deadline).await,
+        }
+    };
+    // Dropping the work when the caller leaves drops its engine rows: those queued leave the
+    // queue unrun, and no further batch of a multi-batch request is sent.
+    let outcome = tokio::select! {
+        outcome = work => outcome,
+        () = sender.closed() => {
+            tracing::debug!(request_id, "caller went away; stream request stopped");
+            return;
+        }
     };
     match outcome {
         Ok((encoding, explanation)) => {
