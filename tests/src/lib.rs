@@ -197,6 +197,106 @@ pub fn array(shape: &[usize], values: Vec<f32>) -> ArrayD<f32> {
     ArrayD::from_shape_vec(IxDyn(shape), values).expect("shape matches")
 }
 
+/// A certificate authority with a server certificate for `localhost` and a client certificate,
+/// as PEM.
+pub struct Pki {
+    /// The CA certificate.
+    pub ca: String,
+    /// The server's certificate, for `localhost` (and 127.0.0.1).
+    pub server_cert: String,
+    /// The server's key.
+    pub server_key: String,
+    /// A client certificate signed by the CA.
+    pub client_cert: String,
+    /// Its key.
+    pub client_key: String,
+}
+
+impl Pki {
+    /// A fresh CA and its certificates.
+    pub fn new() -> Self {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+        let ca_key = KeyPair::generate().expect("key");
+        let mut ca = CertificateParams::new(Vec::<String>::new()).expect("params");
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
+        let ca_pem = ca.self_signed(&ca_key).expect("CA").pem();
+        let issuer = Issuer::from_params(&ca, &ca_key);
+        let leaf = |names: &[&str]| {
+            let key = KeyPair::generate().expect("key");
+            let names = names.iter().map(|name| (*name).to_owned()).collect::<Vec<_>>();
+            let certificate = CertificateParams::new(names).expect("params").signed_by(&key, &issuer).expect("sign");
+            (certificate.pem(), key.serialize_pem())
+        };
+        let (server_cert, server_key) = leaf(&["localhost", "127.0.0.1"]);
+        let (client_cert, client_key) = leaf(&["client"]);
+        Self { ca: ca_pem, server_cert, server_key, client_cert, client_key }
+    }
+}
+
+impl Default for Pki {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// What `grpc.health.v1.Health/Check` says of the explain service at `address`, asked as a
+/// Kubernetes gRPC probe asks: no reflection, no token.
+pub async fn health(address: &str) -> Result<i32, tonic::Status> {
+    let channel = tonic::transport::Channel::from_shared(format!("http://{address}"))
+        .map_err(|e| tonic::Status::invalid_argument(e.to_string()))?
+        .connect()
+        .await
+        .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+    let request = tonic_health::pb::HealthCheckRequest { service: explain_proto::SERVICE_NAME.into() };
+    let mut client = tonic_health::pb::health_client::HealthClient::new(channel);
+    Ok(client.check(request).await?.into_inner().status)
+}
+
+/// Calls `path` (`/package.Service/Method`) on the plaintext server at `address` with one
+/// encoded request message and extra `headers`, over a bare HTTP/2 connection with no client-side
+/// timers, so that only the server enforces a `grpc-timeout` it is sent. Returns the call's
+/// `grpc-status` and `grpc-message`, from the trailers or a trailers-only response.
+pub async fn bare_grpc_call(address: &str, path: &str, message: &[u8], headers: &[(&str, &str)]) -> (i32, String) {
+    let socket = tokio::net::TcpStream::connect(address).await.expect("connect");
+    let (client, connection) = h2::client::handshake(socket).await.expect("HTTP/2 handshake");
+    tokio::spawn(connection);
+    let mut client = client.ready().await.expect("ready");
+    let mut request = http::Request::post(format!("http://{address}{path}"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let (response, mut body) = client.send_request(request.body(()).expect("request"), false).expect("send");
+    let mut framed = vec![0_u8];
+    framed.extend_from_slice(&u32::try_from(message.len()).expect("small").to_be_bytes());
+    framed.extend_from_slice(message);
+    body.send_data(bytes::Bytes::from(framed), true).expect("send body");
+    let response = response.await.expect("response");
+    let status_of = |headers: &http::HeaderMap| {
+        let code = headers.get("grpc-status")?.to_str().ok()?.parse().ok()?;
+        let message = headers.get("grpc-message").and_then(|m| m.to_str().ok()).unwrap_or_default();
+        Some((code, message.to_owned()))
+    };
+    if let Some(status) = status_of(response.headers()) {
+        return status;
+    }
+    let mut body = response.into_body();
+    while let Some(data) = body.data().await {
+        let _ = data.expect("body");
+    }
+    let trailers = body.trailers().await.expect("trailers").expect("a gRPC call ends with trailers");
+    status_of(&trailers).expect("grpc-status in the trailers")
+}
+
+/// A fresh folder under the system temp folder for one test's files.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("explain-tests-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp folder");
+    dir
+}
+
 /// Writes `model` to a fresh file under the system temp folder and returns its path.
 pub fn write_model(model: &explain_proto::onnx::ModelProto, name: &str) -> PathBuf {
     use prost::Message;

@@ -18,7 +18,7 @@ use std::{
 use explain_client::{Client, Error, Resolver, RetryPolicy, proto};
 use explain_proto::v1::explain_service_server::{ExplainService, ExplainServiceServer};
 use explain_service::model::ModelSource;
-use explain_tests::{TestServer, encoded_image, sample_png};
+use explain_tests::{Pki, TestServer, encoded_image, sample_png};
 use tokio_stream::StreamExt;
 use tonic::{Code, Request, Response, Status, Streaming, metadata::MetadataValue};
 
@@ -270,30 +270,10 @@ async fn many_images_stream_with_bounded_in_flight_work() {
     assert_eq!(seen, (0..9).collect::<Vec<_>>());
 }
 
-/// A certificate authority with a server certificate for `localhost` and a client certificate,
-/// as PEM: (ca, server certificate, server key, client certificate, client key).
-fn pki() -> (String, String, String, String, String) {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, KeyUsagePurpose};
-    let ca_key = KeyPair::generate().expect("key");
-    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("params");
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
-    let ca_pem = ca.self_signed(&ca_key).expect("CA").pem();
-    let issuer = Issuer::from_params(&ca, &ca_key);
-    let leaf = |name: &str| {
-        let key = KeyPair::generate().expect("key");
-        let certificate =
-            CertificateParams::new(vec![name.to_owned()]).expect("params").signed_by(&key, &issuer).expect("sign");
-        (certificate.pem(), key.serialize_pem())
-    };
-    let ((server_cert, server_key), (client_cert, client_key)) = (leaf("localhost"), leaf("client"));
-    (ca_pem, server_cert, server_key, client_cert, client_key)
-}
-
 #[tokio::test]
 async fn tls_with_a_custom_ca_and_a_client_certificate() {
     use tonic::transport::{Certificate, Identity, ServerTlsConfig};
-    let (ca, server_cert, server_key, client_cert, client_key) = pki();
+    let Pki { ca, server_cert, server_key, client_cert, client_key } = Pki::new();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let port = listener.local_addr().expect("address").port();
     let (service, calls) = scripted("secure", 0, Code::Ok, None);
@@ -323,7 +303,7 @@ async fn tls_with_a_custom_ca_and_a_client_certificate() {
         Ok(client) => client.model_info().await.is_err(),
     };
     assert!(refused, "a client without a certificate is refused");
-    let (other_ca, ..) = pki();
+    let other_ca = Pki::new().ca;
     let untrusting = Client::builder(&url).ca_certificate(other_ca).retry(RetryPolicy::none()).build().await;
     assert!(untrusting.is_err(), "a server certificate from an unknown CA is refused");
     assert_eq!(calls.load(Ordering::SeqCst), 1, "only the authenticated call reached the service");
