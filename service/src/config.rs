@@ -148,8 +148,9 @@ pub struct ServeConfig {
     /// Normalisation standard deviation per RGB channel, comma-separated.
     #[arg(long, env = "EXPLAIN_STD", value_parser = parse_triple, default_value = "0.229,0.224,0.225")]
     pub std: Triple,
-    /// Rows (images, IG steps, SmoothGrad samples) that may wait for the engine before requests
-    /// are refused with RESOURCE_EXHAUSTED.
+    /// Rows (images, IG steps, SmoothGrad samples) of admitted, unfinished requests: a request
+    /// holds all of its rows until it ends; beyond this, requests are refused with
+    /// RESOURCE_EXHAUSTED.
     #[arg(long, env = "EXPLAIN_QUEUE_CAPACITY", default_value_t = 1024)]
     pub queue_capacity: usize,
     /// Microseconds the oldest waiting request may be held for others to join its run; 0 merges

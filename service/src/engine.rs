@@ -10,4 +10,4 @@ mod thread;
 pub use self::backend::{Backend, BackendError, Batch, GraphKind, Outputs};
 pub use self::batching::BatchPolicy;
 pub use self::ort_backend::{ExecutionProviderChoice, OrtBackend, OrtOptions, measure_shapes};
-pub use self::thread::{EngineError, EngineHandle, Ran};
+pub use self::thread::{EngineError, EngineHandle, Permit, Ran};

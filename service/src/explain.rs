@@ -32,7 +32,7 @@ pub use self::{
     prediction::{ClassScore, Prediction},
 };
 use crate::{
-    engine::{Batch, BatchPolicy, EngineError, EngineHandle, GraphKind, Outputs, Ran},
+    engine::{Batch, BatchPolicy, EngineError, EngineHandle, GraphKind, Outputs, Permit, Ran},
     preprocess::{self, ImageLimits, PreprocessError},
 };
 use explain_client::render;
@@ -93,6 +93,13 @@ impl Stats {
     }
 }
 
+/// An admitted call: the rows it holds in the engine and when its caller stops waiting.
+#[derive(Debug)]
+struct Call {
+    permit: Permit,
+    deadline: Option<Instant>,
+}
+
 /// Bounds on the work of one request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
@@ -141,9 +148,10 @@ impl Explainer {
         job: ClassifyJob,
         deadline: Option<Instant>,
     ) -> Result<(Prediction, Stats), ExplainError> {
+        let call = Call { permit: self.engine.admit(1)?, deadline };
         let (images, _view, preprocess) = self.prepare(job.image).await?;
         let outputs = vec![self.info.logits.clone()];
-        let ran = self.run_batch(GraphKind::Forward, images, Vec::new(), outputs, deadline).await?;
+        let ran = self.run_batch(GraphKind::Forward, images, Vec::new(), outputs, &call).await?;
         let prediction =
             prediction::predict(self.logits(&ran.outputs)?, job.top_k, TargetClass::Predicted, Objective::Logit);
         let mut stats = Stats { preprocess, ..Stats::default() };
@@ -152,19 +160,20 @@ impl Explainer {
     }
 
     /// Explains one image: its prediction, the tensors the job asks for, and their pictures when
-    /// asked; gives up at `deadline`.
+    /// asked; gives up at `deadline`. Every row the job needs is admitted before any work starts.
     pub async fn explain(&self, job: ExplainJob, deadline: Option<Instant>) -> Result<Explanation, ExplainError> {
+        let call = Call { permit: self.engine.admit(job.rows())?, deadline };
         let (images, view, preprocess) = self.prepare(job.image.clone()).await?;
         let stats = Stats { preprocess, ..Stats::default() };
         let Some(options) = job.render else {
-            return self.explain_images(job, images, stats, deadline).await;
+            return self.explain_images(job, images, stats, &call).await;
         };
         // Pictures are drawn over what the model saw: the model view of an encoded image, or the
         // denormalised tensor.
         let preprocessing = &self.info.preprocessing;
         let base = view
             .unwrap_or_else(|| render::denormalize(images.view().into_dyn(), preprocessing.mean, preprocessing.std));
-        let mut explanation = self.explain_images(job, images, stats, deadline).await?;
+        let mut explanation = self.explain_images(job, images, stats, &call).await?;
         let started = Instant::now();
         let mut explanation = tokio::task::spawn_blocking(move || {
             explanation.pictures = picture::draw(&options, &base, &explanation.tensors);
@@ -181,12 +190,12 @@ impl Explainer {
         job: ExplainJob,
         images: Array4<f32>,
         stats: Stats,
-        deadline: Option<Instant>,
+        call: &Call,
     ) -> Result<Explanation, ExplainError> {
         if job.needs_gradients() {
-            return self.explain_with_gradients(job, images, stats, deadline).await;
+            return self.explain_with_gradients(job, images, stats, call).await;
         }
-        self.explain_forward(job, images, stats, deadline).await
+        self.explain_forward(job, images, stats, call).await
     }
 
     /// Predictions and activations only: the forward graph, which is cheaper.
@@ -195,7 +204,7 @@ impl Explainer {
         job: ExplainJob,
         images: Array4<f32>,
         mut stats: Stats,
-        deadline: Option<Instant>,
+        call: &Call,
     ) -> Result<Explanation, ExplainError> {
         let mut outputs = vec![self.info.logits.clone()];
         for request in &job.feature_maps {
@@ -204,7 +213,7 @@ impl Explainer {
                 outputs.push(tensor);
             }
         }
-        let ran = self.run_batch(GraphKind::Forward, images, Vec::new(), outputs, deadline).await?;
+        let ran = self.run_batch(GraphKind::Forward, images, Vec::new(), outputs, call).await?;
         stats.add(&ran);
         let started = Instant::now();
         let prediction = prediction::predict(self.logits(&ran.outputs)?, job.top_k, job.target, job.objective);
@@ -241,9 +250,9 @@ impl Explainer {
         images: Array4<f32>,
         int_inputs: Vec<(String, Vec<i64>)>,
         outputs: Vec<String>,
-        deadline: Option<Instant>,
+        call: &Call,
     ) -> Result<Ran, ExplainError> {
-        Ok(self.engine.run(Batch { graph, images, int_inputs, outputs }, deadline).await?)
+        Ok(self.engine.run(Batch { graph, images, int_inputs, outputs }, call.deadline, &call.permit).await?)
     }
 
     fn output<'r>(&self, outputs: &'r Outputs, tensor: &str) -> Result<&'r ArrayD<f32>, ExplainError> {

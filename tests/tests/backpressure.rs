@@ -75,6 +75,51 @@ async fn a_full_queue_answers_resource_exhausted_with_a_retry_delay() {
 }
 
 #[tokio::test]
+async fn an_admitted_request_never_fails_half_way_for_lack_of_room() {
+    use proto::attribution_spec::Method;
+    let mut settings = options(ModelSource::Embedded);
+    settings.load.queue_capacity = 16;
+    settings.load.batching.max_batch_size = 4;
+    let server = TestServer::start(settings).await;
+    let no_retries = || {
+        explain_client::Client::builder(format!("http://{}", server.address()))
+            .retry(explain_client::RetryPolicy::none())
+            .build()
+    };
+    // 201 rows in batches of 4: admitted alone (more than the capacity), held until it finishes.
+    let integrated_gradients = proto::ExplainRequest {
+        attributions: vec![proto::AttributionSpec {
+            method: Some(Method::IntegratedGradients(proto::IntegratedGradients { steps: 200, baseline: None })),
+        }],
+        ..saliency_request(5)
+    };
+    let client = no_retries().await.expect("connect");
+    let long = tokio::spawn(async move { client.send(integrated_gradients).await });
+    // Callers arriving meanwhile are refused at admission, not the admitted request later on.
+    let flood = no_retries().await.expect("connect");
+    let mut refused = 0;
+    for _ in 0..200 {
+        if long.is_finished() {
+            break;
+        }
+        match flood
+            .classify(proto::ClassifyRequest {
+                image: Some(tensor_image(&array(&[1, 3, 64, 64], vec![0.0; 3 * 64 * 64]))),
+                top_k: 1,
+            })
+            .await
+        {
+            Err(Error::Status(status)) if status.code() == Code::ResourceExhausted => refused += 1,
+            Err(other) => panic!("unexpected {other:?}"),
+            Ok(_) => {}
+        }
+    }
+    let explanation = long.await.expect("task").expect("the admitted request completes");
+    assert_eq!(explanation.summary.rows, 201);
+    assert!(refused > 0, "no caller arrived while the long request held the engine");
+}
+
+#[tokio::test]
 async fn deadlines_end_calls_before_work_starts() {
     let mut settings = options(ModelSource::Embedded);
     settings.load.batching.max_queue_delay = Duration::from_millis(600);

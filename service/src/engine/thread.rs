@@ -1,6 +1,6 @@
 //! The engine thread: owns the backend and the queue. Callers submit row batches and await a
-//! oneshot reply; inference never runs on tokio's workers. Admission is bounded in rows and
-//! refused at once when full; jobs whose caller has gone or whose deadline has passed are dropped
+//! oneshot reply; inference never runs on tokio's workers. Admission is bounded in rows, held by
+//! a request across all its runs, and refused at once when full; jobs whose caller has gone or whose deadline has passed are dropped
 //! before they run; waiting jobs of the same graph are merged into one run (see `batching`).
 
 use std::{
@@ -24,11 +24,11 @@ use super::{
 /// Why the engine did not run a batch.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    /// The queue is full.
-    #[error("the engine queue is full ({queued} rows waiting, capacity {capacity}); retry shortly")]
+    /// The engine has admitted as many rows as it holds.
+    #[error("the engine is full ({admitted} rows admitted, capacity {capacity}); retry shortly")]
     Overloaded {
-        /// Rows waiting.
-        queued: usize,
+        /// Rows of admitted requests not yet finished.
+        admitted: usize,
         /// Capacity in rows.
         capacity: usize,
     },
@@ -61,6 +61,20 @@ pub struct Ran {
     pub batch_rows: usize,
 }
 
+/// Rows a request holds from its admission until it is dropped (finished, failed or abandoned),
+/// across all of its engine runs: an admitted request never fails half-way for lack of room.
+#[derive(Debug)]
+pub struct Permit {
+    rows: usize,
+    admitted: Arc<AtomicUsize>,
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        self.admitted.fetch_sub(self.rows, Ordering::SeqCst);
+    }
+}
+
 struct Job {
     batch: Batch,
     rows: usize,
@@ -73,40 +87,46 @@ struct Job {
 #[derive(Clone, Debug)]
 pub struct EngineHandle {
     sender: Sender<Job>,
-    queued_rows: Arc<AtomicUsize>,
+    admitted: Arc<AtomicUsize>,
     capacity: usize,
     execution_provider: String,
 }
 
 impl EngineHandle {
-    /// Starts a thread that owns `backend`, admits at most `capacity` waiting rows, and batches
-    /// with `policy`.
+    /// Starts a thread that owns `backend` and batches with `policy`; requests holding at most
+    /// `capacity` rows together are admitted.
     pub fn spawn<B: Backend>(backend: B, capacity: usize, policy: BatchPolicy) -> std::io::Result<Self> {
         let execution_provider = backend.execution_provider().to_owned();
         let (sender, receiver) = mpsc::channel::<Job>();
-        let queued_rows = Arc::new(AtomicUsize::new(0));
-        let worker = Worker { backend, receiver, pending: VecDeque::new(), queued_rows: queued_rows.clone(), policy };
+        let worker = Worker { backend, receiver, pending: VecDeque::new(), policy };
         std::thread::Builder::new().name("explain-engine".into()).spawn(move || worker.run())?;
-        Ok(Self { sender, queued_rows, capacity: capacity.max(1), execution_provider })
+        Ok(Self { sender, admitted: Arc::new(AtomicUsize::new(0)), capacity: capacity.max(1), execution_provider })
     }
 
-    /// Runs `batch` (merged with other waiting batches of its graph) and waits for its rows'
-    /// outputs without blocking the async runtime. Refused at once when the queue is full, and
-    /// dropped unrun if `deadline` passes first.
-    pub async fn run(&self, batch: Batch, deadline: Option<Instant>) -> Result<Ran, EngineError> {
+    /// Admits a request that will put `rows` rows through the engine, or refuses it at once when
+    /// the admitted rows would pass the capacity. A request larger than the capacity is admitted
+    /// when nothing else is.
+    pub fn admit(&self, rows: usize) -> Result<Permit, EngineError> {
+        let result = self.admitted.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |admitted| {
+            (admitted == 0 || admitted.saturating_add(rows) <= self.capacity).then(|| admitted.saturating_add(rows))
+        });
+        match result {
+            Ok(_) => Ok(Permit { rows, admitted: self.admitted.clone() }),
+            Err(admitted) => Err(EngineError::Overloaded { admitted, capacity: self.capacity }),
+        }
+    }
+
+    /// Runs `batch` (merged with other waiting batches of its graph) for an admitted request and
+    /// waits for its rows' outputs without blocking the async runtime; dropped unrun if
+    /// `deadline` passes first or the caller stops waiting.
+    pub async fn run(&self, batch: Batch, deadline: Option<Instant>, _admitted: &Permit) -> Result<Ran, EngineError> {
         if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
             return Err(EngineError::DeadlineExceeded);
         }
         let rows = batch.images.shape()[0];
-        let queued = self.queued_rows.fetch_add(rows, Ordering::SeqCst);
-        if queued > 0 && queued + rows > self.capacity {
-            self.queued_rows.fetch_sub(rows, Ordering::SeqCst);
-            return Err(EngineError::Overloaded { queued, capacity: self.capacity });
-        }
         let (reply, answer) = oneshot::channel();
         let job = Job { batch, rows, enqueued: Instant::now(), deadline, reply };
         if self.sender.send(job).is_err() {
-            self.queued_rows.fetch_sub(rows, Ordering::SeqCst);
             return Err(EngineError::Stopped);
         }
         answer.await.map_err(|_| EngineError::Lost)?
@@ -123,7 +143,6 @@ struct Worker<B> {
     backend: B,
     receiver: Receiver<Job>,
     pending: VecDeque<Job>,
-    queued_rows: Arc<AtomicUsize>,
     policy: BatchPolicy,
 }
 
@@ -199,7 +218,6 @@ impl<B: Backend> Worker<B> {
         taken
             .into_iter()
             .filter_map(|job| {
-                self.queued_rows.fetch_sub(job.rows, Ordering::SeqCst);
                 if job.reply.is_closed() {
                     tracing::debug!("caller gone; rows dropped before the run");
                     None
@@ -306,6 +324,12 @@ mod tests {
         panic!("never: {what}");
     }
 
+    /// Admits `batch`'s rows and runs it.
+    async fn run(engine: &EngineHandle, batch: Batch, deadline: Option<Instant>) -> Result<Ran, EngineError> {
+        let permit = engine.admit(batch.images.shape()[0])?;
+        engine.run(batch, deadline, &permit).await
+    }
+
     fn batch(rows: usize, value: f32) -> Batch {
         Batch {
             graph: GraphKind::Forward,
@@ -323,7 +347,7 @@ mod tests {
         let calls: Vec<_> = (0..4)
             .map(|i| {
                 let engine = engine.clone();
-                tokio::spawn(async move { engine.run(batch(2, i as f32), None).await })
+                tokio::spawn(async move { run(&engine, batch(2, i as f32), None).await })
             })
             .collect();
         for (i, call) in calls.into_iter().enumerate() {
@@ -342,7 +366,7 @@ mod tests {
             .into_iter()
             .map(|rows| {
                 let engine = engine.clone();
-                tokio::spawn(async move { engine.run(batch(rows, 1.0), None).await })
+                tokio::spawn(async move { run(&engine, batch(rows, 1.0), None).await })
             })
             .collect();
         for call in calls {
@@ -354,39 +378,56 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_full_queue_refuses_and_deadlines_and_departed_callers_skip_the_run() {
+    async fn a_full_engine_refuses_and_deadlines_and_departed_callers_skip_the_run() {
         let policy = BatchPolicy { max_batch_size: 8, max_queue_delay: Duration::ZERO };
-        let (engine, probe) = engine(Duration::from_millis(300), 2, policy);
+        let (engine, probe) = engine(Duration::from_millis(300), 3, policy);
         let spawn = |rows, value, deadline| {
             let engine = engine.clone();
-            tokio::spawn(async move { engine.run(batch(rows, value), deadline).await })
+            tokio::spawn(async move { run(&engine, batch(rows, value), deadline).await })
         };
-        // The first job runs for 300 ms; meanwhile two wait, filling the queue (2 rows).
+        // The first job runs for 300 ms; meanwhile two wait: three rows admitted, the capacity.
         let first = spawn(1, 1.0, None);
         until("the first job runs", || probe.started.load(Ordering::SeqCst) == 1).await;
         let expiring = spawn(1, 2.0, Some(Instant::now() + Duration::from_millis(100)));
         let departing = spawn(1, 3.0, None);
-        until("two rows wait", || engine.queued_rows.load(Ordering::SeqCst) == 2).await;
-        let refused = engine.run(batch(1, 4.0), None).await;
-        assert!(matches!(refused, Err(EngineError::Overloaded { queued: 2, capacity: 2 })), "{refused:?}");
+        until("three rows are admitted", || engine.admitted.load(Ordering::SeqCst) == 3).await;
+        let refused = engine.admit(1);
+        assert!(matches!(refused, Err(EngineError::Overloaded { admitted: 3, capacity: 3 })), "{refused:?}");
         departing.abort();
         first.await.expect("task").expect("first runs");
         assert!(matches!(expiring.await.expect("task"), Err(EngineError::DeadlineExceeded)));
-        let past = engine.run(batch(1, 5.0), Some(Instant::now())).await;
+        let past = run(&engine, batch(1, 5.0), Some(Instant::now())).await;
         assert!(matches!(past, Err(EngineError::DeadlineExceeded)));
-        engine.run(batch(1, 6.0), None).await.expect("the queue drained");
+        run(&engine, batch(1, 6.0), None).await.expect("the engine has room again");
         assert_eq!(*probe.runs.lock().expect("lock"), [1, 1], "only the first and the last job ran");
+        assert_eq!(engine.admitted.load(Ordering::SeqCst), 0, "every permit was returned");
+    }
+
+    #[tokio::test]
+    async fn an_admitted_request_keeps_its_rows_across_runs() {
+        let policy = BatchPolicy { max_batch_size: 2, max_queue_delay: Duration::ZERO };
+        let (engine, _probe) = engine(Duration::ZERO, 4, policy);
+        let permit = engine.admit(4).expect("room for four rows");
+        assert!(matches!(engine.admit(1), Err(EngineError::Overloaded { admitted: 4, .. })));
+        for value in [1.0, 2.0] {
+            engine.run(batch(2, value), None, &permit).await.expect("each run of the admitted request");
+            assert!(engine.admit(1).is_err(), "its rows stay reserved between runs");
+        }
+        drop(permit);
+        let larger = engine.admit(9).expect("a request larger than the capacity runs alone");
+        assert!(engine.admit(1).is_err());
+        drop(larger);
     }
 
     #[tokio::test]
     async fn a_panic_outside_the_backend_fails_its_run_and_the_engine_goes_on() {
         let policy = BatchPolicy { max_batch_size: 8, max_queue_delay: Duration::ZERO };
         let (engine, probe) = engine(Duration::ZERO, 64, policy);
-        let failed = engine.run(batch(2, -1.0), None).await;
+        let failed = run(&engine, batch(2, -1.0), None).await;
         assert!(matches!(failed, Err(EngineError::Lost)), "{failed:?}");
-        let ran = engine.run(batch(1, 3.0), None).await.expect("the engine still runs");
+        let ran = run(&engine, batch(1, 3.0), None).await.expect("the engine still runs");
         assert_eq!(ran.outputs["sum"].as_slice(), Some(&[3.0][..]));
         assert_eq!(*probe.runs.lock().expect("lock"), [2, 1]);
-        assert_eq!(engine.queued_rows.load(Ordering::SeqCst), 0, "no rows leaked from the admission count");
+        assert_eq!(engine.admitted.load(Ordering::SeqCst), 0, "no rows leaked from the admission count");
     }
 }

@@ -8,7 +8,7 @@ use std::time::Instant;
 use ndarray::{Array4, ArrayD, ArrayView2, ArrayView4, Axis, Ix2, Ix4, s};
 
 use super::{
-    ExplainError, Explainer, Explanation, NamedTensor, Stats, baseline, channels,
+    Call, ExplainError, Explainer, Explanation, NamedTensor, Stats, baseline, channels,
     job::{Attribution, ExplainJob, FeatureMapRequest, LayerQuantity, Objective, TargetClass},
     methods, prediction,
     rows::{IntegratedGradients, RowSet, SmoothGrad},
@@ -57,7 +57,7 @@ impl Explainer {
         job: ExplainJob,
         input: Array4<f32>,
         mut stats: Stats,
-        deadline: Option<Instant>,
+        call: &Call,
     ) -> Result<Explanation, ExplainError> {
         if let Some(reason) = self.info.gradients.unavailable() {
             return Err(ExplainError::GradientsUnavailable(reason.to_owned()));
@@ -111,7 +111,7 @@ impl Explainer {
             .map_or_else(|| input.clone(), |view| view.to_owned());
         let int_inputs =
             if graph == GraphKind::Forward { Vec::new() } else { row_inputs(target, job.objective, &flags) };
-        let image_run = self.run_batch(graph, images, int_inputs, outputs, deadline).await?;
+        let image_run = self.run_batch(graph, images, int_inputs, outputs, call).await?;
         stats.add(&image_run);
         let image = row(&image_run.outputs, 0);
         let guided_gradient = match flags.iter().position(|&flag| flag) {
@@ -149,7 +149,7 @@ impl Explainer {
             planned.push(Planned::Rows(row_sets.len()));
             row_sets.push(rows);
         }
-        self.run_rows(&mut row_sets, (target as i64, job.objective), &mut stats, deadline).await?;
+        self.run_rows(&mut row_sets, (target as i64, job.objective), &mut stats, call).await?;
 
         let started = Instant::now();
         let gradient = match graph {
@@ -263,7 +263,7 @@ impl Explainer {
         row_sets: &mut [Box<dyn RowSet>],
         (target, objective): (i64, Objective),
         stats: &mut Stats,
-        deadline: Option<Instant>,
+        call: &Call,
     ) -> Result<(), ExplainError> {
         let total: usize = row_sets.iter().map(|rows| rows.len()).sum();
         let (height, width) = (self.info.input.height as usize, self.info.input.width as usize);
@@ -291,7 +291,7 @@ impl Explainer {
                     images,
                     row_inputs(target, objective, &vec![false; size]),
                     outputs,
-                    deadline,
+                    call,
                 )
                 .await?;
             stats.add(&ran);

@@ -198,6 +198,11 @@ impl ExplainJob {
     pub fn needs_gradients(&self) -> bool {
         !self.attributions.is_empty() || self.feature_maps.iter().any(|f| f.quantity == LayerQuantity::Gradient)
     }
+
+    /// Engine rows the job puts through the engine: the image's own, plus its methods' extra rows.
+    pub fn rows(&self) -> usize {
+        1 + self.attributions.iter().map(Attribution::extra_rows).sum::<usize>()
+    }
 }
 
 impl Attribution {

@@ -109,7 +109,7 @@ mod tests {
     #[test]
     fn overload_asks_for_a_retry_with_pushback() {
         let status =
-            Status::from(ApiError::from(ExplainError::from(EngineError::Overloaded { queued: 4, capacity: 4 })));
+            Status::from(ApiError::from(ExplainError::from(EngineError::Overloaded { admitted: 4, capacity: 4 })));
         assert_eq!(status.code(), Code::ResourceExhausted);
         assert_eq!(status.metadata().get("grpc-retry-pushback-ms").and_then(|v| v.to_str().ok()), Some("100"));
         assert_eq!(status.get_error_details().retry_info().and_then(|r| r.retry_delay), Some(RETRY_AFTER));
