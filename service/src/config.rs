@@ -73,6 +73,7 @@ impl AugmentConfig {
         OrtOptions {
             library: ort_library(self.ort_library.as_ref()),
             execution_provider: ExecutionProviderChoice::Cpu,
+            require_cuda: false,
             intra_op_threads: 0,
             allow_tf32: false,
         }
@@ -128,6 +129,17 @@ pub struct ServeConfig {
     /// Execution provider: `auto` uses CUDA when the runtime has it, else CPU.
     #[arg(long, env = "EXPLAIN_EXECUTION_PROVIDER", value_enum, default_value_t = ExecutionProviderChoice::Auto)]
     pub execution_provider: ExecutionProviderChoice,
+    /// Refuse to start, instead of falling back to CPU, when CUDA cannot be used.
+    #[arg(long, env = "EXPLAIN_REQUIRE_CUDA", value_parser = BoolishValueParser::new())]
+    pub require_cuda: bool,
+    /// Refuse to start, instead of serving predictions and activations only, when the model
+    /// cannot be differentiated.
+    #[arg(long, env = "EXPLAIN_REQUIRE_GRADIENTS", value_parser = BoolishValueParser::new())]
+    pub require_gradients: bool,
+    /// Threads for per-request CPU work (decoding, filling IG/SmoothGrad rows, post-processing,
+    /// rendering), off the async runtime; 0: one per core.
+    #[arg(long, env = "EXPLAIN_COMPUTE_THREADS", default_value_t = 0)]
+    pub compute_threads: usize,
     /// Threads ONNX Runtime uses inside one operator; 0 lets it choose (one per core).
     #[arg(long, env = "EXPLAIN_INTRA_OP_THREADS", default_value_t = 0)]
     pub intra_op_threads: usize,
@@ -281,6 +293,7 @@ impl ServeConfig {
                 ort: OrtOptions {
                     library: ort_library(self.ort_library.as_ref()),
                     execution_provider: self.execution_provider,
+                    require_cuda: self.require_cuda,
                     intra_op_threads: self.intra_op_threads,
                     allow_tf32: self.allow_tf32,
                 },
@@ -294,6 +307,8 @@ impl ServeConfig {
                     image: ImageLimits { max_bytes: self.max_image_bytes, max_pixels: self.max_image_pixels },
                     max_rows_per_request: self.max_rows_per_request as usize,
                 },
+                require_gradients: self.require_gradients,
+                compute_threads: self.compute_threads,
             },
             max_chunk_bytes: self.max_chunk_bytes as usize,
             stream_in_flight: self.stream_in_flight as usize,

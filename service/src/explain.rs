@@ -4,6 +4,7 @@
 mod attribute;
 mod baseline;
 mod channels;
+mod compute;
 mod info;
 mod job;
 mod load;
@@ -127,6 +128,7 @@ pub struct Explanation {
 pub struct Explainer {
     info: Arc<ModelInfo>,
     engine: EngineHandle,
+    compute: compute::ComputePool,
     limits: Limits,
     batching: BatchPolicy,
 }
@@ -175,12 +177,13 @@ impl Explainer {
             .unwrap_or_else(|| render::denormalize(images.view().into_dyn(), preprocessing.mean, preprocessing.std));
         let mut explanation = self.explain_images(job, images, stats, &call).await?;
         let started = Instant::now();
-        let mut explanation = tokio::task::spawn_blocking(move || {
-            explanation.pictures = picture::draw(&options, &base, &explanation.tensors);
-            explanation
-        })
-        .await
-        .map_err(|e| ExplainError::Internal(format!("rendering task failed: {e}")))?;
+        let mut explanation = self
+            .compute
+            .run("rendering", move || {
+                explanation.pictures = picture::draw(&options, &base, &explanation.tensors);
+                explanation
+            })
+            .await?;
         explanation.stats.postprocess += started.elapsed();
         Ok(explanation)
     }
@@ -226,7 +229,7 @@ impl Explainer {
         Ok(Explanation { prediction, tensors, pictures: Vec::new(), stats })
     }
 
-    /// Decodes and preprocesses the image off the async runtime; returns the tensor, and for
+    /// Decodes and preprocesses the image on the compute pool; returns the tensor, and for
     /// encoded images the model view it was made from.
     async fn prepare(&self, image: ImageInput) -> Result<(Array4<f32>, Option<RgbImage>, Duration), ExplainError> {
         let started = Instant::now();
@@ -234,11 +237,11 @@ impl Explainer {
             ImageInput::Tensor(tensor) => (Arc::unwrap_or_clone(tensor), None),
             ImageInput::Encoded(bytes) => {
                 let (limits, preprocessing) = (self.limits.image, self.info.preprocessing.clone());
-                tokio::task::spawn_blocking(move || {
-                    preprocess::prepare(&bytes, limits, &preprocessing).map(|(tensor, view)| (tensor, Some(view)))
-                })
-                .await
-                .map_err(|e| ExplainError::Internal(format!("preprocessing task failed: {e}")))??
+                self.compute
+                    .run("preprocessing", move || {
+                        preprocess::prepare(&bytes, limits, &preprocessing).map(|(tensor, view)| (tensor, Some(view)))
+                    })
+                    .await??
             }
         };
         Ok((images, view, started.elapsed()))

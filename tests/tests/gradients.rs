@@ -120,6 +120,26 @@ async fn a_model_without_gradient_rules_is_served_without_gradients() {
     assert_eq!(explanation.tensors["activation/squashed"].array.shape(), &[1, 4, 8, 8]);
 }
 
+#[tokio::test]
+async fn operators_who_require_gradients_get_a_load_failure_instead() {
+    let path = write_model(&cnn_with_sigmoid(), "sigmoid-cnn-strict");
+    let mut settings = options(ModelSource::File(path));
+    settings.load.require_gradients = true;
+    let mut server = explain_service::server::start(settings).await.expect("binds");
+    let reason = server.ready().await.expect_err("the model must not load");
+    assert!(reason.contains("--require-gradients") && reason.contains("Sigmoid"), "{reason}");
+    assert!(server.wait().await.is_err(), "the server stops with the load error");
+}
+
+#[tokio::test]
+async fn operators_who_require_cuda_get_a_load_failure_on_a_cpu_runtime() {
+    let mut settings = options(ModelSource::Embedded);
+    settings.load.ort.require_cuda = true;
+    let mut server = explain_service::server::start(settings).await.expect("binds");
+    let reason = server.ready().await.expect_err("this ONNX Runtime has no CUDA");
+    assert!(reason.contains("--require-cuda"), "{reason}");
+}
+
 fn integrated_gradients(steps: u32, baseline: Option<proto::baseline::Kind>) -> proto::AttributionSpec {
     let baseline = baseline.map(|kind| proto::Baseline { kind: Some(kind) });
     method(Method::IntegratedGradients(proto::IntegratedGradients { steps, baseline }))

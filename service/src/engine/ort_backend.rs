@@ -33,6 +33,8 @@ pub struct OrtOptions {
     pub library: PathBuf,
     /// Execution provider wanted.
     pub execution_provider: ExecutionProviderChoice,
+    /// Fail instead of falling back to CPU when CUDA cannot be used.
+    pub require_cuda: bool,
     /// Threads ONNX Runtime uses inside an operator; 0 lets it choose.
     pub intra_op_threads: usize,
     /// Let CUDA use TF32 tensor cores for float32 convolutions and products (faster, ~1e-3
@@ -117,15 +119,19 @@ fn session_builder(
     // Idle intra-op threads would otherwise spin for work, taking the cores the gRPC stack and
     // preprocessing need between runs.
     builder = builder.with_intra_op_spinning(false).map_err(init)?;
-    let want_cuda = match options.execution_provider {
-        ExecutionProviderChoice::Cpu => false,
-        ExecutionProviderChoice::Cuda => true,
-        ExecutionProviderChoice::Auto => ep::CUDA::is_available().unwrap_or(false),
-    };
+    let want_cuda = options.require_cuda
+        || match options.execution_provider {
+            ExecutionProviderChoice::Cpu => false,
+            ExecutionProviderChoice::Cuda => true,
+            ExecutionProviderChoice::Auto => ep::CUDA::is_available().unwrap_or(false),
+        };
     if want_cuda {
         let cuda = ep::CUDA::default().with_tf32(options.allow_tf32).build().error_on_failure();
         match builder.clone().with_execution_providers([cuda]) {
             Ok(with_cuda) => return Ok((with_cuda, ep::CUDA::NAME)),
+            Err(e) if options.require_cuda => {
+                return Err(BackendError::Init(format!("CUDA is required (--require-cuda) but unavailable: {e}")));
+            }
             Err(e) => tracing::warn!(error = %e, "the CUDA execution provider could not be registered; running on CPU"),
         }
     } else if options.execution_provider == ExecutionProviderChoice::Auto {

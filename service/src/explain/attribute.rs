@@ -132,7 +132,11 @@ impl Explainer {
             let name = attribution.output_name(&self.info);
             let rows: Box<dyn RowSet> = match attribution {
                 Attribution::IntegratedGradients { steps, baseline } => {
-                    let start = baseline::baseline(&baseline, &input, &self.info.preprocessing);
+                    let (image, preprocessing) = (input.clone(), self.info.preprocessing.clone());
+                    let start = self
+                        .compute
+                        .run("the baseline", move || baseline::baseline(&baseline, &image, &preprocessing))
+                        .await?;
                     Box::new(IntegratedGradients::new(name, input.clone(), start, steps, target, job.objective))
                 }
                 Attribution::SmoothGrad { samples, noise_level, seed, variant } => {
@@ -149,15 +153,18 @@ impl Explainer {
             planned.push(Planned::Rows(row_sets.len()));
             row_sets.push(rows);
         }
-        self.run_rows(&mut row_sets, (target as i64, job.objective), &mut stats, call).await?;
+        let row_sets = self.run_rows(row_sets, (target as i64, job.objective), &mut stats, call).await?;
+        let finished = self
+            .compute
+            .run("folding rows", move || row_sets.into_iter().map(|rows| Some(rows.finish())).collect::<Vec<_>>())
+            .await?;
 
         let started = Instant::now();
         let gradient = match graph {
             GraphKind::Gradient if plain => Some(view4(self.output(&image, &input_gradient)?, &input_gradient)?),
             GraphKind::Gradient | GraphKind::Forward | GraphKind::HeadGradient => None,
         };
-        let mut finished: Vec<Option<Vec<NamedTensor>>> =
-            row_sets.into_iter().map(|rows| Some(rows.finish())).collect();
+        let mut finished: Vec<Option<Vec<NamedTensor>>> = finished;
         let mut tensors = Vec::new();
         for plan in planned {
             match plan {
@@ -257,14 +264,14 @@ impl Explainer {
 
     /// Runs every row of `row_sets` for `(target, objective)` in batches of at most the engine's
     /// batch size, filling each batch from successive sets and handing the gradients back to the
-    /// set they belong to.
+    /// set they belong to; filling and folding run on the compute pool. Returns the sets.
     async fn run_rows(
         &self,
-        row_sets: &mut [Box<dyn RowSet>],
+        mut row_sets: Vec<Box<dyn RowSet>>,
         (target, objective): (i64, Objective),
         stats: &mut Stats,
         call: &Call,
-    ) -> Result<(), ExplainError> {
+    ) -> Result<Vec<Box<dyn RowSet>>, ExplainError> {
         let total: usize = row_sets.iter().map(|rows| rows.len()).sum();
         let (height, width) = (self.info.input.height as usize, self.info.input.width as usize);
         let input_gradient = augment::gradient_name(&self.info.input.name);
@@ -273,40 +280,50 @@ impl Explainer {
         let mut done = 0;
         while done < total {
             let size = (total - done).min(self.batching.max_batch_size.max(1));
-            let mut images = Array4::<f32>::zeros((size, 3, height, width));
-            let mut pieces = Vec::new();
-            let mut filled = 0;
-            while filled < size {
-                let (set, start) = cursor;
-                let count = (row_sets[set].len() - start).min(size - filled);
-                row_sets[set].fill(start, images.slice_mut(s![filled..filled + count, .., .., ..]));
-                pieces.push((set, start, filled, count));
-                filled += count;
-                cursor = if start + count == row_sets[set].len() { (set + 1, 0) } else { (set, start + count) };
-            }
-            let outputs = vec![self.info.logits.clone(), input_gradient.clone()];
-            let ran = self
-                .run_batch(
-                    GraphKind::Gradient,
-                    images,
-                    row_inputs(target, objective, &vec![false; size]),
-                    outputs,
-                    call,
-                )
+            let (sets, images, pieces, next) = self
+                .compute
+                .run("filling rows", move || {
+                    let mut images = Array4::<f32>::zeros((size, 3, height, width));
+                    let (mut pieces, mut filled, mut cursor) = (Vec::new(), 0, cursor);
+                    while filled < size {
+                        let (set, start) = cursor;
+                        let count = (row_sets[set].len() - start).min(size - filled);
+                        row_sets[set].fill(start, images.slice_mut(s![filled..filled + count, .., .., ..]));
+                        pieces.push((set, start, filled, count));
+                        filled += count;
+                        cursor = if start + count == row_sets[set].len() { (set + 1, 0) } else { (set, start + count) };
+                    }
+                    (row_sets, images, pieces, cursor)
+                })
                 .await?;
+            cursor = next;
+            let outputs = vec![self.info.logits.clone(), input_gradient.clone()];
+            let inputs = row_inputs(target, objective, &vec![false; size]);
+            let ran = self.run_batch(GraphKind::Gradient, images, inputs, outputs, call).await?;
             stats.add(&ran);
-            let gradients = view4(self.output(&ran.outputs, &input_gradient)?, &input_gradient)?;
-            let logits = view2(self.output(&ran.outputs, &self.info.logits)?, &self.info.logits)?;
-            for (set, start, offset, count) in pieces {
-                let range = offset..offset + count;
-                row_sets[set].absorb(
-                    start,
-                    gradients.slice(s![range.clone(), .., .., ..]),
-                    logits.slice(s![range, ..]),
-                );
-            }
+            let (logits_name, gradient_name) = (self.info.logits.clone(), input_gradient.clone());
+            row_sets = self
+                .compute
+                .run("folding gradients", move || {
+                    let mut sets = sets;
+                    let outputs = &ran.outputs;
+                    let missing = |name: &str| ExplainError::Internal(format!("the engine did not return `{name}`"));
+                    let gradients =
+                        view4(outputs.get(&gradient_name).ok_or_else(|| missing(&gradient_name))?, &gradient_name)?;
+                    let logits = view2(outputs.get(&logits_name).ok_or_else(|| missing(&logits_name))?, &logits_name)?;
+                    for (set, start, offset, count) in pieces {
+                        let range = offset..offset + count;
+                        sets[set].absorb(
+                            start,
+                            gradients.slice(s![range.clone(), .., .., ..]),
+                            logits.slice(s![range, ..]),
+                        );
+                    }
+                    Ok::<_, ExplainError>(sets)
+                })
+                .await??;
             done += size;
         }
-        Ok(())
+        Ok(row_sets)
     }
 }

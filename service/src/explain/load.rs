@@ -10,6 +10,7 @@ use prost::Message;
 
 use super::{
     Explainer, Limits,
+    compute::ComputePool,
     info::{self, GradientSupport, LabelsError, ModelInfo},
 };
 use crate::{
@@ -44,6 +45,10 @@ pub struct LoadOptions {
     pub cache_dir: Option<PathBuf>,
     /// Bounds on requests.
     pub limits: Limits,
+    /// Fail to load instead of serving without gradients when the model cannot be differentiated.
+    pub require_gradients: bool,
+    /// Threads for per-request CPU work (decoding, row filling, post-processing, rendering).
+    pub compute_threads: usize,
 }
 
 /// Why the service could not load its model.
@@ -157,6 +162,9 @@ impl Explainer {
                 gradients = GradientSupport::Unavailable(error.to_string());
             }
         }
+        if let (true, Some(reason)) = (options.require_gradients, gradients.unavailable()) {
+            return Err(LoadError::Setting(format!("gradients are required (--require-gradients): {reason}")));
+        }
         let shape_of = |tensor: &str| warm.get(tensor).map(|array| array.shape().to_vec());
         let num_classes = match shape_of(&model.logits).as_deref() {
             Some([1, classes]) => *classes,
@@ -192,6 +200,12 @@ impl Explainer {
             head_layer,
         };
         let engine = EngineHandle::spawn(backend, options.queue_capacity, options.batching)?;
-        Ok(Self { info: Arc::new(info), engine, limits: options.limits, batching: options.batching })
+        Ok(Self {
+            info: Arc::new(info),
+            engine,
+            compute: ComputePool::new(options.compute_threads),
+            limits: options.limits,
+            batching: options.batching,
+        })
     }
 }
