@@ -155,7 +155,8 @@ fn image(image: Option<pb::Image>, info: &ModelInfo) -> Result<ImageInput, Reque
 
 /// A FLOAT32 `[1, 3, H, W]` tensor at the model's input size.
 fn input_tensor(tensor: &pb::Tensor, field: &str, info: &ModelInfo) -> Result<Array4<f32>, RequestError> {
-    let dtype = pb::DataType::try_from(tensor.dtype).unwrap_or(pb::DataType::Unspecified);
+    let dtype = pb::DataType::try_from(tensor.dtype)
+        .map_err(|_| invalid(format!("{field}.dtype"), format!("{} is not a DataType; send FLOAT32", tensor.dtype)))?;
     if !matches!(dtype, pb::DataType::Unspecified | pb::DataType::Float32) {
         return Err(invalid(
             format!("{field}.dtype"),
