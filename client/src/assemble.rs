@@ -76,7 +76,9 @@ fn decode(partial: Partial) -> Result<ReceivedTensor, Error> {
     let Partial { first, pieces } = partial;
     let name = first.name;
     let total = first.total_bytes;
-    let mut bytes = Vec::with_capacity(total as usize);
+    // What arrived, not what the chunks claim, bounds the allocation.
+    let received = pieces.values().map(|piece| piece.len() as u64).fold(0_u64, u64::saturating_add);
+    let mut bytes = Vec::with_capacity(usize::try_from(received.min(total)).unwrap_or(0));
     for (offset, piece) in pieces {
         if offset != bytes.len() as u64 {
             let kind = if offset > bytes.len() as u64 { "missing" } else { "overlapping" };
@@ -105,13 +107,14 @@ fn values(
     quantization: Option<&pb::Quantization>,
     shape: &[usize],
 ) -> Result<Vec<f32>, String> {
-    let count: usize = shape.iter().product();
     let width = match dtype {
         DataType::Float32 | DataType::Unspecified => 4,
         DataType::Float16 | DataType::Bfloat16 => 2,
         DataType::Uint8 => 1,
     };
-    if bytes.len() != count * width {
+    let count = shape.iter().try_fold(1_usize, |count, &d| count.checked_mul(d));
+    if count.and_then(|count| count.checked_mul(width)) != Some(bytes.len()) {
+        let count = count.map_or_else(|| "more than 2^64".to_owned(), |count| count.to_string());
         return Err(format!("{} bytes do not hold {count} {} values", bytes.len(), dtype.as_str_name()));
     }
     Ok(match dtype {
@@ -190,6 +193,19 @@ mod tests {
         assembler.push(chunk(0, &bytes[..4], 8)).expect("push");
         assert!(assembler.push(chunk(0, &bytes[..4], 8)).is_err());
         assert!(assembler.push(chunk(4, &bytes[4..], 12)).is_err());
+    }
+
+    #[test]
+    fn hostile_sizes_are_errors_not_aborts() {
+        // A claimed total of 2^62 bytes must not be allocated up front.
+        let mut assembler = Assembler::default();
+        assembler.push(chunk(0, &floats(), 1 << 62)).expect("push");
+        assert!(assembler.finish().expect_err("short").to_string().contains("received 8 of"));
+        // A shape whose element count overflows.
+        let mut assembler = Assembler::default();
+        assembler.push(pb::TensorChunk { shape: vec![1 << 40, 1 << 40], ..chunk(0, &floats(), 8) }).expect("push");
+        let error = assembler.finish().expect_err("overflow").to_string();
+        assert!(error.contains("more than 2^64"), "{error}");
     }
 
     #[test]
