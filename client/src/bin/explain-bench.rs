@@ -1,16 +1,19 @@
 //! `explain-bench`: load generator for the explain service, in the manner of Triton's
 //! perf_analyzer. Runs a concurrency sweep (N callers, each sending its next request when the last
 //! returns) or a fixed request rate for a duration, with a mix of methods, and prints throughput and
-//! p50/p90/p99 latency per step; `--json` writes the report.
+//! p50/p90/p99 latency per step, errors by gRPC code, and that every call sent got exactly one
+//! answer; `--json` writes the report. For overload runs, `--no-retries` shows the server's own
+//! refusals, and `--cancel-fraction` makes callers abandon calls at random.
 
 use std::{
+    collections::BTreeMap,
     path::PathBuf,
     sync::Arc,
     time::{Duration, Instant},
 };
 
 use clap::{Parser, ValueEnum};
-use explain_client::{Client, proto};
+use explain_client::{Client, RetryPolicy, proto};
 use proto::attribution_spec::Method as Spec;
 use tokio::sync::Mutex;
 
@@ -78,6 +81,19 @@ struct Args {
     /// Write the report as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Do not retry refused calls (RESOURCE_EXHAUSTED, UNAVAILABLE): count them instead.
+    #[arg(long)]
+    no_retries: bool,
+    /// Fraction of calls the caller abandons, each after a random delay of up to
+    /// `--cancel-after-ms` (seeded, so runs repeat).
+    #[arg(long, default_value_t = 0.0)]
+    cancel_fraction: f64,
+    /// Longest delay before an abandoned call is dropped, in milliseconds.
+    #[arg(long, default_value_t = 200)]
+    cancel_after_ms: u64,
+    /// A call not answered within this many seconds counts as lost.
+    #[arg(long, default_value_t = 120)]
+    lost_after_secs: u64,
 }
 
 /// Latencies and errors of one step.
@@ -86,6 +102,51 @@ struct Tally {
     latencies: Vec<Duration>,
     errors: usize,
     images: usize,
+    /// Every call of the step, warm-up included: sent, and how each ended.
+    sent: usize,
+    outcomes: BTreeMap<String, usize>,
+}
+
+/// How one call ended.
+enum Outcome {
+    Ok,
+    Failed(String),
+    Cancelled,
+    Lost,
+}
+
+/// A SplitMix64 step: the `n`-th pseudo-random number in [0, 1) of the run.
+fn uniform(n: u64) -> f64 {
+    let mut z = n.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    (z ^ (z >> 31)) as f64 / u64::MAX as f64
+}
+
+/// Makes call `n`, abandoning it when the run says so; says how it ended.
+async fn answered(
+    n: usize,
+    client: &Client,
+    args: &Args,
+    method: Method,
+    image: &proto::Image,
+    layers: &[String],
+) -> Outcome {
+    let work = call(client, args, method, image, layers);
+    let n = n as u64;
+    let limit = if uniform(2 * n) < args.cancel_fraction {
+        Some(Duration::from_secs_f64(uniform(2 * n + 1) * args.cancel_after_ms as f64 / 1e3))
+    } else {
+        None
+    };
+    let patience = limit.unwrap_or(Duration::from_secs(args.lost_after_secs));
+    match tokio::time::timeout(patience, work).await {
+        Ok(Ok(())) => Outcome::Ok,
+        Ok(Err(explain_client::Error::Status(status))) => Outcome::Failed(format!("{:?}", status.code())),
+        Ok(Err(other)) => Outcome::Failed(format!("client error: {other}")),
+        Err(_) if limit.is_some() => Outcome::Cancelled,
+        Err(_) => Outcome::Lost,
+    }
 }
 
 fn request(args: &Args, method: Method, image: &proto::Image, layers: &[String]) -> proto::ExplainRequest {
@@ -196,18 +257,28 @@ async fn step(args: Arc<Args>, client: Client, callers: usize, image: proto::Ima
                 }
                 let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let method = args.methods[n % args.methods.len()];
-                let result = call(&client, &args, method, &image, &layers).await;
+                tally.lock().await.sent += 1;
+                let outcome = answered(n, &client, &args, method, &image, &layers).await;
                 let done = Instant::now();
+                let mut tally = tally.lock().await;
+                let key = match &outcome {
+                    Outcome::Ok => "OK".to_owned(),
+                    Outcome::Failed(code) => code.clone(),
+                    Outcome::Cancelled => "cancelled by the caller".to_owned(),
+                    Outcome::Lost => "lost (no answer)".to_owned(),
+                };
+                *tally.outcomes.entry(key).or_default() += 1;
                 if sent >= measure_from && done <= end {
-                    let mut tally = tally.lock().await;
-                    match result {
-                        Ok(()) => {
+                    match outcome {
+                        Outcome::Ok => {
                             tally.latencies.push(done - sent);
                             tally.images += 1;
                         }
-                        Err(_) => tally.errors += 1,
+                        Outcome::Failed(_) | Outcome::Lost => tally.errors += 1,
+                        Outcome::Cancelled => {}
                     }
                 }
+                drop(tally);
                 if task_start.is_some() {
                     return;
                 }
@@ -217,8 +288,10 @@ async fn step(args: Arc<Args>, client: Client, callers: usize, image: proto::Ima
     match args.rate {
         Some(rate) => {
             let interval = Duration::from_secs_f64(1.0 / rate);
+            // Calls are spawned when due, so a long run holds only the calls in flight.
             let mut at = start;
             while at < end {
+                tokio::time::sleep_until(at.into()).await;
                 launch(Some(at));
                 at += interval;
             }
@@ -234,7 +307,8 @@ async fn step(args: Arc<Args>, client: Client, callers: usize, image: proto::Ima
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Arc::new(Args::parse());
-    let client = Client::connect(args.endpoint.clone()).await?;
+    let retry = if args.no_retries { RetryPolicy::none() } else { RetryPolicy::default() };
+    let client = Client::builder(args.endpoint.clone()).retry(retry).build().await?;
     let info = client.model_info().await?;
     let layers: Arc<Vec<String>> = Arc::new(info.layers.iter().map(|layer| layer.name.clone()).collect());
     let image = image(&args, &info);
@@ -266,9 +340,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             "{label:>11} {:>9} {:>7} {throughput:>10.2} {p50:>9.1} {p90:>9.1} {p99:>9.1}",
             tally.images, tally.errors
         );
+        let answered: usize = tally.outcomes.values().sum();
+        let outcomes: Vec<String> = tally.outcomes.iter().map(|(key, count)| format!("{key} {count}")).collect();
+        println!("{:>11} sent {}, answered {answered}: {}", "", tally.sent, outcomes.join(", "));
         report.push(serde_json::json!({
             "concurrency": callers, "rate": args.rate, "requests": tally.images, "errors": tally.errors,
             "throughput_rps": throughput, "p50_ms": p50, "p90_ms": p90, "p99_ms": p99,
+            "sent": tally.sent, "answered": answered, "outcomes": tally.outcomes,
         }));
     }
     if let Some(path) = &args.json {
