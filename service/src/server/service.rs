@@ -101,8 +101,9 @@ impl ExplainService for ExplainApi {
         let (sender, receiver) = mpsc::channel(STREAM_BUFFER);
         let max_chunk_bytes = self.settings.max_chunk_bytes;
         tokio::spawn(async move {
-            for message in responses(explainer, explanation, encoding, max_chunk_bytes, received) {
-                if sender.send(Ok(message)).await.is_err() {
+            let messages = responses(explainer, explanation, encoding, max_chunk_bytes, received);
+            for message in contained(messages) {
+                if sender.send(message).await.is_err() {
                     tracing::debug!("caller went away; explanation stream stopped");
                     return;
                 }
@@ -135,6 +136,23 @@ pub(super) async fn explain(
     Ok((encoding, explainer.explain(job, deadline).await?))
 }
 
+/// `messages`, ending with an INTERNAL error instead of unwinding if producing one panics, so a
+/// stream is never cut short with an OK status.
+pub(super) fn contained<T>(messages: impl Iterator<Item = T>) -> impl Iterator<Item = Result<T, Status>> {
+    let mut messages = Some(messages);
+    std::iter::from_fn(move || {
+        let next = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| messages.as_mut()?.next()));
+        match next {
+            Ok(message) => message.map(Ok),
+            Err(_) => {
+                messages = None;
+                tracing::error!("producing a response panicked; the stream ends with INTERNAL");
+                Some(Err(Status::internal("the server failed while sending the explanation; see its log")))
+            }
+        }
+    })
+}
+
 /// The messages of one explanation, in stream order: prediction, tensor chunks, pictures, summary.
 /// Tensors are encoded lazily, one at a time, as the caller reads.
 pub(super) fn responses(
@@ -163,4 +181,18 @@ pub(super) fn responses(
         Item::Summary(api::summary(&stats, &explainer.info().execution_provider, count, received.elapsed()))
     });
     prediction.chain(chunks).chain(pictures).chain(summary).map(|item| pb::ExplainResponse { item: Some(item) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_while_producing_ends_the_stream_with_internal() {
+        let messages = (1..=3).map(|i| if i == 2 { panic!("a bug while encoding") } else { i });
+        let produced: Vec<_> = contained(messages).collect();
+        assert_eq!(produced.len(), 2, "{produced:?}");
+        assert_eq!(produced[0].as_ref().ok(), Some(&1));
+        assert_eq!(produced[1].as_ref().map_err(Status::code).err(), Some(tonic::Code::Internal));
+    }
 }

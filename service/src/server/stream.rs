@@ -88,8 +88,13 @@ async fn answer(
     match outcome {
         Ok((encoding, explanation)) => {
             let max_chunk_bytes = settings.max_chunk_bytes;
-            for response in service::responses(explainer, explanation, encoding, max_chunk_bytes, received) {
-                if sender.send(Ok(tagged(Outcome::Response(response)))).await.is_err() {
+            let responses = service::responses(explainer, explanation, encoding, max_chunk_bytes, received);
+            for response in service::contained(responses) {
+                let tagged = match response {
+                    Ok(response) => tagged(Outcome::Response(response)),
+                    Err(status) => tagged(Outcome::Error(rpc_status(&status))),
+                };
+                if sender.send(Ok(tagged)).await.is_err() {
                     return;
                 }
             }
