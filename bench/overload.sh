@@ -12,21 +12,11 @@ METHODS=${METHODS:-saliency,classify,grad-cam}
 QUEUE=${QUEUE:-64}
 CANCEL_FRACTION=${CANCEL_FRACTION:-0.3}
 PORT=${PORT:-50063}
-ensure_onnxruntime
-ensure_grpcurl
 cd "$ROOT"
-cargo build --release --locked -p explain-service -p explain-client
 mkdir -p "$OUT"
 model=()
 [[ -n ${MODEL:-} ]] && model=(--model "$MODEL")
-EXPLAIN_ORT_LIBRARY=$ORT_LIBRARY EXPLAIN_NO_CACHE=1 target/release/explaind --log-filter warn serve "${model[@]}" \
-  --listen "127.0.0.1:$PORT" --queue-capacity "$QUEUE" > "$OUT/server.log" 2>&1 &
-server=$!
-trap 'kill $server 2>/dev/null || true' EXIT
-for _ in $(seq 120); do
-  "$CACHE/bin/grpcurl" -plaintext -d '{"service":"explain.v1.ExplainService"}' "127.0.0.1:$PORT" grpc.health.v1.Health/Check 2>/dev/null | grep -q '"SERVING"' && break
-  sleep 1
-done
+start_release_server "$PORT" "$OUT/server.log" "${model[@]}" --queue-capacity "$QUEUE"
 bench=(target/release/explain-bench --endpoint "http://127.0.0.1:$PORT" --methods "$METHODS" --no-retries)
 
 # Saturation: enough callers to keep the engine busy.

@@ -10,19 +10,9 @@ SECONDS_TOTAL=${SECONDS_TOTAL:-300}
 CONCURRENCY=${CONCURRENCY:-4}
 METHODS=${METHODS:-saliency,grad-cam,feature-maps,integrated-gradients,smooth-grad,classify}
 PORT=${PORT:-50062}
-ensure_onnxruntime
-ensure_grpcurl
 cd "$ROOT"
-cargo build --release --locked -p explain-service -p explain-client
 mkdir -p "$OUT"
-EXPLAIN_ORT_LIBRARY=$ORT_LIBRARY EXPLAIN_NO_CACHE=1 target/release/explaind --log-filter warn serve \
-  --model "$MODEL" --listen "127.0.0.1:$PORT" > "$OUT/server.log" 2>&1 &
-server=$!
-trap 'kill $server 2>/dev/null || true' EXIT
-for _ in $(seq 120); do
-  "$CACHE/bin/grpcurl" -plaintext -d '{"service":"explain.v1.ExplainService"}' "127.0.0.1:$PORT" grpc.health.v1.Health/Check 2>/dev/null | grep -q '"SERVING"' && break
-  sleep 1
-done
+start_release_server "$PORT" "$OUT/server.log" --model "$MODEL"
 echo "seconds,rss_kib" > "$OUT/rss.csv"
 (start=$(date +%s); while kill -0 "$server" 2>/dev/null; do
    echo "$(( $(date +%s) - start )),$(awk '/VmRSS/ {print $2}' "/proc/$server/status")" >> "$OUT/rss.csv"; sleep 15; done) &

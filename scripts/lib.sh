@@ -8,6 +8,7 @@ ORT_VERSION=1.31.1
 ORT_LIBRARY=$CACHE/onnxruntime/libonnxruntime.so.$ORT_VERSION
 GRPCURL_WRAPPER_VERSION=1.8.6.post2
 BUF_VERSION=1.75.0
+CARGO_FUZZ_VERSION=0.13.2
 PYTHON=${PYTHON:-python3}
 # The Python packages tests use (tests/python): pinned, installed into .cache/venv with pip.
 TEST_PYTHON_PACKAGES=("onnxruntime==$ORT_VERSION" "numpy==2.4.6" "grpcio==1.85.1" "grpcio-tools==1.85.1" "protobuf==7.36.2")
@@ -72,4 +73,36 @@ ensure_test_venv() {
   "$PYTHON" -m venv "$venv"
   "$venv/bin/python" -m pip install -q --disable-pip-version-check "${TEST_PYTHON_PACKAGES[@]}"
   echo "${TEST_PYTHON_PACKAGES[*]}" > "$stamp"
+}
+
+# cargo-fuzz, built from crates.io (the fuzz targets build on the stable toolchain with
+# RUSTC_BOOTSTRAP=1).
+ensure_cargo_fuzz() {
+  local bin=$CACHE/cargo-fuzz/bin/cargo-fuzz
+  if [[ -x $bin ]] && [[ $("$bin" --version 2>/dev/null) == *" $CARGO_FUZZ_VERSION"* ]]; then
+    return 0
+  fi
+  say "building cargo-fuzz $CARGO_FUZZ_VERSION into .cache/cargo-fuzz"
+  cargo install --quiet --locked --root "$CACHE/cargo-fuzz" --version "$CARGO_FUZZ_VERSION" cargo-fuzz
+}
+
+# For the benchmarks: builds the release binaries, starts `explaind serve` on 127.0.0.1:PORT with
+# ARGS (log in LOG), sets `server` to its pid (killed on exit) and waits until it is SERVING.
+#   start_release_server PORT LOG [ARGS ...]
+start_release_server() {
+  local port=$1 log=$2; shift 2
+  ensure_onnxruntime
+  ensure_grpcurl
+  (cd "$ROOT" && cargo build --release --locked -p explain-service -p explain-client)
+  EXPLAIN_ORT_LIBRARY=$ORT_LIBRARY EXPLAIN_NO_CACHE=1 "$ROOT/target/release/explaind" --log-filter warn serve \
+    --listen "127.0.0.1:$port" "$@" > "$log" 2>&1 &
+  server=$!
+  trap 'kill $server 2>/dev/null || true' EXIT
+  for _ in $(seq 120); do
+    "$CACHE/bin/grpcurl" -plaintext -d '{"service":"explain.v1.ExplainService"}' "127.0.0.1:$port" \
+      grpc.health.v1.Health/Check 2>/dev/null | grep -q '"SERVING"' && return 0
+    sleep 1
+  done
+  say "explaind did not become SERVING; see $log"
+  return 1
 }
