@@ -144,6 +144,16 @@ impl Explainer {
         &self.limits
     }
 
+    /// Runs CPU-heavy `work` (encoding a tensor for the wire, say) on the bounded compute pool,
+    /// off the async runtime; a panic in it is an internal error.
+    pub async fn offload<T: Send + 'static>(
+        &self,
+        what: &'static str,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, ExplainError> {
+        self.compute.run(what, work).await
+    }
+
     /// Classifies one image, giving up at `deadline`.
     pub async fn classify(
         &self,

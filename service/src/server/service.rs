@@ -101,12 +101,9 @@ impl ExplainService for ExplainApi {
         let (sender, receiver) = mpsc::channel(STREAM_BUFFER);
         let max_chunk_bytes = self.settings.max_chunk_bytes;
         tokio::spawn(async move {
-            let messages = responses(explainer, explanation, encoding, max_chunk_bytes, received);
-            for message in contained(messages) {
-                if sender.send(message).await.is_err() {
-                    tracing::debug!("caller went away; explanation stream stopped");
-                    return;
-                }
+            let wire = Wire { encoding, max_chunk_bytes, received };
+            if !send_explanation(&explainer, explanation, wire, &sender, |message| message).await {
+                tracing::debug!("caller went away; explanation stream stopped");
             }
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
@@ -136,63 +133,62 @@ pub(super) async fn explain(
     Ok((encoding, explainer.explain(job, deadline).await?))
 }
 
-/// `messages`, ending with an INTERNAL error instead of unwinding if producing one panics, so a
-/// stream is never cut short with an OK status.
-pub(super) fn contained<T>(messages: impl Iterator<Item = T>) -> impl Iterator<Item = Result<T, Status>> {
-    let mut messages = Some(messages);
-    std::iter::from_fn(move || {
-        let next = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| messages.as_mut()?.next()));
-        match next {
-            Ok(message) => message.map(Ok),
-            Err(_) => {
-                messages = None;
-                tracing::error!("producing a response panicked; the stream ends with INTERNAL");
-                Some(Err(Status::internal("the server failed while sending the explanation; see its log")))
-            }
-        }
-    })
+/// How an explanation's tensors go on the wire.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Wire {
+    /// Element type of the tensors.
+    pub(super) encoding: Encoding,
+    /// Largest chunk.
+    pub(super) max_chunk_bytes: usize,
+    /// When the call arrived, for the summary's total.
+    pub(super) received: Instant,
 }
 
-/// The messages of one explanation, in stream order: prediction, tensor chunks, pictures, summary.
-/// Tensors are encoded lazily, one at a time, as the caller reads.
-pub(super) fn responses(
-    explainer: Explainer,
+/// Sends the messages of one explanation through `sender`, each wrapped by `wrap`, in stream
+/// order: prediction, tensor chunks, pictures, summary. Each tensor is encoded on the compute
+/// pool once the caller has taken what came before (the channel is bounded); a failure there
+/// (a panic, contained) ends the explanation with INTERNAL, never with a silent OK. False if the
+/// caller went away.
+pub(super) async fn send_explanation<T>(
+    explainer: &Explainer,
     explanation: Explanation,
-    encoding: Encoding,
-    max_chunk_bytes: usize,
-    received: Instant,
-) -> impl Iterator<Item = pb::ExplainResponse> + Send + use<> {
+    wire: Wire,
+    sender: &mpsc::Sender<Result<T, Status>>,
+    wrap: impl Fn(Result<pb::ExplainResponse, Status>) -> Result<T, Status>,
+) -> bool {
     use pb::explain_response::Item;
+    let send = |item: Item| sender.send(wrap(Ok(pb::ExplainResponse { item: Some(item) })));
     let Explanation { prediction, tensors, pictures, stats } = explanation;
     let count = tensors.len();
-    let prediction = std::iter::once(Item::Prediction(api::prediction(&prediction, explainer.info())));
-    let chunks = tensors.into_iter().flat_map(move |tensor| {
-        api::tensor_chunks(&tensor, encoding, max_chunk_bytes).into_iter().map(Item::TensorChunk)
-    });
-    let pictures = pictures.into_iter().map(|picture| {
-        Item::RenderedImage(pb::RenderedImage {
+    if send(Item::Prediction(api::prediction(&prediction, explainer.info()))).await.is_err() {
+        return false;
+    }
+    let Wire { encoding, max_chunk_bytes, received } = wire;
+    for tensor in tensors {
+        let chunks =
+            explainer.offload("encoding a tensor", move || api::tensor_chunks(&tensor, encoding, max_chunk_bytes));
+        match chunks.await {
+            Ok(chunks) => {
+                for chunk in chunks {
+                    if send(Item::TensorChunk(chunk)).await.is_err() {
+                        return false;
+                    }
+                }
+            }
+            Err(error) => return sender.send(wrap(Err(Status::from(ApiError::from(error))))).await.is_ok(),
+        }
+    }
+    for picture in pictures {
+        let picture = pb::RenderedImage {
             name: picture.name,
             png: picture.png.into(),
             width: picture.width,
             height: picture.height,
-        })
-    });
-    let summary = std::iter::once_with(move || {
-        Item::Summary(api::summary(&stats, &explainer.info().execution_provider, count, received.elapsed()))
-    });
-    prediction.chain(chunks).chain(pictures).chain(summary).map(|item| pb::ExplainResponse { item: Some(item) })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_panic_while_producing_ends_the_stream_with_internal() {
-        let messages = (1..=3).map(|i| if i == 2 { panic!("a bug while encoding") } else { i });
-        let produced: Vec<_> = contained(messages).collect();
-        assert_eq!(produced.len(), 2, "{produced:?}");
-        assert_eq!(produced[0].as_ref().ok(), Some(&1));
-        assert_eq!(produced[1].as_ref().map_err(Status::code).err(), Some(tonic::Code::Internal));
+        };
+        if send(Item::RenderedImage(picture)).await.is_err() {
+            return false;
+        }
     }
+    let summary = api::summary(&stats, &explainer.info().execution_provider, count, received.elapsed());
+    send(Item::Summary(summary)).await.is_ok()
 }

@@ -12,7 +12,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tonic::{Status, Streaming};
 
 use super::{
-    service::{self, ApiSettings, STREAM_BUFFER},
+    service::{self, ApiSettings, STREAM_BUFFER, Wire},
     status::ApiError,
 };
 use crate::{api::RequestError, explain::Explainer};
@@ -87,17 +87,14 @@ async fn answer(
     };
     match outcome {
         Ok((encoding, explanation)) => {
-            let max_chunk_bytes = settings.max_chunk_bytes;
-            let responses = service::responses(explainer, explanation, encoding, max_chunk_bytes, received);
-            for response in service::contained(responses) {
-                let tagged = match response {
+            let wire = Wire { encoding, max_chunk_bytes: settings.max_chunk_bytes, received };
+            let wrap = |message: Result<pb::ExplainResponse, Status>| {
+                Ok(match message {
                     Ok(response) => tagged(Outcome::Response(response)),
                     Err(status) => tagged(Outcome::Error(rpc_status(&status))),
-                };
-                if sender.send(Ok(tagged)).await.is_err() {
-                    return;
-                }
-            }
+                })
+            };
+            service::send_explanation(&explainer, explanation, wire, sender, wrap).await;
         }
         Err(error) => {
             let status = rpc_status(&Status::from(error));
