@@ -167,7 +167,11 @@ pub fn augment(model: &ModelProto, spec: &AugmentSpec<'_>, shapes: &Shapes) -> R
     // MaxPool's gradient needs the positions of the maxima: give each pool on the path its Indices.
     let mut augmented = model.clone();
     let forward = augmented.graph.as_mut().expect("the clone has the graph");
-    for node in forward.node.iter_mut().filter(|n| n.op_type() == "MaxPool" && path.contains(&n.output[0])) {
+    for node in forward
+        .node
+        .iter_mut()
+        .filter(|n| n.op_type() == "MaxPool" && n.output.first().is_some_and(|output| path.contains(output)))
+    {
         if opset < 16 {
             return Err(AugmentError::Opset { found: opset, needed: 16 });
         }

@@ -62,6 +62,14 @@ impl<'g> Rules<'g> {
             }
         };
         let x = input(0);
+        let required = match node.op_type() {
+            "BatchNormalization" => 5,
+            "Reshape" | "Add" | "Sub" | "Mul" | "Div" | "Gemm" | "MatMul" | "Conv" => 2,
+            _ => 1,
+        };
+        if (0..required).any(|i| input(i).is_empty()) || node.output.first().is_none_or(String::is_empty) {
+            return Err(unsupported(node, &format!("it needs {required} inputs and an output")));
+        }
         Ok(match node.op_type() {
             "Identity" | "Dropout" => vec![(0, grad.to_owned())],
             "Flatten" | "Reshape" | "Squeeze" | "Unsqueeze" => {
@@ -169,6 +177,9 @@ impl<'g> Rules<'g> {
     /// Inference BatchNormalization: the gradient scaled per channel by scale / √(var + ε).
     fn batch_norm(&mut self, node: &NodeProto, grad: &str) -> Result<String, AugmentError> {
         let rank = self.shape(&node.input[0])?.len();
+        if rank < 2 {
+            return Err(unsupported(node, "an input without a channel axis"));
+        }
         let epsilon = self.emit.scalar(graph::float_attribute(node, "epsilon", 1e-5));
         let variance = self.emit.op("Add", &[&node.input[4], &epsilon], vec![]);
         let deviation = self.emit.op("Sqrt", &[&variance], vec![]);
@@ -235,6 +246,9 @@ impl<'g> Rules<'g> {
         wants: &dyn Fn(usize) -> bool,
     ) -> Result<Contributions, AugmentError> {
         let rank = self.shape(&node.output[0])?.len() as i64;
+        if rank == 0 {
+            return Err(unsupported(node, "a scalar output"));
+        }
         let axis = graph::int_attribute(node, "axis", 0).rem_euclid(rank);
         if axis == 0 {
             return Err(unsupported(node, "concatenation along the batch axis"));
@@ -242,7 +256,10 @@ impl<'g> Rules<'g> {
         let mut contributions = Vec::new();
         let mut start = 0;
         for (position, input) in node.input.iter().enumerate() {
-            let size = self.shape(input)?[axis as usize];
+            let size = *self
+                .shape(input)?
+                .get(axis as usize)
+                .ok_or_else(|| unsupported(node, &format!("input `{input}` has no axis {axis}")))?;
             if wants(position) {
                 let starts = self.emit.ints(&[1], &[start]);
                 let ends = self.emit.ints(&[1], &[start + size]);

@@ -19,12 +19,34 @@ struct Window {
     pads: Vec<i64>,
 }
 
+/// Largest kernel size, stride, dilation or pad accepted: far beyond any real model, small enough
+/// that the window arithmetic cannot overflow.
+const MAX_WINDOW: i64 = 1 << 16;
+/// Largest spatial size accepted, likewise.
+const MAX_SIZE: i64 = 1 << 24;
+
+/// `shape`, if it is `[N, C, spatial…]` with `spatial` sizes of at most [`MAX_SIZE`].
+fn spatial_shape<'s>(node: &NodeProto, shape: &'s [i64], spatial: usize) -> Result<&'s [i64], AugmentError> {
+    if shape.len() != 2 + spatial || shape.iter().any(|&d| !(0..=MAX_SIZE).contains(&d)) {
+        return Err(unsupported(node, &format!("a tensor of shape {shape:?} for a {spatial}-d window")));
+    }
+    Ok(shape)
+}
+
 impl Window {
     fn of(node: &NodeProto, input: &[i64], kernel: Vec<i64>) -> Result<Self, AugmentError> {
         let spatial = kernel.len();
+        let input = spatial_shape(node, input, spatial)?;
         let or_ones = |values: Vec<i64>| if values.is_empty() { vec![1; spatial] } else { values };
         let strides = or_ones(graph::ints_attribute(node, "strides"));
         let dilations = or_ones(graph::ints_attribute(node, "dilations"));
+        let positive = |values: &[i64]| values.len() == spatial && values.iter().all(|v| (1..=MAX_WINDOW).contains(v));
+        if spatial == 0 || !positive(&kernel) || !positive(&strides) || !positive(&dilations) {
+            return Err(unsupported(
+                node,
+                &format!("a malformed window (kernel {kernel:?}, strides {strides:?}, dilations {dilations:?})"),
+            ));
+        }
         let pads = match graph::string_attribute(node, "auto_pad", "NOTSET").as_str() {
             "NOTSET" => {
                 let pads = graph::ints_attribute(node, "pads");
@@ -45,12 +67,16 @@ impl Window {
             }
             other => return Err(unsupported(node, &format!("auto_pad = {other}"))),
         };
+        if pads.len() != 2 * spatial || pads.iter().any(|p| !(0..=MAX_WINDOW).contains(p)) {
+            return Err(unsupported(node, &format!("malformed pads {pads:?}")));
+        }
         Ok(Self { kernel, strides, dilations, pads })
     }
 
     /// The output padding that makes a transposed convolution of `output` return `input`'s size.
     fn output_padding(&self, node: &NodeProto, input: &[i64], output: &[i64]) -> Result<Vec<i64>, AugmentError> {
         let spatial = self.kernel.len();
+        let output = spatial_shape(node, output, spatial)?;
         (0..spatial)
             .map(|i| {
                 let (s, d, k) = (self.strides[i], self.dilations[i], self.kernel[i]);
@@ -87,7 +113,7 @@ pub(super) fn conv(rules: &mut Rules<'_>, node: &NodeProto, grad: &str) -> Resul
     let (x, w, y) = (&node.input[0], &node.input[1], &node.output[0]);
     let (input, output, weights) = (rules.shape(x)?, rules.shape(y)?, rules.shape(w)?);
     let kernel = match graph::ints_attribute(node, "kernel_shape") {
-        kernel if kernel.is_empty() => weights[2..].to_vec(),
+        kernel if kernel.is_empty() => weights.get(2..).unwrap_or_default().to_vec(),
         kernel => kernel,
     };
     let window = Window::of(node, input, kernel)?;
@@ -194,6 +220,9 @@ pub(super) fn average_pool(rules: &mut Rules<'_>, node: &NodeProto, grad: &str) 
     let padding = window.output_padding(node, input, output)?;
     let channels = input[1];
     let size: i64 = window.kernel.iter().product();
+    if channels.checked_mul(size).is_none_or(|values| values > MAX_SIZE) {
+        return Err(unsupported(node, &format!("a {channels}-channel kernel of {size} values per channel")));
+    }
     let mut dims = vec![channels, 1];
     dims.extend(&window.kernel);
     let kernel = rules.emit.floats(&dims, &vec![1.0 / size as f32; (channels * size) as usize]);
@@ -203,7 +232,9 @@ pub(super) fn average_pool(rules: &mut Rules<'_>, node: &NodeProto, grad: &str) 
 /// GlobalAveragePool: the gradient divided by the spatial size, broadcast back over it.
 pub(super) fn global_average_pool(rules: &mut Rules<'_>, node: &NodeProto, grad: &str) -> Result<String, AugmentError> {
     let x = node.input[0].as_str();
-    let count: i64 = rules.shape(x)?[2..].iter().product();
+    let shape = rules.shape(x)?;
+    let count: i64 =
+        shape.get(2..).ok_or_else(|| unsupported(node, &format!("an input of shape {shape:?}")))?.iter().product();
     let scale = rules.emit.scalar(1.0 / count as f32);
     let scaled = rules.emit.op("Mul", &[grad, &scale], vec![]);
     Ok(rules.emit.expand_like(&scaled, x))
@@ -214,6 +245,9 @@ pub(super) fn reduce_mean(rules: &mut Rules<'_>, node: &NodeProto, grad: &str) -
     let x = node.input[0].as_str();
     let input = rules.shape(x)?;
     let rank = input.len() as i64;
+    if rank == 0 {
+        return Err(unsupported(node, "a mean of a scalar"));
+    }
     let axes = match node.input.get(1).filter(|name| !name.is_empty()) {
         Some(name) => {
             graph::constant_int64s(rules.graph, name).ok_or_else(|| unsupported(node, "axes that are not constant"))?
