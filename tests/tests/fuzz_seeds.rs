@@ -2,8 +2,9 @@
 //! `explain_tests::graphs` (every non-ResNet op the augmenter knows, and one it does not) and
 //! their tensors' shapes as ONNX Runtime measures them, which the target hands to the augmenter;
 //! for `request`, requests using every method and option; for `chunks`, a tensor in pieces.
-//! (`image` starts from `tests/corpus/images/`.) The committed files must be what this test
-//! makes: `EXPLAIN_WRITE_FUZZ_SEEDS=1` rewrites them.
+//! (`image` starts from `tests/corpus/images/`.) Seeds live in `tests/fuzz/seeds/`, apart from
+//! the corpora fuzzing grows and minimises (`tests/fuzz/corpus/`). The committed files must be
+//! what this test makes: `EXPLAIN_WRITE_FUZZ_SEEDS=1` rewrites them.
 
 use std::collections::BTreeMap;
 
@@ -26,12 +27,12 @@ fn the_committed_fuzz_seeds_are_current() {
         let measured = engine::measure_shapes(&ort, &model.probe_graph().encode_to_vec(), [1, 3, height, width])
             .expect("shapes measured");
         shapes.extend(measured);
-        seeds.push((fuzz.join(format!("corpus/model/{name}.onnx")), bytes));
+        seeds.push((fuzz.join(format!("seeds/model/{name}.onnx")), bytes));
     }
     for (name, request) in requests() {
-        seeds.push((fuzz.join(format!("corpus/request/{name}.pb")), request.encode_to_vec()));
+        seeds.push((fuzz.join(format!("seeds/request/{name}.pb")), request.encode_to_vec()));
     }
-    seeds.push((fuzz.join("corpus/chunks/pieces.pb"), chunks()));
+    seeds.push((fuzz.join("seeds/chunks/pieces.pb"), chunks()));
     let shapes = serde_json::to_string_pretty(&shapes).expect("JSON") + "\n";
     seeds.push((fuzz.join("seeds/shapes.json"), shapes.into_bytes()));
     let write = std::env::var_os("EXPLAIN_WRITE_FUZZ_SEEDS").is_some();
