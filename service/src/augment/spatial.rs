@@ -145,8 +145,10 @@ fn full_correlation(rules: &mut Rules<'_>, window: &Window, weight: &str, group:
             let tensor = rules.graph.initializer.iter().find(|t| t.name() == weight)?;
             let [out, per_group, kh, kw] = tensor.dims[..] else { return None };
             let values = graph::float_values(tensor);
-            let (out, per_group, kh, kw) = (out as usize, per_group as usize, kh as usize, kw as usize);
-            if values.len() != out * per_group * kh * kw || group < 1 || out % group as usize != 0 {
+            let size = |d: i64| usize::try_from(d).ok().filter(|&d| d > 0);
+            let (out, per_group, kh, kw) = (size(out)?, size(per_group)?, size(kh)?, size(kw)?);
+            let count = out.checked_mul(per_group)?.checked_mul(kh)?.checked_mul(kw)?;
+            if values.len() != count || group < 1 || out % group as usize != 0 {
                 return None;
             }
             let out_per_group = out / group as usize;

@@ -58,6 +58,11 @@ fn op(node: &NodeProto) -> &str {
     node.op_type()
 }
 
+/// A node's first output, if it has one (a malformed graph may not).
+fn out(node: &NodeProto) -> Option<String> {
+    node.output.first().filter(|name| !name.is_empty()).cloned()
+}
+
 /// The single consumer of `tensor`, if exactly one node reads it.
 fn only_consumer<'g>(graph: &'g GraphProto, index: &GraphIndex, tensor: &str) -> Option<&'g NodeProto> {
     match index.consumers(tensor) {
@@ -67,11 +72,11 @@ fn only_consumer<'g>(graph: &'g GraphProto, index: &GraphIndex, tensor: &str) ->
 }
 
 /// The output of `conv`, or of the BatchNormalization that alone follows it.
-fn conv_bn_output(graph: &GraphProto, index: &GraphIndex, conv: &NodeProto) -> String {
-    let conv_out = conv.output[0].clone();
+fn conv_bn_output(graph: &GraphProto, index: &GraphIndex, conv: &NodeProto) -> Option<String> {
+    let conv_out = out(conv)?;
     match only_consumer(graph, index, &conv_out) {
-        Some(bn) if op(bn) == "BatchNormalization" => bn.output[0].clone(),
-        Some(_) | None => conv_out,
+        Some(bn) if op(bn) == "BatchNormalization" => out(bn),
+        Some(_) | None => Some(conv_out),
     }
 }
 
@@ -110,10 +115,10 @@ fn residual_reaches(graph: &GraphProto, index: &GraphIndex, tensor: &str, from: 
 fn resnet_layers(graph: &GraphProto, index: &GraphIndex, input: &str, logits: &str) -> Option<Vec<NamedLayer>> {
     // Stem: Conv → [BN] → Relu → MaxPool.
     let stem_conv = only_consumer(graph, index, input).filter(|n| op(n) == "Conv")?;
-    let stem = conv_bn_output(graph, index, stem_conv);
+    let stem = conv_bn_output(graph, index, stem_conv)?;
     let relu = only_consumer(graph, index, &stem).filter(|n| op(n) == "Relu")?;
-    let conv1 = relu.output[0].clone();
-    let maxpool = only_consumer(graph, index, &conv1).filter(|n| op(n) == "MaxPool")?.output[0].clone();
+    let conv1 = out(relu)?;
+    let maxpool = out(only_consumer(graph, index, &conv1).filter(|n| op(n) == "MaxPool")?)?;
     let mut layers = vec![
         NamedLayer { name: "conv1".into(), tensor: conv1 },
         NamedLayer { name: "maxpool".into(), tensor: maxpool.clone() },
@@ -121,10 +126,10 @@ fn resnet_layers(graph: &GraphProto, index: &GraphIndex, input: &str, logits: &s
 
     // Residual blocks, each ending in Add → Relu, in graph order; each must read the previous
     // block's output on both branches.
-    let block_ends = graph
-        .node
-        .iter()
-        .filter(|n| op(n) == "Add" && only_consumer(graph, index, &n.output[0]).is_some_and(|relu| op(relu) == "Relu"));
+    let block_ends = graph.node.iter().filter(|n| {
+        op(n) == "Add"
+            && out(n).and_then(|sum| only_consumer(graph, index, &sum)).is_some_and(|relu| op(relu) == "Relu")
+    });
     let mut block_input = maxpool;
     let (mut stage, mut block) = (1_usize, 0_usize);
     for add in block_ends {
@@ -141,7 +146,7 @@ fn resnet_layers(graph: &GraphProto, index: &GraphIndex, input: &str, logits: &s
             stage += 1;
             block = 0;
         }
-        let output = only_consumer(graph, index, &add.output[0])?.output[0].clone();
+        let output = out(only_consumer(graph, index, &out(add)?)?)?;
         layers.push(NamedLayer { name: format!("layer{stage}.{block}"), tensor: output.clone() });
         block += 1;
         block_input = output;
@@ -152,13 +157,13 @@ fn resnet_layers(graph: &GraphProto, index: &GraphIndex, input: &str, logits: &s
 
     // Head: global average pool → flatten → fully connected → logits.
     let pool = index.consumers(&block_input).iter().map(|&i| &graph.node[i]).find(|n| is_global_pool(graph, n))?;
-    let flat = only_consumer(graph, index, &pool.output[0]).filter(|n| matches!(op(n), "Flatten" | "Reshape"))?;
-    let avgpool = flat.output[0].clone();
+    let flat = only_consumer(graph, index, &out(pool)?).filter(|n| matches!(op(n), "Flatten" | "Reshape"))?;
+    let avgpool = out(flat)?;
     let fc = only_consumer(graph, index, &avgpool).filter(|n| matches!(op(n), "Gemm" | "MatMul"))?;
     let fc_out = if op(fc) == "MatMul" {
-        only_consumer(graph, index, &fc.output[0]).filter(|n| op(n) == "Add")?.output[0].clone()
+        out(only_consumer(graph, index, &out(fc)?).filter(|n| op(n) == "Add")?)?
     } else {
-        fc.output[0].clone()
+        out(fc)?
     };
     if fc_out != logits {
         return None;
