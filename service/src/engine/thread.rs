@@ -1,7 +1,9 @@
 //! The engine thread: owns the backend and the queue. Callers submit row batches and await a
 //! oneshot reply; inference never runs on tokio's workers. Admission is bounded in rows, held by
-//! a request across all its runs, and refused at once when full; jobs whose caller has gone or whose deadline has passed are dropped
-//! before they run; waiting jobs of the same graph are merged into one run (see `batching`).
+//! a request across all its runs, and refused at once when full; jobs whose caller has gone or
+//! whose deadline has passed are dropped before they run; waiting jobs of the same graph are
+//! merged into one run (see `batching`). A panic in a run is contained: its jobs fail, the
+//! engine goes on.
 
 use std::{
     collections::VecDeque,
@@ -149,8 +151,9 @@ struct Worker<B> {
 impl<B: Backend> Worker<B> {
     fn run(mut self) {
         while self.fill() {
-            // A panic anywhere in batching, running or splitting is contained here: the jobs it
-            // held are dropped (their callers get `Lost`), and the engine takes the next ones.
+            // A panic anywhere in batching, running (the backend included) or splitting is
+            // contained here: the jobs it held are dropped (their callers get `Lost`), and the
+            // engine takes the next ones.
             let step = catch_unwind(AssertUnwindSafe(|| {
                 let jobs = self.next_batch();
                 if !jobs.is_empty() {
@@ -236,8 +239,7 @@ impl<B: Backend> Worker<B> {
         let parts: Vec<&Batch> = jobs.iter().map(|job| &job.batch).collect();
         let started = Instant::now();
         let result = batching::merge(&parts).and_then(|(merged, ranges)| {
-            let outputs = catch_unwind(AssertUnwindSafe(|| self.backend.run(&merged)))
-                .unwrap_or_else(|_| Err(BackendError::Run("the backend panicked".into())))?;
+            let outputs = self.backend.run(&merged)?;
             Ok((outputs, ranges, merged.images.shape()[0]))
         });
         let inference = started.elapsed();
@@ -289,6 +291,7 @@ mod tests {
             std::thread::sleep(self.delay);
             let rows = batch.images.len_of(Axis(0));
             self.runs.lock().expect("lock").push(rows);
+            assert!(!batch.images.iter().any(|value| value.is_nan()), "a bug inside the backend");
             if batch.images.iter().any(|&value| value < 0.0) {
                 // Too few rows: splitting them out for the job panics, outside `Backend::run`.
                 return Ok(HashMap::from([("sum".to_owned(), ArrayD::zeros(IxDyn(&[0])))]));
@@ -425,9 +428,11 @@ mod tests {
         let (engine, probe) = engine(Duration::ZERO, 64, policy);
         let failed = run(&engine, batch(2, -1.0), None).await;
         assert!(matches!(failed, Err(EngineError::Lost)), "{failed:?}");
+        let inside = run(&engine, batch(1, f32::NAN), None).await;
+        assert!(matches!(inside, Err(EngineError::Lost)), "a panic inside the backend too: {inside:?}");
         let ran = run(&engine, batch(1, 3.0), None).await.expect("the engine still runs");
         assert_eq!(ran.outputs["sum"].as_slice(), Some(&[3.0][..]));
-        assert_eq!(*probe.runs.lock().expect("lock"), [2, 1]);
+        assert_eq!(*probe.runs.lock().expect("lock"), [2, 1, 1]);
         assert_eq!(engine.admitted.load(Ordering::SeqCst), 0, "no rows leaked from the admission count");
     }
 }
