@@ -290,6 +290,48 @@ pub async fn bare_grpc_call(address: &str, path: &str, message: &[u8], headers: 
     status_of(&trailers).expect("grpc-status in the trailers")
 }
 
+/// What one grpcurl run said.
+#[derive(Debug)]
+pub struct GrpcurlOutput {
+    /// Whether it exited 0.
+    pub success: bool,
+    /// Its standard output.
+    pub stdout: String,
+    /// Its standard error (grpcurl reports a call's status there).
+    pub stderr: String,
+}
+
+/// Runs the grpcurl that `./scripts/test` installs (`$EXPLAIN_GRPCURL`) with `args`, writing
+/// `stdin` to it when given (for `-d @`), in a blocking task, at most 60 s.
+pub async fn grpcurl(args: Vec<String>, stdin: Option<String>) -> GrpcurlOutput {
+    use std::{
+        io::Write,
+        process::{Command, Stdio},
+    };
+    let grpcurl = tool("EXPLAIN_GRPCURL", ".cache/bin/grpcurl");
+    tokio::task::spawn_blocking(move || {
+        let mut child = Command::new(grpcurl)
+            .args(["-max-time", "60"])
+            .args(&args)
+            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("grpcurl runs");
+        if let Some(text) = stdin {
+            child.stdin.take().expect("stdin").write_all(text.as_bytes()).expect("write grpcurl's input");
+        }
+        let output = child.wait_with_output().expect("grpcurl ends");
+        GrpcurlOutput {
+            success: output.status.success(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    })
+    .await
+    .expect("grpcurl task")
+}
+
 /// A fresh folder under the system temp folder for one test's files.
 pub fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("explain-tests-{}-{name}", std::process::id()));

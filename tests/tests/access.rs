@@ -5,7 +5,6 @@
 
 use std::{
     path::{Path, PathBuf},
-    process::Command,
     time::Duration,
 };
 
@@ -14,7 +13,7 @@ use explain_service::{
     model::ModelSource,
     server::{self, OpenServices, RunningServer, ServeOptions, TlsFiles},
 };
-use explain_tests::{Pki, health, options, temp_dir, tool};
+use explain_tests::{Pki, health, options, temp_dir};
 use tonic::Code;
 
 /// Writes `contents` to `dir/name` and returns the path.
@@ -38,17 +37,8 @@ fn settings() -> ServeOptions {
 
 /// Runs grpcurl with `args`; returns whether it succeeded, and what it printed.
 async fn grpcurl(args: Vec<String>) -> (bool, String) {
-    tokio::task::spawn_blocking(move || {
-        let output = Command::new(tool("EXPLAIN_GRPCURL", ".cache/bin/grpcurl"))
-            .args(["-max-time", "20"])
-            .args(&args)
-            .output()
-            .expect("grpcurl runs");
-        let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-        (output.status.success(), text)
-    })
-    .await
-    .expect("grpcurl task")
+    let output = explain_tests::grpcurl(args, None).await;
+    (output.success, format!("{}{}", output.stdout, output.stderr))
 }
 
 fn strings(list: &[&str]) -> Vec<String> {

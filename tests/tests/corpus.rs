@@ -3,11 +3,11 @@
 //! or OK for unusual but valid images — with the server still serving after all of them.
 //! `--nocapture` prints the table docs/reliability.md shows.
 
-use std::{path::Path, process::Command};
+use std::path::Path;
 
 use base64::Engine;
 use explain_service::model::ModelSource;
-use explain_tests::{TestServer, sample_png, tool, workspace};
+use explain_tests::{GrpcurlOutput, TestServer, grpcurl, sample_png, workspace};
 use serde_json::Value;
 
 /// Replaces the corpus placeholders: `"@FILE"` (an image of `tests/corpus/images/`, base64),
@@ -65,7 +65,6 @@ async fn every_bad_input_of_the_corpus_gets_its_exact_status() {
     let cases: Vec<Value> =
         serde_json::from_str(&std::fs::read_to_string(root.join("cases.json")).expect("cases.json")).expect("JSON");
     assert!(cases.len() >= 40, "the corpus has {} cases", cases.len());
-    let grpcurl = tool("EXPLAIN_GRPCURL", ".cache/bin/grpcurl");
     let mut failures = Vec::new();
     println!("| case | RPC | status | message |\n|---|---|---|---|");
     for case in cases {
@@ -74,23 +73,10 @@ async fn every_bad_input_of_the_corpus_gets_its_exact_status() {
         let request = expand(case["request"].clone(), &root.join("images")).to_string();
         let (code, field) =
             (case["code"].as_str().expect("code").to_owned(), case["field"].as_str().map(str::to_owned));
-        let (grpcurl, address) = (grpcurl.clone(), server.address());
-        let (success, stderr) = tokio::task::spawn_blocking(move || {
-            use std::io::Write;
-            let mut child = Command::new(grpcurl)
-                .args(["-plaintext", "-max-msg-sz", "67108864", "-d", "@", &address])
-                .arg(format!("explain.v1.ExplainService/{rpc}"))
-                .stdin(std::process::Stdio::piped())
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .expect("grpcurl runs");
-            child.stdin.take().expect("stdin").write_all(request.as_bytes()).expect("write the request");
-            let output = child.wait_with_output().expect("grpcurl ends");
-            (output.status.success(), String::from_utf8_lossy(&output.stderr).into_owned())
-        })
-        .await
-        .expect("grpcurl task");
+        let args = ["-plaintext", "-max-msg-sz", "67108864", "-d", "@", &server.address()].map(str::to_owned);
+        let mut args = args.to_vec();
+        args.push(format!("explain.v1.ExplainService/{rpc}"));
+        let GrpcurlOutput { success, stderr, .. } = grpcurl(args, Some(request)).await;
         let (got, message) = outcome(success, &stderr);
         println!(
             "| `{name}` | {} | {got} | {} |",

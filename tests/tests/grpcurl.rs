@@ -2,32 +2,20 @@
 //! health, and an `Explain` call given as JSON whose streamed chunks carry the same bytes the Rust
 //! client receives.
 
-use std::{path::PathBuf, process::Command};
+use std::process::Command;
 
 use base64::Engine;
 use explain_client::proto;
 use explain_service::model::ModelSource;
-use explain_tests::{TestServer, encoded_image, feature_map, sample_png, tool, workspace};
+use explain_tests::{TestServer, encoded_image, feature_map, grpcurl, sample_png, tool, workspace};
 use serde_json::Value;
 
-fn grpcurl() -> PathBuf {
-    tool("EXPLAIN_GRPCURL", ".cache/bin/grpcurl")
-}
-
-/// Runs grpcurl with `args` (plaintext) in a blocking task; returns stdout; fails on a non-zero exit.
-async fn run(args: Vec<String>) -> String {
-    tokio::task::spawn_blocking(move || {
-        let output = Command::new(grpcurl()).arg("-plaintext").args(&args).output().expect("grpcurl runs");
-        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-        assert!(
-            output.status.success(),
-            "grpcurl {args:?} failed: {stdout}{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        stdout
-    })
-    .await
-    .expect("grpcurl task")
+/// Runs grpcurl with `args` (plaintext); returns stdout; fails on a non-zero exit.
+async fn run(mut args: Vec<String>) -> String {
+    args.insert(0, "-plaintext".into());
+    let output = grpcurl(args.clone(), None).await;
+    assert!(output.success, "grpcurl {args:?} failed: {}{}", output.stdout, output.stderr);
+    output.stdout
 }
 
 fn args(list: &[&str]) -> Vec<String> {
@@ -116,7 +104,7 @@ async fn the_readme_session_works_when_pasted() {
     let server = TestServer::with_model(ModelSource::Embedded).await;
     let lines = readme_session(&server.address());
     assert_eq!(lines.len(), 6, "{lines:?}");
-    let bin = grpcurl().parent().expect("grpcurl's folder").to_owned();
+    let bin = tool("EXPLAIN_GRPCURL", ".cache/bin/grpcurl").parent().expect("grpcurl's folder").to_owned();
     for line in lines {
         let output = tokio::task::spawn_blocking({
             let (line, bin) = (line.clone(), bin.clone());
