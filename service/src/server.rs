@@ -176,13 +176,7 @@ async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
     let tls = options.tls.as_ref().map(|files| files.watch(options.reload_interval)).transpose()?;
-    let tokens = match options.auth_tokens.clone() {
-        None => None,
-        Some(path) => {
-            let paths = vec![path.clone()];
-            Some(reload::watch("bearer tokens", paths, options.reload_interval, move || Tokens::read(&path))?)
-        }
-    };
+    let tokens = options.auth_tokens.clone().map(|path| Tokens::watch(path, options.reload_interval)).transpose()?;
     let (health, health_service) = tonic_health::server::health_reporter();
     let lifecycle = Arc::new(Lifecycle::new(health).await);
     let readiness = Arc::new(Readiness::default());

@@ -3,10 +3,17 @@
 //! rotated without a gap), compared in constant time with `subtle`, never logged. Health and
 //! reflection may be left open for probes and grpcurl when configured.
 
-use std::{io, path::Path};
+use std::{
+    io,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
 
 use subtle::ConstantTimeEq;
 use tonic::Status;
+
+use super::reload::{self, Reloading};
 
 /// Why a token file cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +55,11 @@ impl Tokens {
             return Err(TokensError::Empty(path.display().to_string()));
         }
         Ok(Self(tokens))
+    }
+
+    /// The tokens of `path`, read again every `interval` in which the file changed.
+    pub(super) fn watch(path: PathBuf, interval: Duration) -> Result<Arc<Reloading<Self>>, TokensError> {
+        reload::watch("bearer tokens", vec![path.clone()], interval, move || Self::read(&path))
     }
 
     /// Whether `candidate` is one of the tokens; every token is compared, in constant time.
