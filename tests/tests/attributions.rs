@@ -7,7 +7,7 @@
 use explain_client::{Explanation, proto};
 use explain_service::model::ModelSource;
 use explain_service::server::ServeOptions;
-use explain_tests::{Refs, TestServer, fixture, options, relative_l2, shared_fixture, tensor_image};
+use explain_tests::{Refs, TestServer, fixture, options, relative_l2, shared_fixtures, tensor_image};
 use ndarray::ArrayD;
 use proto::attribution_spec::Method;
 
@@ -191,10 +191,13 @@ async fn safetensors_weights_attributions_match_captum() {
 
 #[tokio::test]
 async fn full_resnet18_attributions_match_captum() {
-    let refs = Refs::load(&shared_fixture("resnet18_seed1.refs.npz"));
+    let Some([model, refs]) = shared_fixtures(["resnet18_seed1.legacy.onnx", "resnet18_seed1.refs.npz"]) else {
+        return;
+    };
+    let refs = Refs::load(&refs);
     // Integrated Gradients of this random network is ill-conditioned in float32: its path crosses
     // ReLU and MaxPool decisions that f32 rounding flips (a 1e-7 relative change of the input moves
     // it by up to 3e-4; docs/fidelity.md has the command), so it is held to 1e-3, the rest to 1e-4.
-    let model = ModelSource::File(shared_fixture("resnet18_seed1.legacy.onnx"));
+    let model = ModelSource::File(model);
     attributions_match(options(model), &refs, "resnet18", tolerance().max(1e-3)).await;
 }

@@ -5,7 +5,7 @@
 use explain_client::proto;
 use explain_service::model::ModelSource;
 use explain_service::server::ServeOptions;
-use explain_tests::{Refs, TestServer, feature_map, fixture, options, relative_l2, shared_fixture, tensor_image};
+use explain_tests::{Refs, TestServer, feature_map, fixture, options, relative_l2, shared_fixtures, tensor_image};
 
 const LAYERS: [&str; 11] = [
     "conv1", "maxpool", "layer1.0", "layer1.1", "layer2.0", "layer2.1", "layer3.0", "layer3.1", "layer4.0", "layer4.1",
@@ -62,8 +62,11 @@ async fn safetensors_weights_activations_match_torch() {
 
 #[tokio::test]
 async fn full_resnet18_layer2_1_matches_torch_and_streams_in_one_mib_chunks() {
-    let mut server = TestServer::with_model(ModelSource::File(shared_fixture("resnet18_seed1.legacy.onnx"))).await;
-    let refs = Refs::load(&shared_fixture("resnet18_seed1.refs.npz"));
+    let Some([model, refs]) = shared_fixtures(["resnet18_seed1.legacy.onnx", "resnet18_seed1.refs.npz"]) else {
+        return;
+    };
+    let mut server = TestServer::with_model(ModelSource::File(model)).await;
+    let refs = Refs::load(&refs);
     let request = proto::ExplainRequest {
         image: Some(tensor_image(&refs.row("input", 0))),
         feature_maps: vec![feature_map("layer2.1"), feature_map("conv1")],
