@@ -4,8 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use explain_proto::v1::{self as pb, DataType};
-use half::{bf16, f16};
+use explain_proto::{
+    codec,
+    v1::{self as pb, DataType},
+};
 use ndarray::{ArrayD, IxDyn};
 
 use crate::Error;
@@ -95,53 +97,10 @@ fn decode(partial: Partial) -> Result<ReceivedTensor, Error> {
         .map(|&d| usize::try_from(d).map_err(|_| Error::Assembly(format!("`{name}`: negative dimension {d}"))))
         .collect::<Result<_, _>>()?;
     let dtype = DataType::try_from(first.dtype).unwrap_or(DataType::Unspecified);
-    let values = values(&bytes, dtype, first.quantization.as_ref(), &shape)
+    let values = codec::decode(&bytes, &shape, dtype, first.quantization.as_ref())
         .map_err(|reason| Error::Assembly(format!("`{name}`: {reason}")))?;
     let array = ArrayD::from_shape_vec(IxDyn(&shape), values).map_err(|e| Error::Assembly(format!("`{name}`: {e}")))?;
     Ok(ReceivedTensor { name, array, dtype, channel_indices: first.channel_indices })
-}
-
-fn values(
-    bytes: &[u8],
-    dtype: DataType,
-    quantization: Option<&pb::Quantization>,
-    shape: &[usize],
-) -> Result<Vec<f32>, String> {
-    let width = match dtype {
-        DataType::Float32 | DataType::Unspecified => 4,
-        DataType::Float16 | DataType::Bfloat16 => 2,
-        DataType::Uint8 => 1,
-    };
-    let count = shape.iter().try_fold(1_usize, |count, &d| count.checked_mul(d));
-    if count.and_then(|count| count.checked_mul(width)) != Some(bytes.len()) {
-        let count = count.map_or_else(|| "more than 2^64".to_owned(), |count| count.to_string());
-        return Err(format!("{} bytes do not hold {count} {} values", bytes.len(), dtype.as_str_name()));
-    }
-    Ok(match dtype {
-        DataType::Float32 | DataType::Unspecified => {
-            bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
-        }
-        DataType::Float16 => bytes.chunks_exact(2).map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
-        DataType::Bfloat16 => bytes.chunks_exact(2).map(|b| bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
-        DataType::Uint8 => dequantize(bytes, quantization.ok_or("UINT8 without quantization parameters")?, shape)?,
-    })
-}
-
-fn dequantize(bytes: &[u8], quantization: &pb::Quantization, shape: &[usize]) -> Result<Vec<f32>, String> {
-    let axis = quantization.axis as usize;
-    let channels = *shape.get(axis).ok_or_else(|| format!("quantization axis {axis} is out of range"))?;
-    if quantization.scales.len() != channels || quantization.zero_points.len() != channels {
-        return Err(format!("quantization has {} scales for {channels} channels", quantization.scales.len()));
-    }
-    let inner: usize = shape[axis + 1..].iter().product();
-    Ok(bytes
-        .iter()
-        .enumerate()
-        .map(|(i, &q)| {
-            let c = (i / inner.max(1)) % channels;
-            (f32::from(q) - quantization.zero_points[c]) * quantization.scales[c]
-        })
-        .collect())
 }
 
 #[cfg(test)]
@@ -206,11 +165,5 @@ mod tests {
         assembler.push(pb::TensorChunk { shape: vec![1 << 40, 1 << 40], ..chunk(0, &floats(), 8) }).expect("push");
         let error = assembler.finish().expect_err("overflow").to_string();
         assert!(error.contains("more than 2^64"), "{error}");
-    }
-
-    #[test]
-    fn uint8_dequantizes_per_channel() {
-        let quantization = pb::Quantization { axis: 1, scales: vec![0.5, 2.0], zero_points: vec![0.0, 10.0] };
-        assert_eq!(dequantize(&[4, 11], &quantization, &[1, 2]), Ok(vec![2.0, 2.0]));
     }
 }

@@ -5,6 +5,8 @@ use std::path::Path;
 
 use ndarray::{Array4, ArrayD};
 
+use explain_proto::codec;
+
 use crate::proto;
 
 /// An image for a request.
@@ -44,12 +46,14 @@ impl From<bytes::Bytes> for ImageInput {
 impl From<&ArrayD<f32>> for ImageInput {
     /// A preprocessed tensor (its shape must be the model's `[1, 3, H, W]`).
     fn from(tensor: &ArrayD<f32>) -> Self {
-        let data: Vec<u8> = tensor.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let values = tensor.as_standard_layout();
+        let values = values.as_slice().expect("a standard-layout array is one slice");
+        let data = codec::encode(values, tensor.shape(), proto::DataType::Float32).data;
         Self(proto::Image {
             source: Some(proto::image::Source::Tensor(proto::Tensor {
                 shape: tensor.shape().iter().map(|&d| d as i64).collect(),
                 dtype: proto::DataType::Float32 as i32,
-                data: data.into(),
+                data,
                 quantization: None,
             })),
         })

@@ -17,7 +17,8 @@
 //! [`Client::builder`] sets timeouts, TLS, a bearer token, compression, retries (UNAVAILABLE and
 //! RESOURCE_EXHAUSTED, honouring the server's pushback) and client-side balancing across several
 //! endpoints or the pods behind one DNS name. [`Client::explain_many`] streams many images over one
-//! call with bounded in-flight work. [`render`] draws heatmaps and feature-map grids.
+//! call with bounded in-flight work. [`render`] draws heatmaps and feature-map grids over the model's view made by [`preprocess`]
+//! (both from `explain-imaging`, which the service uses too).
 
 mod assemble;
 mod builder;
@@ -25,11 +26,11 @@ mod client;
 mod discovery;
 mod error;
 mod image;
-pub mod render;
 mod request;
 mod retry;
 mod stream;
 
+pub use explain_imaging::{preprocess, render};
 pub use explain_proto::v1 as proto;
 
 pub use self::{

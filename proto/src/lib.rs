@@ -1,5 +1,8 @@
 //! Generated Rust types of the `explain.v1` gRPC API (messages, client and server) and of the
-//! vendored ONNX schema, which the service uses to read, edit and write models.
+//! vendored ONNX schema, which the service uses to read, edit and write models; and the wire's
+//! tensor [`codec`], which the service and the SDK share.
+
+pub mod codec;
 
 /// `explain.v1`: the service's API (see `proto/explain/v1/explain.proto`).
 #[allow(missing_docs, unreachable_pub, clippy::wildcard_enum_match_arm, clippy::large_enum_variant)]

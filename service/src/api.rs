@@ -1,7 +1,6 @@
 //! The boundary between protobuf and the domain: requests validated into jobs (errors name the
-//! field), results turned into messages, tensors encoded and chunked.
+//! field), results turned into messages, tensors encoded (with `explain_proto::codec`) and chunked.
 
-mod encode;
 mod request;
 mod response;
 

@@ -18,7 +18,7 @@ use std::collections::{HashMap, HashSet};
 use explain_proto::onnx::{ModelProto, tensor_proto::DataType};
 
 use self::{emit::Emitter, rules::Rules};
-use crate::model::graph;
+use crate::graph;
 
 /// Per-row target class input.
 pub const TARGET_INPUT: &str = "explain.target";

@@ -184,10 +184,10 @@ pub struct ServeConfig {
     #[arg(long, env = "EXPLAIN_NO_CACHE", value_parser = BoolishValueParser::new())]
     pub no_cache: bool,
     /// Largest encoded image accepted, in bytes.
-    #[arg(long, env = "EXPLAIN_MAX_IMAGE_BYTES", default_value_t = 20 << 20)]
+    #[arg(long, env = "EXPLAIN_MAX_IMAGE_BYTES", default_value_t = ImageLimits::DEFAULT.max_bytes)]
     pub max_image_bytes: usize,
     /// Largest decoded image accepted, in pixels.
-    #[arg(long, env = "EXPLAIN_MAX_IMAGE_PIXELS", default_value_t = 40_000_000)]
+    #[arg(long, env = "EXPLAIN_MAX_IMAGE_PIXELS", default_value_t = ImageLimits::DEFAULT.max_pixels)]
     pub max_image_pixels: u64,
     /// Largest request message accepted, in bytes.
     #[arg(long, env = "EXPLAIN_MAX_REQUEST_BYTES", default_value_t = 32 << 20)]

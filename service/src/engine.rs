@@ -7,7 +7,7 @@ mod batching;
 mod ort_backend;
 mod thread;
 
-pub use self::backend::{Backend, BackendError, Batch, GraphKind, Outputs};
+pub use self::backend::{Backend, BackendError, Batch, GraphKind, GraphNames, Output, Outputs, RowSettings};
 pub use self::batching::BatchPolicy;
 pub use self::ort_backend::{ExecutionProviderChoice, OrtBackend, OrtOptions, measure_shapes};
 pub use self::thread::{EngineError, EngineHandle, Permit, Ran};

@@ -33,10 +33,10 @@ pub use self::{
     prediction::{ClassScore, Prediction},
 };
 use crate::{
-    engine::{Batch, BatchPolicy, EngineError, EngineHandle, GraphKind, Outputs, Permit, Ran},
+    engine::{Batch, BatchPolicy, EngineError, EngineHandle, GraphKind, Output, Outputs, Permit, Ran, RowSettings},
     preprocess::{self, ImageLimits, PreprocessError},
 };
-use explain_client::render;
+use explain_imaging::render;
 use image::RgbImage;
 
 /// Why a job failed after validation.
@@ -101,6 +101,11 @@ struct Call {
     deadline: Option<Instant>,
 }
 
+/// `output` of a run, or an internal error: the engine returns every output a batch names.
+fn output(outputs: &Outputs, output: Output) -> Result<&ArrayD<f32>, ExplainError> {
+    outputs.get(&output).ok_or_else(|| ExplainError::Internal(format!("the engine did not return {output:?}")))
+}
+
 /// Bounds on the work of one request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
@@ -162,8 +167,8 @@ impl Explainer {
     ) -> Result<(Prediction, Stats), ExplainError> {
         let call = Call { permit: self.engine.admit(1)?, deadline };
         let (images, _view, preprocess) = self.prepare(job.image).await?;
-        let outputs = vec![self.info.logits.clone()];
-        let ran = self.run_batch(GraphKind::Forward, images, Vec::new(), outputs, &call).await?;
+        let ran =
+            self.run_batch(GraphKind::Forward, images, RowSettings::default(), vec![Output::Logits], &call).await?;
         let prediction =
             prediction::predict(self.logits(&ran.outputs)?, job.top_k, TargetClass::Predicted, Objective::Logit);
         let mut stats = Stats { preprocess, ..Stats::default() };
@@ -219,14 +224,14 @@ impl Explainer {
         mut stats: Stats,
         call: &Call,
     ) -> Result<Explanation, ExplainError> {
-        let mut outputs = vec![self.info.logits.clone()];
+        let mut outputs = vec![Output::Logits];
         for request in &job.feature_maps {
-            let tensor = self.layer_output(request);
-            if !outputs.contains(&tensor) {
-                outputs.push(tensor);
+            let output = request.output();
+            if !outputs.contains(&output) {
+                outputs.push(output);
             }
         }
-        let ran = self.run_batch(GraphKind::Forward, images, Vec::new(), outputs, call).await?;
+        let ran = self.run_batch(GraphKind::Forward, images, RowSettings::default(), outputs, call).await?;
         stats.add(&ran);
         let started = Instant::now();
         let prediction = prediction::predict(self.logits(&ran.outputs)?, job.top_k, job.target, job.objective);
@@ -261,19 +266,15 @@ impl Explainer {
         &self,
         graph: GraphKind,
         images: Array4<f32>,
-        int_inputs: Vec<(String, Vec<i64>)>,
-        outputs: Vec<String>,
+        settings: RowSettings,
+        outputs: Vec<Output>,
         call: &Call,
     ) -> Result<Ran, ExplainError> {
-        Ok(self.engine.run(Batch { graph, images, int_inputs, outputs }, call.deadline, &call.permit).await?)
-    }
-
-    fn output<'r>(&self, outputs: &'r Outputs, tensor: &str) -> Result<&'r ArrayD<f32>, ExplainError> {
-        outputs.get(tensor).ok_or_else(|| ExplainError::Internal(format!("the engine did not return `{tensor}`")))
+        Ok(self.engine.run(Batch { graph, images, settings, outputs }, call.deadline, &call.permit).await?)
     }
 
     fn logits<'r>(&self, outputs: &'r Outputs) -> Result<ndarray::ArrayView1<'r, f32>, ExplainError> {
-        let logits = self.output(outputs, &self.info.logits)?;
+        let logits = output(outputs, Output::Logits)?;
         logits
             .view()
             .into_dimensionality::<ndarray::Ix2>()

@@ -2,7 +2,6 @@
 //! naming its layers, and building the graph ONNX Runtime runs.
 
 mod cache;
-pub(crate) mod graph;
 pub mod layers;
 mod surgery;
 mod torchvision;

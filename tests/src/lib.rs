@@ -162,17 +162,9 @@ pub fn relative_l2(actual: &ArrayD<f32>, expected: &ArrayD<f32>) -> f64 {
     (diff / norm.max(f64::MIN_POSITIVE)).sqrt()
 }
 
-/// A preprocessed-tensor image message for a `[1, 3, H, W]` array.
+/// A preprocessed-tensor image message for a `[1, 3, H, W]` array (the SDK's encoding).
 pub fn tensor_image(array: &ArrayD<f32>) -> proto::Image {
-    let data: Vec<u8> = array.iter().flat_map(|v| v.to_le_bytes()).collect();
-    proto::Image {
-        source: Some(proto::image::Source::Tensor(proto::Tensor {
-            shape: array.shape().iter().map(|&d| d as i64).collect(),
-            dtype: proto::DataType::Float32 as i32,
-            data: data.into(),
-            quantization: None,
-        })),
-    }
+    explain_client::ImageInput::from(array).into_proto()
 }
 
 /// An encoded-image message.

@@ -2,14 +2,14 @@
 
 use std::sync::Arc;
 
-use explain_proto::v1 as pb;
+use explain_proto::{codec, v1 as pb};
 use ndarray::Array4;
 
 use crate::explain::{
     Attribution, Baseline, ChannelSelection, ClassifyJob, DEFAULT_BLUR_SIGMA, Encoding, ExplainJob, FeatureMapRequest,
     ImageInput, LayerQuantity, Limits, ModelInfo, Objective, RenderOptions, SmoothGradVariant, TargetClass,
 };
-use explain_client::render::ColorMap;
+use explain_imaging::render::ColorMap;
 
 /// Classes in a prediction when the request does not say.
 const DEFAULT_TOP_K: usize = 5;
@@ -170,19 +170,18 @@ fn input_tensor(tensor: &pb::Tensor, field: &str, info: &ModelInfo) -> Result<Ar
             format!("is {:?}; the model takes [1, 3, {h}, {w}]", tensor.shape),
         ));
     }
-    let expected = 3 * (h * w) as usize * 4;
-    if tensor.data.len() != expected {
-        return Err(invalid(
+    let shape = [1, 3, h as usize, w as usize];
+    let values = codec::decode(&tensor.data, &shape, pb::DataType::Float32, None).map_err(|_| {
+        let expected = 3 * (h * w) as usize * 4;
+        invalid(
             format!("{field}.data"),
             format!("has {} bytes; shape [1, 3, {h}, {w}] needs {expected}", tensor.data.len()),
-        ));
-    }
-    let values: Vec<f32> = tensor.data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+        )
+    })?;
     if values.iter().any(|v| !v.is_finite()) {
         return Err(invalid(format!("{field}.data"), "contains NaN or infinity"));
     }
-    Array4::from_shape_vec((1, 3, h as usize, w as usize), values)
-        .map_err(|e| invalid(format!("{field}.data"), e.to_string()))
+    Array4::from_shape_vec(shape, values).map_err(|e| invalid(format!("{field}.data"), e.to_string()))
 }
 
 fn target(target: Option<pb::Target>, info: &ModelInfo) -> Result<TargetClass, RequestError> {

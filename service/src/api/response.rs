@@ -2,12 +2,13 @@
 
 use std::time::Duration;
 
-use explain_proto::v1 as pb;
-
-use super::encode::{self, Encoded};
 use crate::{
     explain::{ClassScore, Encoding, ModelInfo, NamedTensor, Objective, Prediction, Stats},
     model::layers::Naming,
+};
+use explain_proto::{
+    codec::{self, Encoded},
+    v1 as pb,
 };
 
 /// `GetModelInfoResponse` for `info`.
@@ -95,18 +96,20 @@ fn data_type(encoding: Encoding) -> pb::DataType {
     }
 }
 
-/// The chunks of one tensor, each at most `max_chunk` bytes of data.
+/// The chunks of one tensor, each at most `max_chunk` bytes of data: the tensor is encoded once and
+/// every chunk's data is a slice of that buffer.
 pub fn tensor_chunks(tensor: &NamedTensor, encoding: Encoding, max_chunk: usize) -> Vec<pb::TensorChunk> {
-    let Encoded { data, quantization } = encode::encode(&tensor.tensor, encoding);
-    let quantization =
-        quantization.map(|q| pb::Quantization { axis: q.axis as u32, scales: q.scales, zero_points: q.zero_points });
+    let dtype = data_type(encoding);
+    let values = tensor.tensor.as_standard_layout();
+    let values = values.as_slice().expect("a standard-layout array is one slice");
+    let Encoded { data, quantization } = codec::encode(values, tensor.tensor.shape(), dtype);
     let shape: Vec<i64> = tensor.tensor.shape().iter().map(|&d| d as i64).collect();
     let channel_indices: Vec<u32> = tensor.channel_indices.iter().map(|&c| c as u32).collect();
-    encode::chunks(&data, max_chunk)
+    codec::chunks(&data, max_chunk)
         .map(|(offset, piece)| pb::TensorChunk {
             name: tensor.name.clone(),
             shape: shape.clone(),
-            dtype: data_type(encoding) as i32,
+            dtype: dtype as i32,
             channel_indices: channel_indices.clone(),
             offset: offset as u64,
             total_bytes: data.len() as u64,

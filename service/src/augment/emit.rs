@@ -3,7 +3,7 @@
 
 use explain_proto::onnx::{AttributeProto, NodeProto, TensorProto};
 
-use crate::model::graph;
+use crate::graph;
 
 /// New nodes and initializers, named uniquely under the `explain/` prefix.
 #[derive(Debug)]

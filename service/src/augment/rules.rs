@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use explain_proto::onnx::{GraphProto, NodeProto};
 
 use super::{AugmentError, Shapes, emit::Emitter, spatial};
-use crate::model::graph;
+use crate::graph;
 
 /// Ops with a gradient rule, for error messages.
 pub(super) const SUPPORTED_OPS: &str = "Conv, BatchNormalization, Relu, LeakyRelu, Clip, MaxPool, AveragePool, \

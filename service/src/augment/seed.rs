@@ -3,7 +3,7 @@
 //! PyTorch's `reduction="sum"` over a batch). A negative target selects the row's predicted class.
 
 use super::{CROSS_ENTROPY_INPUT, TARGET_INPUT, emit::Emitter};
-use crate::model::graph;
+use crate::graph;
 
 /// Emits the seed for `logits` (`[N, classes]`) and returns its name.
 pub(super) fn cotangent(emit: &mut Emitter, logits: &str, classes: i64) -> String {

@@ -8,7 +8,7 @@ use super::{
     AugmentError,
     rules::{Rules, unsupported},
 };
-use crate::model::graph;
+use crate::graph;
 
 /// Window geometry of a Conv or pooling node, with `auto_pad` resolved to explicit pads.
 struct Window {

@@ -1,5 +1,6 @@
-//! The backend contract: run one batch through one of the model's graphs and return the named
-//! outputs asked for. Synchronous, with no tonic or ONNX Runtime types, so a fake can stand in.
+//! The backend contract: run one batch through one of the model's graphs and return the outputs
+//! asked for, typed ([`Output`], [`RowSettings`]) rather than spelled as graph tensor names.
+//! Synchronous, with no tonic or ONNX Runtime types, so a fake can stand in.
 
 use std::collections::HashMap;
 
@@ -17,6 +18,71 @@ pub enum GraphKind {
     HeadGradient,
 }
 
+/// A tensor a graph gives back, named by what it is; where it lives in the graph is the
+/// backend's business ([`GraphNames`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Output {
+    /// The classifier's logits, `[rows, classes]`.
+    Logits,
+    /// The gradient of the objective with respect to the input image, `[rows, 3, H, W]`.
+    InputGradient,
+    /// The activation of the model's layer with this index.
+    Activation(usize),
+    /// The gradient of the objective with respect to that layer's activation.
+    LayerGradient(usize),
+}
+
+/// Per-row settings of the gradient graphs' objective; empty for the forward graph.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RowSettings {
+    /// The class whose score is differentiated (−1: the row's predicted class).
+    pub target: Vec<i64>,
+    /// The brief's cross-entropy loss instead of the class logit.
+    pub cross_entropy: Vec<bool>,
+    /// Guided backpropagation (negative gradients zeroed at every ReLU).
+    pub guided: Vec<bool>,
+}
+
+impl RowSettings {
+    /// `rows` rows of one target and objective, guided where `guided` says (one flag per row).
+    pub fn new(target: i64, cross_entropy: bool, guided: &[bool]) -> Self {
+        let rows = guided.len();
+        Self { target: vec![target; rows], cross_entropy: vec![cross_entropy; rows], guided: guided.to_vec() }
+    }
+
+    /// Appends the rows of `other`.
+    pub fn extend(&mut self, other: &Self) {
+        self.target.extend_from_slice(&other.target);
+        self.cross_entropy.extend_from_slice(&other.cross_entropy);
+        self.guided.extend_from_slice(&other.guided);
+    }
+}
+
+/// Where each [`Output`] and row setting lives in the model's graphs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GraphNames {
+    /// The logits tensor.
+    pub logits: String,
+    /// The input gradient tensor.
+    pub input_gradient: String,
+    /// Per layer (by index): its activation tensor and its gradient tensor.
+    pub layers: Vec<(String, String)>,
+    /// The int64 inputs of the gradient graphs: target, cross-entropy flag, guided flag.
+    pub row_inputs: [String; 3],
+}
+
+impl GraphNames {
+    /// The graph tensor holding `output`; `None` for a layer index the model does not have.
+    pub fn tensor(&self, output: Output) -> Option<&str> {
+        match output {
+            Output::Logits => Some(&self.logits),
+            Output::InputGradient => Some(&self.input_gradient),
+            Output::Activation(layer) => self.layers.get(layer).map(|(activation, _)| activation.as_str()),
+            Output::LayerGradient(layer) => self.layers.get(layer).map(|(_, gradient)| gradient.as_str()),
+        }
+    }
+}
+
 /// One batch of rows for the engine.
 #[derive(Clone, Debug)]
 pub struct Batch {
@@ -24,15 +90,14 @@ pub struct Batch {
     pub graph: GraphKind,
     /// Preprocessed images, `[rows, 3, H, W]`.
     pub images: Array4<f32>,
-    /// Further int64 inputs by name, one value per row (the gradient graph's target, objective
-    /// and guided flags).
-    pub int_inputs: Vec<(String, Vec<i64>)>,
-    /// Names of the graph outputs to return.
-    pub outputs: Vec<String>,
+    /// The gradient graphs' per-row settings (empty for the forward graph).
+    pub settings: RowSettings,
+    /// The outputs to return.
+    pub outputs: Vec<Output>,
 }
 
-/// Graph outputs by name, each with the batch dimension first.
-pub type Outputs = HashMap<String, ArrayD<f32>>;
+/// Graph outputs, each with the batch dimension first.
+pub type Outputs = HashMap<Output, ArrayD<f32>>;
 
 /// Why a backend failed.
 #[derive(Debug, thiserror::Error)]
@@ -44,8 +109,8 @@ pub enum BackendError {
     #[error("inference failed: {0}")]
     Run(String),
     /// An output that is not part of the graph was asked for.
-    #[error("the graph has no output `{0}`")]
-    UnknownOutput(String),
+    #[error("the graph has no output {0:?}")]
+    UnknownOutput(Output),
 }
 
 /// Runs batches. Implementations are used from one thread at a time.

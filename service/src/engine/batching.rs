@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use ndarray::{Axis, concatenate};
 
-use super::backend::{BackendError, Batch, Outputs};
+use super::backend::{BackendError, Batch, Output, Outputs, RowSettings};
 
 /// Batching policy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -17,7 +17,7 @@ pub struct BatchPolicy {
     pub max_queue_delay: Duration,
 }
 
-/// Merges batches of one graph, in order, into one: rows concatenated, per-row inputs
+/// Merges batches of one graph, in order, into one: rows concatenated, per-row settings
 /// concatenated, outputs the union. Returns the merged batch and each part's row range.
 pub(super) fn merge(parts: &[&Batch]) -> Result<(Batch, Vec<std::ops::Range<usize>>), BackendError> {
     let mut ranges = Vec::with_capacity(parts.len());
@@ -33,36 +33,28 @@ pub(super) fn merge(parts: &[&Batch]) -> Result<(Batch, Vec<std::ops::Range<usiz
     }
     let views: Vec<_> = parts.iter().map(|part| part.images.view()).collect();
     let images = concatenate(Axis(0), &views).map_err(|e| BackendError::Run(format!("cannot merge batches: {e}")))?;
-    let int_inputs = first
-        .int_inputs
-        .iter()
-        .enumerate()
-        .map(|(i, (name, _))| {
-            let values = parts.iter().flat_map(|part| part.int_inputs.get(i).map_or(&[][..], |(_, v)| v.as_slice()));
-            (name.clone(), values.copied().collect())
-        })
-        .collect();
-    let mut outputs: Vec<String> = Vec::new();
-    for name in parts.iter().flat_map(|part| part.outputs.iter()) {
-        if !outputs.contains(name) {
-            outputs.push(name.clone());
+    let mut settings = RowSettings::default();
+    parts.iter().for_each(|part| settings.extend(&part.settings));
+    let mut outputs: Vec<Output> = Vec::new();
+    for &output in parts.iter().flat_map(|part| part.outputs.iter()) {
+        if !outputs.contains(&output) {
+            outputs.push(output);
         }
     }
-    Ok((Batch { graph: first.graph, images, int_inputs, outputs }, ranges))
+    Ok((Batch { graph: first.graph, images, settings, outputs }, ranges))
 }
 
 /// The rows `range` of the outputs `wanted`.
 pub(super) fn split(
     outputs: &Outputs,
     range: std::ops::Range<usize>,
-    wanted: &[String],
+    wanted: &[Output],
 ) -> Result<Outputs, BackendError> {
     wanted
         .iter()
-        .map(|name| {
-            let array = outputs.get(name).ok_or_else(|| BackendError::UnknownOutput(name.clone()))?;
-            let rows = array.slice_axis(Axis(0), range.clone().into());
-            Ok((name.clone(), rows.to_owned()))
+        .map(|&output| {
+            let array = outputs.get(&output).ok_or(BackendError::UnknownOutput(output))?;
+            Ok((output, array.slice_axis(Axis(0), range.clone().into()).to_owned()))
         })
         .collect()
 }
@@ -76,23 +68,25 @@ mod tests {
     use super::*;
     use crate::engine::GraphKind;
 
-    fn batch(rows: usize, fill: f32, outputs: &[&str]) -> Batch {
+    fn batch(rows: usize, fill: f32, outputs: &[Output]) -> Batch {
         Batch {
             graph: GraphKind::Gradient,
             images: Array4::from_elem((rows, 3, 2, 2), fill),
-            int_inputs: vec![("target".into(), vec![fill as i64; rows])],
-            outputs: outputs.iter().map(|s| (*s).to_owned()).collect(),
+            settings: RowSettings::new(fill as i64, false, &vec![fill > 1.0; rows]),
+            outputs: outputs.to_vec(),
         }
     }
 
     #[test]
-    fn merging_concatenates_rows_inputs_and_outputs() {
-        let (a, b) = (batch(2, 1.0, &["logits", "grad"]), batch(3, 2.0, &["logits", "act"]));
+    fn merging_concatenates_rows_settings_and_outputs() {
+        let a = batch(2, 1.0, &[Output::Logits, Output::InputGradient]);
+        let b = batch(3, 2.0, &[Output::Logits, Output::Activation(3)]);
         let (merged, ranges) = merge(&[&a, &b]).expect("merge");
         assert_eq!(merged.images.shape(), &[5, 3, 2, 2]);
         assert_eq!(merged.images[[4, 0, 0, 0]], 2.0);
-        assert_eq!(merged.int_inputs[0].1, [1, 1, 2, 2, 2]);
-        assert_eq!(merged.outputs, ["logits", "grad", "act"]);
+        assert_eq!(merged.settings.target, [1, 1, 2, 2, 2]);
+        assert_eq!(merged.settings.guided, [false, false, true, true, true]);
+        assert_eq!(merged.outputs, [Output::Logits, Output::InputGradient, Output::Activation(3)]);
         assert_eq!(ranges, [0..2, 2..5]);
     }
 
@@ -100,10 +94,11 @@ mod tests {
     fn splitting_gives_each_job_its_rows_and_outputs() {
         let logits = ArrayD::from_shape_fn(IxDyn(&[5, 2]), |i| i[0] as f32);
         let outputs: Outputs =
-            HashMap::from([("logits".to_owned(), logits), ("act".to_owned(), ArrayD::zeros(IxDyn(&[5, 1])))]);
-        let part = split(&outputs, 2..5, &["logits".to_owned()]).expect("split");
+            HashMap::from([(Output::Logits, logits), (Output::Activation(0), ArrayD::zeros(IxDyn(&[5, 1])))]);
+        let part = split(&outputs, 2..5, &[Output::Logits]).expect("split");
         assert_eq!(part.len(), 1);
-        assert_eq!(part["logits"].index_axis(ndarray::Axis(1), 0).iter().copied().collect::<Vec<_>>(), [2.0, 3.0, 4.0]);
-        assert!(split(&outputs, 0..1, &["missing".to_owned()]).is_err());
+        let column: Vec<f32> = part[&Output::Logits].index_axis(ndarray::Axis(1), 0).iter().copied().collect();
+        assert_eq!(column, [2.0, 3.0, 4.0]);
+        assert!(split(&outputs, 0..1, &[Output::LayerGradient(0)]).is_err());
     }
 }

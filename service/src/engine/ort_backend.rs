@@ -12,7 +12,7 @@ use ort::{
     value::{Tensor, TensorRef, ValueType},
 };
 
-use super::backend::{Backend, BackendError, Batch, GraphKind, Outputs};
+use super::backend::{Backend, BackendError, Batch, GraphKind, GraphNames, Outputs};
 
 /// Which execution provider to ask ONNX Runtime for.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -45,6 +45,7 @@ pub struct OrtOptions {
 /// ONNX Runtime sessions of one model.
 pub struct OrtBackend {
     sessions: HashMap<GraphKind, Session>,
+    names: GraphNames,
     execution_provider: &'static str,
 }
 
@@ -54,8 +55,8 @@ impl std::fmt::Debug for OrtBackend {
     }
 }
 
-/// The process's ONNX Runtime environment. The library is loaded once; later calls reuse it
-/// (whatever path they name) and return the first outcome.
+/// The process's ONNX Runtime environment. The library is loaded
+/// once; later calls reuse it (whatever path they name) and return the first outcome.
 fn environment(library: &PathBuf) -> Result<Environment, BackendError> {
     static ENVIRONMENT: OnceLock<Result<Environment, String>> = OnceLock::new();
     ENVIRONMENT
@@ -69,8 +70,8 @@ fn environment(library: &PathBuf) -> Result<Environment, BackendError> {
 }
 
 impl OrtBackend {
-    /// Creates one session per graph, given as serialised ONNX models.
-    pub fn new(options: &OrtOptions, graphs: &[(GraphKind, Vec<u8>)]) -> Result<Self, BackendError> {
+    /// Creates one session per graph, given as serialised ONNX models whose tensors `names` names.
+    pub fn new(options: &OrtOptions, graphs: &[(GraphKind, Vec<u8>)], names: GraphNames) -> Result<Self, BackendError> {
         let environment = environment(&options.library)?;
         let (builder, execution_provider) = session_builder(&environment, options)?;
         let mut sessions = HashMap::new();
@@ -79,7 +80,7 @@ impl OrtBackend {
             sessions.insert(*kind, session);
         }
         tracing::info!(execution_provider, "ONNX Runtime sessions ready");
-        Ok(Self { sessions, execution_provider })
+        Ok(Self { sessions, names, execution_provider })
     }
 }
 
@@ -146,29 +147,40 @@ impl Backend for OrtBackend {
             .sessions
             .get_mut(&batch.graph)
             .ok_or_else(|| BackendError::Run(format!("no session for the {:?} graph", batch.graph)))?;
-        for name in &batch.outputs {
-            if !session.outputs().iter().any(|output| output.name() == name) {
-                return Err(BackendError::UnknownOutput(name.clone()));
+        let mut wanted = Vec::with_capacity(batch.outputs.len());
+        for &output in &batch.outputs {
+            match self.names.tensor(output) {
+                Some(name) if session.outputs().iter().any(|graph_output| graph_output.name() == name) => {
+                    wanted.push((output, name));
+                }
+                Some(_) | None => return Err(BackendError::UnknownOutput(output)),
             }
         }
         let run = |e: ort::Error| BackendError::Run(e.to_string());
         let input_name = session.inputs()[0].name().to_owned();
         let mut inputs: Vec<(String, SessionInputValue<'_>)> =
             vec![(input_name, TensorRef::from_array_view(&batch.images).map_err(run)?.into())];
-        for (name, values) in &batch.int_inputs {
-            let tensor = Tensor::from_array(Array1::from(values.clone())).map_err(run)?;
-            inputs.push((name.clone(), tensor.into()));
+        if batch.graph != GraphKind::Forward {
+            let settings = &batch.settings;
+            let flags = |values: &[bool]| values.iter().map(|&flag| i64::from(flag)).collect::<Vec<_>>();
+            let [target, cross_entropy, guided] = &self.names.row_inputs;
+            for (name, values) in [
+                (target, settings.target.clone()),
+                (cross_entropy, flags(&settings.cross_entropy)),
+                (guided, flags(&settings.guided)),
+            ] {
+                inputs.push((name.clone(), Tensor::from_array(Array1::from(values)).map_err(run)?.into()));
+            }
         }
-        let selector = batch.outputs.iter().fold(OutputSelector::no_default(), |selector, name| selector.with(name));
+        let selector = wanted.iter().fold(OutputSelector::no_default(), |selector, (_, name)| selector.with(*name));
         let options = RunOptions::new().map_err(run)?.with_outputs(selector);
         let outputs = session.run_with_options(inputs, &options).map_err(run)?;
-        batch
-            .outputs
-            .iter()
-            .map(|name| {
-                let value = outputs.get(name).ok_or_else(|| BackendError::UnknownOutput(name.clone()))?;
+        wanted
+            .into_iter()
+            .map(|(output, name)| {
+                let value = outputs.get(name).ok_or(BackendError::UnknownOutput(output))?;
                 let array = value.try_extract_array::<f32>().map_err(run)?;
-                Ok((name.clone(), array.to_owned()))
+                Ok((output, array.to_owned()))
             })
             .collect()
     }

@@ -276,8 +276,9 @@ mod tests {
     use ndarray::{Array4, ArrayD, Axis, IxDyn};
 
     use super::*;
+    use crate::engine::{Output, RowSettings};
 
-    /// A backend that returns each row's sum as `sum`, records the size of every run, and takes
+    /// A backend that returns each row's sum (as its logits), records the size of every run, and takes
     /// `delay` per run.
     struct Fake {
         runs: Arc<Mutex<Vec<usize>>>,
@@ -294,10 +295,10 @@ mod tests {
             assert!(!batch.images.iter().any(|value| value.is_nan()), "a bug inside the backend");
             if batch.images.iter().any(|&value| value < 0.0) {
                 // Too few rows: splitting them out for the job panics, outside `Backend::run`.
-                return Ok(HashMap::from([("sum".to_owned(), ArrayD::zeros(IxDyn(&[0])))]));
+                return Ok(HashMap::from([(Output::Logits, ArrayD::zeros(IxDyn(&[0])))]));
             }
             let sums: Vec<f32> = batch.images.axis_iter(Axis(0)).map(|row| row.sum()).collect();
-            Ok(HashMap::from([("sum".to_owned(), ArrayD::from_shape_vec(IxDyn(&[rows]), sums).expect("shape"))]))
+            Ok(HashMap::from([(Output::Logits, ArrayD::from_shape_vec(IxDyn(&[rows]), sums).expect("shape"))]))
         }
 
         fn execution_provider(&self) -> &str {
@@ -337,8 +338,8 @@ mod tests {
         Batch {
             graph: GraphKind::Forward,
             images: Array4::from_elem((rows, 1, 1, 1), value),
-            int_inputs: Vec::new(),
-            outputs: vec!["sum".into()],
+            settings: RowSettings::default(),
+            outputs: vec![Output::Logits],
         }
     }
 
@@ -355,7 +356,7 @@ mod tests {
             .collect();
         for (i, call) in calls.into_iter().enumerate() {
             let ran = call.await.expect("task").expect("run");
-            assert_eq!(ran.outputs["sum"].as_slice(), Some(&[i as f32, i as f32][..]));
+            assert_eq!(ran.outputs[&Output::Logits].as_slice(), Some(&[i as f32, i as f32][..]));
             assert_eq!((ran.rows, ran.batch_rows), (2, 8));
         }
         assert_eq!(*probe.runs.lock().expect("lock"), [8]);
@@ -431,7 +432,7 @@ mod tests {
         let inside = run(&engine, batch(1, f32::NAN), None).await;
         assert!(matches!(inside, Err(EngineError::Lost)), "a panic inside the backend too: {inside:?}");
         let ran = run(&engine, batch(1, 3.0), None).await.expect("the engine still runs");
-        assert_eq!(ran.outputs["sum"].as_slice(), Some(&[3.0][..]));
+        assert_eq!(ran.outputs[&Output::Logits].as_slice(), Some(&[3.0][..]));
         assert_eq!(*probe.runs.lock().expect("lock"), [2, 1, 1]);
         assert_eq!(engine.admitted.load(Ordering::SeqCst), 0, "no rows leaked from the admission count");
     }

@@ -5,42 +5,38 @@
 
 use std::time::Instant;
 
-use ndarray::{Array4, ArrayD, ArrayView2, ArrayView4, Axis, Ix2, Ix4, s};
+use ndarray::{Array4, ArrayView2, ArrayView4, Axis, Ix2, Ix4, s};
 
 use super::{
     Call, ExplainError, Explainer, Explanation, NamedTensor, Stats, baseline, channels,
     job::{Attribution, ExplainJob, FeatureMapRequest, LayerQuantity, Objective, TargetClass},
-    methods, prediction,
+    methods, output, prediction,
     rows::{IntegratedGradients, RowSet, SmoothGrad},
 };
-use crate::{
-    augment::{self, CROSS_ENTROPY_INPUT, GUIDED_INPUT, TARGET_INPUT},
-    engine::{GraphKind, Outputs},
-};
+use crate::engine::{GraphKind, Output, Outputs, RowSettings};
 
-/// Per-row int64 inputs of the gradient graph.
-fn row_inputs(target: i64, objective: Objective, guided: &[bool]) -> Vec<(String, Vec<i64>)> {
-    let rows = guided.len();
-    vec![
-        (TARGET_INPUT.to_owned(), vec![target; rows]),
-        (CROSS_ENTROPY_INPUT.to_owned(), vec![i64::from(objective == Objective::CrossEntropy); rows]),
-        (GUIDED_INPUT.to_owned(), guided.iter().map(|&g| i64::from(g)).collect()),
-    ]
+/// Per-row settings of the gradient graph for rows of one target and objective.
+fn row_settings(target: i64, objective: Objective, guided: &[bool]) -> RowSettings {
+    RowSettings::new(target, objective == Objective::CrossEntropy, guided)
 }
 
-fn view4<'a>(array: &'a ArrayD<f32>, name: &str) -> Result<ArrayView4<'a, f32>, ExplainError> {
-    array.view().into_dimensionality::<Ix4>().map_err(|e| ExplainError::Internal(format!("`{name}`: {e}")))
+/// `output` of a run as `[N, C, H, W]`.
+fn view4(outputs: &Outputs, which: Output) -> Result<ArrayView4<'_, f32>, ExplainError> {
+    let array = output(outputs, which)?;
+    array.view().into_dimensionality::<Ix4>().map_err(|e| ExplainError::Internal(format!("{which:?}: {e}")))
 }
 
-fn view2<'a>(array: &'a ArrayD<f32>, name: &str) -> Result<ArrayView2<'a, f32>, ExplainError> {
-    array.view().into_dimensionality::<Ix2>().map_err(|e| ExplainError::Internal(format!("`{name}`: {e}")))
+/// `output` of a run as `[N, K]`.
+fn view2(outputs: &Outputs, which: Output) -> Result<ArrayView2<'_, f32>, ExplainError> {
+    let array = output(outputs, which)?;
+    array.view().into_dimensionality::<Ix2>().map_err(|e| ExplainError::Internal(format!("{which:?}: {e}")))
 }
 
 /// The outputs of row `index` of a run (batch dimension kept).
 fn row(outputs: &Outputs, index: usize) -> Outputs {
     outputs
         .iter()
-        .map(|(name, array)| (name.clone(), array.slice_axis(Axis(0), (index..index + 1).into()).to_owned()))
+        .map(|(&which, array)| (which, array.slice_axis(Axis(0), (index..index + 1).into()).to_owned()))
         .collect()
 }
 
@@ -62,8 +58,6 @@ impl Explainer {
         if let Some(reason) = self.info.gradients.unavailable() {
             return Err(ExplainError::GradientsUnavailable(reason.to_owned()));
         }
-        let input_gradient = augment::gradient_name(&self.info.input.name);
-
         // The image's own run: its plain row (saliency, input × gradient, Grad-CAM, layer
         // gradients) and/or its guided row, whose forward pass is the image's, so either predicts;
         // through the head-gradient graph when no gradient before the head layer is needed, and
@@ -82,24 +76,23 @@ impl Explainer {
             (false, true) => (GraphKind::Gradient, vec![true]),
             (false, false) => (GraphKind::Forward, Vec::new()),
         };
-        let mut outputs = vec![self.info.logits.clone()];
+        let mut outputs = vec![Output::Logits];
         if graph == GraphKind::Gradient {
-            outputs.push(input_gradient.clone());
+            outputs.push(Output::InputGradient);
         }
-        let mut want = |tensor: String| {
-            if !outputs.contains(&tensor) {
-                outputs.push(tensor);
+        let mut want = |output: Output| {
+            if !outputs.contains(&output) {
+                outputs.push(output);
             }
         };
         for attribution in &job.attributions {
             if let Attribution::GradCam { layer, .. } = attribution {
-                let tensor = &self.info.layers[*layer].tensor;
-                want(tensor.clone());
-                want(augment::gradient_name(tensor));
+                want(Output::Activation(*layer));
+                want(Output::LayerGradient(*layer));
             }
         }
         for request in &job.feature_maps {
-            want(self.layer_output(request));
+            want(request.output());
         }
         let target = match job.target {
             TargetClass::Predicted => -1,
@@ -109,15 +102,18 @@ impl Explainer {
         let images = input
             .broadcast((rows, input.dim().1, input.dim().2, input.dim().3))
             .map_or_else(|| input.clone(), |view| view.to_owned());
-        let int_inputs =
-            if graph == GraphKind::Forward { Vec::new() } else { row_inputs(target, job.objective, &flags) };
-        let image_run = self.run_batch(graph, images, int_inputs, outputs, call).await?;
+        let settings = if graph == GraphKind::Forward {
+            RowSettings::default()
+        } else {
+            row_settings(target, job.objective, &flags)
+        };
+        let image_run = self.run_batch(graph, images, settings, outputs, call).await?;
         stats.add(&image_run);
         let image = row(&image_run.outputs, 0);
         let guided_gradient = match flags.iter().position(|&flag| flag) {
             Some(index) => Some(
                 row(&image_run.outputs, index)
-                    .remove(&input_gradient)
+                    .remove(&Output::InputGradient)
                     .ok_or_else(|| ExplainError::Internal("the guided row has no input gradient".into()))?,
             ),
             None => None,
@@ -161,7 +157,7 @@ impl Explainer {
 
         let started = Instant::now();
         let gradient = match graph {
-            GraphKind::Gradient if plain => Some(view4(self.output(&image, &input_gradient)?, &input_gradient)?),
+            GraphKind::Gradient if plain => Some(view4(&image, Output::InputGradient)?),
             GraphKind::Gradient | GraphKind::Forward | GraphKind::HeadGradient => None,
         };
         let mut finished: Vec<Option<Vec<NamedTensor>>> = finished;
@@ -204,15 +200,6 @@ impl Explainer {
         if attributions_fit && layers_fit { GraphKind::HeadGradient } else { GraphKind::Gradient }
     }
 
-    /// The graph output holding a requested layer tensor.
-    pub(super) fn layer_output(&self, request: &FeatureMapRequest) -> String {
-        let tensor = &self.info.layers[request.layer].tensor;
-        match request.quantity {
-            LayerQuantity::Activation => tensor.clone(),
-            LayerQuantity::Gradient => augment::gradient_name(tensor),
-        }
-    }
-
     /// A requested layer tensor, channels selected (gradients ranked by mean |value|).
     pub(super) fn feature_map(
         &self,
@@ -220,7 +207,7 @@ impl Explainer {
         outputs: &Outputs,
     ) -> Result<NamedTensor, ExplainError> {
         let layer = &self.info.layers[request.layer];
-        let values = self.output(outputs, &self.layer_output(request))?.clone();
+        let values = output(outputs, request.output())?.clone();
         let (prefix, selected) = match request.quantity {
             LayerQuantity::Activation => ("activation", channels::select(values, &request.channels, |v| v)),
             LayerQuantity::Gradient => ("gradient", channels::select(values, &request.channels, f32::abs)),
@@ -247,10 +234,8 @@ impl Explainer {
             Attribution::Saliency { absolute } => methods::saliency(input_gradient()?, *absolute),
             Attribution::InputXGradient => methods::input_x_gradient(input.view(), input_gradient()?),
             Attribution::GradCam { layer, upsample } => {
-                let tensor = &self.info.layers[*layer].tensor;
-                let activation = view4(self.output(outputs, tensor)?, tensor)?;
-                let gradient_name = augment::gradient_name(tensor);
-                let layer_gradient = view4(self.output(outputs, &gradient_name)?, &gradient_name)?;
+                let activation = view4(outputs, Output::Activation(*layer))?;
+                let layer_gradient = view4(outputs, Output::LayerGradient(*layer))?;
                 let map = methods::grad_cam(activation, layer_gradient);
                 let (height, width) = (self.info.input.height as usize, self.info.input.width as usize);
                 if *upsample { methods::upsample_bilinear(&map, height, width) } else { map }
@@ -274,7 +259,6 @@ impl Explainer {
     ) -> Result<Vec<Box<dyn RowSet>>, ExplainError> {
         let total: usize = row_sets.iter().map(|rows| rows.len()).sum();
         let (height, width) = (self.info.input.height as usize, self.info.input.width as usize);
-        let input_gradient = augment::gradient_name(&self.info.input.name);
         // (set, first row of the set in this batch, rows) for each piece of the next batch.
         let mut cursor = (0_usize, 0_usize);
         let mut done = 0;
@@ -297,20 +281,16 @@ impl Explainer {
                 })
                 .await?;
             cursor = next;
-            let outputs = vec![self.info.logits.clone(), input_gradient.clone()];
-            let inputs = row_inputs(target, objective, &vec![false; size]);
-            let ran = self.run_batch(GraphKind::Gradient, images, inputs, outputs, call).await?;
+            let outputs = vec![Output::Logits, Output::InputGradient];
+            let settings = row_settings(target, objective, &vec![false; size]);
+            let ran = self.run_batch(GraphKind::Gradient, images, settings, outputs, call).await?;
             stats.add(&ran);
-            let (logits_name, gradient_name) = (self.info.logits.clone(), input_gradient.clone());
             row_sets = self
                 .compute
                 .run("folding gradients", move || {
                     let mut sets = sets;
-                    let outputs = &ran.outputs;
-                    let missing = |name: &str| ExplainError::Internal(format!("the engine did not return `{name}`"));
-                    let gradients =
-                        view4(outputs.get(&gradient_name).ok_or_else(|| missing(&gradient_name))?, &gradient_name)?;
-                    let logits = view2(outputs.get(&logits_name).ok_or_else(|| missing(&logits_name))?, &logits_name)?;
+                    let gradients = view4(&ran.outputs, Output::InputGradient)?;
+                    let logits = view2(&ran.outputs, Output::Logits)?;
                     for (set, start, offset, count) in pieces {
                         let range = offset..offset + count;
                         sets[set].absorb(

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::{
+    engine::{BackendError, Output, Outputs},
     model::{
         InputTensor,
         layers::{NamedLayer, Naming},
@@ -95,13 +96,20 @@ impl ModelInfo {
     }
 }
 
-/// Named layers joined with the shapes measured for their tensors.
-pub(crate) fn layer_infos(layers: &[NamedLayer], shape_of: impl Fn(&str) -> Option<Vec<usize>>) -> Vec<LayerInfo> {
+/// Named layers joined with the shapes of their activations in a warm-up run (batch 1), index
+/// for index: a layer's index is its [`Output::Activation`].
+pub(crate) fn layer_infos(layers: &[NamedLayer], warm: &Outputs) -> Result<Vec<LayerInfo>, BackendError> {
     layers
         .iter()
-        .filter_map(|layer| {
-            let shape = shape_of(&layer.tensor)?;
-            Some(LayerInfo { name: layer.name.clone(), tensor: layer.tensor.clone(), shape: shape[1..].to_vec() })
+        .enumerate()
+        .map(|(index, layer)| {
+            let output = Output::Activation(index);
+            let shape = warm.get(&output).ok_or(BackendError::UnknownOutput(output))?.shape();
+            Ok(LayerInfo {
+                name: layer.name.clone(),
+                tensor: layer.tensor.clone(),
+                shape: shape.get(1..).unwrap_or_default().to_vec(),
+            })
         })
         .collect()
 }

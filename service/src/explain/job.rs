@@ -3,8 +3,10 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use explain_client::render::ColorMap;
+use explain_imaging::render::ColorMap;
 use ndarray::Array4;
+
+use crate::engine::Output;
 
 /// The image of a request.
 #[derive(Clone, Debug)]
@@ -78,6 +80,16 @@ pub struct FeatureMapRequest {
     pub channels: ChannelSelection,
     /// Activation or gradient.
     pub quantity: LayerQuantity,
+}
+
+impl FeatureMapRequest {
+    /// The engine output holding the requested layer tensor.
+    pub fn output(&self) -> Output {
+        match self.quantity {
+            LayerQuantity::Activation => Output::Activation(self.layer),
+            LayerQuantity::Gradient => Output::LayerGradient(self.layer),
+        }
+    }
 }
 
 /// Where Integrated Gradients starts its path.

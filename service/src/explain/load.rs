@@ -15,7 +15,10 @@ use super::{
 };
 use crate::{
     augment::{self, CROSS_ENTROPY_INPUT, GUIDED_INPUT, Shapes, TARGET_INPUT},
-    engine::{self, Backend, BackendError, Batch, BatchPolicy, EngineHandle, GraphKind, OrtBackend, OrtOptions},
+    engine::{
+        self, Backend, BackendError, Batch, BatchPolicy, EngineHandle, GraphKind, GraphNames, OrtBackend, OrtOptions,
+        Output, RowSettings,
+    },
     model::{GraphCache, Model, ModelError, ModelSource},
     preprocess::Preprocessing,
 };
@@ -139,25 +142,30 @@ impl Explainer {
             }
             Err(error) => return Err(error),
         };
-        let mut backend = OrtBackend::new(&options.ort, &graphs)?;
+        let named = &model.layers.layers;
+        let names = GraphNames {
+            logits: model.logits.clone(),
+            input_gradient: augment::gradient_name(&model.input.name),
+            layers: named.iter().map(|layer| (layer.tensor.clone(), augment::gradient_name(&layer.tensor))).collect(),
+            row_inputs: [TARGET_INPUT, CROSS_ENTROPY_INPUT, GUIDED_INPUT].map(str::to_owned),
+        };
+        let mut backend = OrtBackend::new(&options.ort, &graphs, names)?;
 
         // Warm-up: one forward run at batch 1 fetching everything measures every layer's shape;
         // one gradient run proves the gradient graph runs.
         let (height, width) = (model.input.height, model.input.width);
         let zeros = || Array4::<f32>::zeros((1, 3, height as usize, width as usize));
-        let mut outputs = vec![model.logits.clone()];
-        outputs.extend(model.layers.layers.iter().map(|layer| layer.tensor.clone()));
-        let warm =
-            backend.run(&Batch { graph: GraphKind::Forward, images: zeros(), int_inputs: Vec::new(), outputs })?;
-        let head = model.head_layer().map(|head| head.tensor.clone());
-        for (graph, from) in
-            [(GraphKind::Gradient, Some(model.input.name.clone())), (GraphKind::HeadGradient, head.clone())]
-        {
-            let (Some(from), GradientSupport::Available) = (from, &gradients) else { continue };
-            let int_inputs = [TARGET_INPUT, CROSS_ENTROPY_INPUT, GUIDED_INPUT].map(|name| (name.to_owned(), vec![0]));
-            let outputs = vec![augment::gradient_name(&from)];
-            if let Err(error) = backend.run(&Batch { graph, images: zeros(), int_inputs: int_inputs.to_vec(), outputs })
-            {
+        let outputs = std::iter::once(Output::Logits).chain((0..named.len()).map(Output::Activation)).collect();
+        let settings = RowSettings::default();
+        let warm = backend.run(&Batch { graph: GraphKind::Forward, images: zeros(), settings, outputs })?;
+        let head = model.head_layer().and_then(|head| named.iter().position(|layer| layer.tensor == head.tensor));
+        for (graph, output) in [
+            (GraphKind::Gradient, Some(Output::InputGradient)),
+            (GraphKind::HeadGradient, head.map(Output::LayerGradient)),
+        ] {
+            let (Some(output), GradientSupport::Available) = (output, &gradients) else { continue };
+            let settings = RowSettings::new(0, false, &[false]);
+            if let Err(error) = backend.run(&Batch { graph, images: zeros(), settings, outputs: vec![output] }) {
                 tracing::error!(%error, ?graph, "a gradient graph does not run; serving predictions and activations only");
                 gradients = GradientSupport::Unavailable(error.to_string());
             }
@@ -165,8 +173,7 @@ impl Explainer {
         if let (true, Some(reason)) = (options.require_gradients, gradients.unavailable()) {
             return Err(LoadError::Setting(format!("gradients are required (--require-gradients): {reason}")));
         }
-        let shape_of = |tensor: &str| warm.get(tensor).map(|array| array.shape().to_vec());
-        let num_classes = match shape_of(&model.logits).as_deref() {
+        let num_classes = match warm.get(&Output::Logits).map(|logits| logits.shape()) {
             Some([1, classes]) => *classes,
             other => {
                 return Err(
@@ -174,8 +181,7 @@ impl Explainer {
                 );
             }
         };
-        let layers = info::layer_infos(&model.layers.layers, shape_of);
-        let head_layer = head.and_then(|tensor| layers.iter().position(|layer| layer.tensor == tensor));
+        let layers = info::layer_infos(named, &warm)?;
         let labels = options.labels.as_deref().map(|path| info::read_labels(path, num_classes)).transpose()?;
 
         let preprocessing = Preprocessing {
@@ -197,7 +203,7 @@ impl Explainer {
             labels,
             execution_provider: backend.execution_provider().to_owned(),
             gradients,
-            head_layer,
+            head_layer: head,
         };
         let engine = EngineHandle::spawn(backend, options.queue_capacity, options.batching)?;
         Ok(Self {

@@ -2,7 +2,7 @@
 //! uses too: attribution maps as heatmaps over the model's view of the image, layer tensors as
 //! grids of feature maps.
 
-use explain_client::render;
+use explain_imaging::render;
 use image::RgbImage;
 use ndarray::{Axis, Ix4};
 

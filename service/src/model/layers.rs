@@ -10,7 +10,7 @@
 
 use explain_proto::onnx::{GraphProto, NodeProto};
 
-use super::graph::{self, GraphIndex};
+use crate::graph::{self, GraphIndex};
 
 /// How the layer names were found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

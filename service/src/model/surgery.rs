@@ -3,7 +3,8 @@
 
 use explain_proto::onnx::{GraphProto, ModelProto, tensor_shape_proto, type_proto};
 
-use super::{InputTensor, ModelError, graph, layers::LayerMap};
+use super::{InputTensor, ModelError, layers::LayerMap};
+use crate::graph;
 
 /// Makes the batch dimension of the graph's input and outputs symbolic, fixes the input's
 /// spatial size (from the graph, or `input_size` when the graph leaves it open), drops stale

@@ -10,7 +10,8 @@ use explain_proto::onnx::{GraphProto, ModelProto, NodeProto, OperatorSetIdProto,
 use half::{bf16, f16};
 use safetensors::{Dtype, SafeTensors};
 
-use super::{ModelError, graph};
+use super::ModelError;
+use crate::graph;
 
 /// BatchNorm ε of torchvision's ResNets.
 const BN_EPSILON: f64 = 1e-5;

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use explain_client::{
     Client, Explanation,
+    preprocess::{self, ImageLimits, Preprocessing},
     render::{self, ColorMap},
 };
 use image::RgbImage;
@@ -16,10 +17,6 @@ use tokio_stream::StreamExt;
 use super::args::{Method, RunOptions};
 
 type Failure = Box<dyn std::error::Error>;
-
-/// Most pixels the resize to the model's view may work through: the server's default
-/// `--max-image-pixels`, which refuses the same images.
-const MAX_VIEW_PIXELS: u64 = 40_000_000;
 
 /// Runs `explain run`.
 pub(crate) async fn run(client: &Client, options: &RunOptions) -> Result<(), Failure> {
@@ -39,15 +36,22 @@ pub(crate) async fn run(client: &Client, options: &RunOptions) -> Result<(), Fai
         None => spatial_layers.last().map(|layer| layer.name.clone()).ok_or("the model has no spatial layer")?,
     };
     let (rows, columns) = options.grid;
+    let channels = |values: &[f32]| <[f32; 3]>::try_from(values).unwrap_or_default();
+    let preprocessing = Preprocessing {
+        height,
+        width,
+        resize_size: input.resize_size,
+        mean: channels(&input.mean),
+        std: channels(&input.std),
+    };
 
     let mut views = Vec::with_capacity(options.images.len());
     let mut requests = Vec::with_capacity(options.images.len());
     for path in &options.images {
         let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let decoded = image::load_from_memory(&bytes).map_err(|e| format!("{}: {e}", path.display()))?.to_rgb8();
-        let plan = render::ViewPlan::new(decoded.dimensions(), input.resize_size, (height, width), MAX_VIEW_PIXELS)
+        let (_, view) = preprocess::prepare(&bytes, ImageLimits::DEFAULT, &preprocessing)
             .map_err(|e| format!("{}: {e}", path.display()))?;
-        views.push(render::model_view(&decoded, &plan));
+        views.push(view);
         let mut request = client.explain(bytes);
         if let Some(target) = options.target {
             request = request.target(target);

@@ -6,7 +6,7 @@
 
 use std::io::Cursor;
 
-use explain_client::render::{self, ViewError, ViewPlan};
+use crate::render::{self, ViewError, ViewPlan};
 use image::{ImageReader, RgbImage};
 use ndarray::Array4;
 
@@ -44,6 +44,12 @@ pub struct ImageLimits {
     pub max_bytes: usize,
     /// Largest decoded image, in pixels (width × height).
     pub max_pixels: u64,
+}
+
+impl ImageLimits {
+    /// The service's defaults (`--max-image-bytes`, `--max-image-pixels`), which the SDK's tools
+    /// apply to the images they read, too.
+    pub const DEFAULT: Self = Self { max_bytes: 20 << 20, max_pixels: 40_000_000 };
 }
 
 /// Why an image could not be used.
