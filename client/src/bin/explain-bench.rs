@@ -2,7 +2,9 @@
 //! perf_analyzer. Runs a concurrency sweep (N callers, each sending its next request when the last
 //! returns) or a fixed request rate for a duration, with a mix of methods, and prints throughput and
 //! p50/p90/p99 latency per step, errors by gRPC code, and that every call sent got exactly one
-//! answer; `--json` writes the report. For overload runs, `--no-retries` shows the server's own
+//! answer, and per method the wire overhead: the client's wall time of a call minus the server's
+//! own `Summary.timings.total_ms` (what the network, HTTP/2 and both ends' framing cost); `--json`
+//! writes the report. For overload runs, `--no-retries` shows the server's own
 //! refusals, and `--cancel-fraction` makes callers abandon calls at random.
 
 use std::{
@@ -100,6 +102,8 @@ struct Args {
 #[derive(Default)]
 struct Tally {
     latencies: Vec<Duration>,
+    /// Client wall time minus the server's total, in milliseconds, by method.
+    overheads: BTreeMap<String, Vec<f64>>,
     errors: usize,
     images: usize,
     /// Every call of the step, warm-up included: sent, and how each ended.
@@ -109,7 +113,8 @@ struct Tally {
 
 /// How one call ended.
 enum Outcome {
-    Ok,
+    /// Answered, with the server's own total time from its summary.
+    Ok(Duration),
     Failed(String),
     Cancelled,
     Lost,
@@ -141,7 +146,7 @@ async fn answered(
     };
     let patience = limit.unwrap_or(Duration::from_secs(args.lost_after_secs));
     match tokio::time::timeout(patience, work).await {
-        Ok(Ok(())) => Outcome::Ok,
+        Ok(Ok(server_total)) => Outcome::Ok(server_total),
         Ok(Err(explain_client::Error::Status(status))) => Outcome::Failed(format!("{:?}", status.code())),
         Ok(Err(other)) => Outcome::Failed(format!("client error: {other}")),
         Err(_) if limit.is_some() => Outcome::Cancelled,
@@ -181,20 +186,21 @@ fn request(args: &Args, method: Method, image: &proto::Image, layers: &[String])
     }
 }
 
-/// One call; the number of images it explained.
+/// One call; the server's own total time for it (`Summary.timings.total_ms`).
 async fn call(
     client: &Client,
     args: &Args,
     method: Method,
     image: &proto::Image,
     layers: &[String],
-) -> Result<(), explain_client::Error> {
-    if method == Method::Classify {
-        client.classify(proto::ClassifyRequest { image: Some(image.clone()), top_k: 5 }).await?;
+) -> Result<Duration, explain_client::Error> {
+    let summary = if method == Method::Classify {
+        client.classify(proto::ClassifyRequest { image: Some(image.clone()), top_k: 5 }).await?.summary
     } else {
-        client.send(request(args, method, image, layers)).await?;
-    }
-    Ok(())
+        Some(client.send(request(args, method, image, layers)).await?.summary)
+    };
+    let total_ms = summary.and_then(|summary| summary.timings).map_or(0.0, |timings| timings.total_ms);
+    Ok(Duration::from_secs_f64(total_ms.max(0.0) / 1e3))
 }
 
 /// A deterministic test image: a normalised tensor at the model's input size, or a PNG.
@@ -227,12 +233,12 @@ fn png(size: u32, rgb: &[u8]) -> Vec<u8> {
     bytes
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
+/// The `p`-th percentile of sorted values (nearest rank; NaN when there are none).
+fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }
-    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
-    sorted[rank].as_secs_f64() * 1e3
+    sorted[((p / 100.0) * (sorted.len() - 1) as f64).round() as usize]
 }
 
 /// Runs one step: `callers` concurrent loops (or a fixed `rate`) for warm-up plus duration.
@@ -242,11 +248,14 @@ async fn step(args: Arc<Args>, client: Client, callers: usize, image: proto::Ima
     let measure_from = start + Duration::from_secs_f64(args.warmup);
     let end = measure_from + Duration::from_secs_f64(args.duration);
     let counter = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let mut tasks = Vec::new();
+    // Finished calls are reaped as new ones are launched, so a long run at a high rate holds only
+    // the calls in flight, not one task per call sent.
+    let mut tasks = tokio::task::JoinSet::new();
     let mut launch = |task_start: Option<Instant>| {
+        while tasks.try_join_next().is_some() {}
         let (args, client, image, layers, tally, counter) =
             (args.clone(), client.clone(), image.clone(), layers.clone(), tally.clone(), counter.clone());
-        tasks.push(tokio::spawn(async move {
+        tasks.spawn(async move {
             loop {
                 if let Some(at) = task_start {
                     tokio::time::sleep_until(at.into()).await;
@@ -262,7 +271,7 @@ async fn step(args: Arc<Args>, client: Client, callers: usize, image: proto::Ima
                 let done = Instant::now();
                 let mut tally = tally.lock().await;
                 let key = match &outcome {
-                    Outcome::Ok => "OK".to_owned(),
+                    Outcome::Ok(_) => "OK".to_owned(),
                     Outcome::Failed(code) => code.clone(),
                     Outcome::Cancelled => "cancelled by the caller".to_owned(),
                     Outcome::Lost => "lost (no answer)".to_owned(),
@@ -270,8 +279,11 @@ async fn step(args: Arc<Args>, client: Client, callers: usize, image: proto::Ima
                 *tally.outcomes.entry(key).or_default() += 1;
                 if sent >= measure_from && done <= end {
                     match outcome {
-                        Outcome::Ok => {
-                            tally.latencies.push(done - sent);
+                        Outcome::Ok(server_total) => {
+                            let wall = done - sent;
+                            tally.latencies.push(wall);
+                            let overhead = (wall.as_secs_f64() - server_total.as_secs_f64()) * 1e3;
+                            tally.overheads.entry(format!("{method:?}")).or_default().push(overhead);
                             tally.images += 1;
                         }
                         Outcome::Failed(_) | Outcome::Lost => tally.errors += 1,
@@ -283,7 +295,7 @@ async fn step(args: Arc<Args>, client: Client, callers: usize, image: proto::Ima
                     return;
                 }
             }
-        }));
+        });
     };
     match args.rate {
         Some(rate) => {
@@ -298,9 +310,7 @@ async fn step(args: Arc<Args>, client: Client, callers: usize, image: proto::Ima
         }
         None => (0..callers).for_each(|_| launch(None)),
     }
-    for task in tasks {
-        let _ = task.await;
-    }
+    tasks.join_all().await;
     Arc::try_unwrap(tally).map(Mutex::into_inner).unwrap_or_default()
 }
 
@@ -328,13 +338,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut report = Vec::new();
     for callers in steps {
         let mut tally = step(args.clone(), client.clone(), callers, image.clone(), layers.clone()).await;
-        tally.latencies.sort();
+        let mut latencies: Vec<f64> = tally.latencies.iter().map(|d| d.as_secs_f64() * 1e3).collect();
+        latencies.sort_by(f64::total_cmp);
         let throughput = tally.images as f64 / args.duration;
-        let (p50, p90, p99) = (
-            percentile(&tally.latencies, 50.0),
-            percentile(&tally.latencies, 90.0),
-            percentile(&tally.latencies, 99.0),
-        );
+        let (p50, p90, p99) =
+            (percentile(&latencies, 50.0), percentile(&latencies, 90.0), percentile(&latencies, 99.0));
         let label = args.rate.map_or_else(|| callers.to_string(), |rate| format!("{rate}/s"));
         println!(
             "{label:>11} {:>9} {:>7} {throughput:>10.2} {p50:>9.1} {p90:>9.1} {p99:>9.1}",
@@ -343,10 +351,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let answered: usize = tally.outcomes.values().sum();
         let outcomes: Vec<String> = tally.outcomes.iter().map(|(key, count)| format!("{key} {count}")).collect();
         println!("{:>11} sent {}, answered {answered}: {}", "", tally.sent, outcomes.join(", "));
+        let mut overhead = serde_json::Map::new();
+        for (method, values) in &mut tally.overheads {
+            values.sort_by(f64::total_cmp);
+            let (p50, p99) = (percentile(values, 50.0), percentile(values, 99.0));
+            println!("{:>11} wire overhead {method}: p50 {p50:.2} ms, p99 {p99:.2} ms", "");
+            overhead.insert(method.clone(), serde_json::json!({ "p50_ms": p50, "p99_ms": p99 }));
+        }
         report.push(serde_json::json!({
             "concurrency": callers, "rate": args.rate, "requests": tally.images, "errors": tally.errors,
             "throughput_rps": throughput, "p50_ms": p50, "p90_ms": p90, "p99_ms": p99,
-            "sent": tally.sent, "answered": answered, "outcomes": tally.outcomes,
+            "sent": tally.sent, "answered": answered, "outcomes": tally.outcomes, "wire_overhead": overhead,
         }));
     }
     if let Some(path) = &args.json {
