@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Peak and final resident memory of one explaind binary serving MODEL under a fixed, deterministic
+# workload (IG with 47 steps: batches of 16, 16 and 16 rows; classify with 4 callers; all feature
+# maps in float16), for comparing allocator settings or builds with each other.
+#   bench/peak-rss.sh [BINARY]   (MODEL, PORT from the environment; BINARY defaults to the release build)
+set -euo pipefail
+source "$(dirname "$0")/../scripts/lib.sh"
+BINARY=${1:-$ROOT/target/release/explaind}
+MODEL=${MODEL:-$ROOT/../shared/fixtures/resnet18_seed1.legacy.onnx}
+PORT=${PORT:-50070}
+cd "$ROOT"
+ensure_onnxruntime
+ensure_grpcurl
+cargo build --release --locked -p explain-client
+log=$(mktemp)
+EXPLAIN_ORT_LIBRARY=$ORT_LIBRARY EXPLAIN_NO_CACHE=1 "$BINARY" --log-filter warn serve --model "$MODEL" \
+  --listen "127.0.0.1:$PORT" > "$log" 2>&1 &
+server=$!
+trap 'kill $server 2>/dev/null || true' EXIT
+for _ in $(seq 120); do
+  "$CACHE/bin/grpcurl" -plaintext -d '{"service":"explain.v1.ExplainService"}' "127.0.0.1:$PORT" \
+    grpc.health.v1.Health/Check 2>/dev/null | grep -q '"SERVING"' && break
+  sleep 1
+done
+rss() { awk "/$1/ {print int(\$2 / 1024)}" "/proc/$server/status"; }
+loaded=$(rss VmRSS)
+bench() { target/release/explain-bench --endpoint "http://127.0.0.1:$PORT" --warmup 2 "$@"; }
+bench --duration 15 --methods integrated-gradients --steps 47 --concurrency 1
+bench --duration 10 --methods classify --concurrency 4
+bench --duration 10 --methods feature-maps --encoding float16 --concurrency 1
+echo "$BINARY: loaded $loaded MiB, final $(rss VmRSS) MiB, peak $(rss VmHWM) MiB"
