@@ -93,13 +93,24 @@ pub fn prepare(
     limits: ImageLimits,
     preprocessing: &Preprocessing,
 ) -> Result<(Array4<f32>, RgbImage), PreprocessError> {
+    let view = model_view(bytes, limits, preprocessing)?;
+    Ok((to_tensor(&view, preprocessing), view))
+}
+
+/// Decodes an encoded image into the picture the model sees (resized and centre-cropped, not
+/// normalised), under the same checks as [`prepare`]: for callers that draw over it.
+pub fn model_view(
+    bytes: &[u8],
+    limits: ImageLimits,
+    preprocessing: &Preprocessing,
+) -> Result<RgbImage, PreprocessError> {
     let dimensions = header_dimensions(bytes, limits)?;
+    // Planned from the header first, so that nothing is decoded for a view that cannot be made.
     plan(dimensions, limits, preprocessing)?;
     let image = decode(bytes, dimensions, limits)?;
     // The decoder's own size is the one that counts; it matches the header's for sound files.
     let plan = plan(image.dimensions(), limits, preprocessing)?;
-    let view = render::model_view(&image, &plan);
-    Ok((to_tensor(&view, preprocessing), view))
+    Ok(render::model_view(&image, &plan))
 }
 
 fn plan(dimensions: (u32, u32), limits: ImageLimits, preprocessing: &Preprocessing) -> Result<ViewPlan, ViewError> {

@@ -199,8 +199,14 @@ async fn call(
     } else {
         Some(client.send(request(args, method, image, layers)).await?.summary)
     };
-    let total_ms = summary.and_then(|summary| summary.timings).map_or(0.0, |timings| timings.total_ms);
-    Ok(Duration::from_secs_f64(total_ms.max(0.0) / 1e3))
+    // A missing or nonsensical server total would silently make the wire overhead the whole
+    // call: it is an error, not zero.
+    let total_ms = summary
+        .and_then(|summary| summary.timings)
+        .map(|timings| timings.total_ms)
+        .filter(|total_ms| total_ms.is_finite() && *total_ms >= 0.0)
+        .ok_or_else(|| explain_client::Error::Assembly("the answer carries no summary with a total time".into()))?;
+    Ok(Duration::from_secs_f64(total_ms / 1e3))
 }
 
 /// A deterministic test image: a normalised tensor at the model's input size, or a PNG.

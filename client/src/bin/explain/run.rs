@@ -36,20 +36,14 @@ pub(crate) async fn run(client: &Client, options: &RunOptions) -> Result<(), Fai
         None => spatial_layers.last().map(|layer| layer.name.clone()).ok_or("the model has no spatial layer")?,
     };
     let (rows, columns) = options.grid;
-    let channels = |values: &[f32]| <[f32; 3]>::try_from(values).unwrap_or_default();
-    let preprocessing = Preprocessing {
-        height,
-        width,
-        resize_size: input.resize_size,
-        mean: channels(&input.mean),
-        std: channels(&input.std),
-    };
+    // Only the model's view is made here, to draw over; normalising is the server's business.
+    let preprocessing = Preprocessing { height, width, resize_size: input.resize_size, mean: [0.0; 3], std: [1.0; 3] };
 
     let mut views = Vec::with_capacity(options.images.len());
     let mut requests = Vec::with_capacity(options.images.len());
     for path in &options.images {
         let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let (_, view) = preprocess::prepare(&bytes, ImageLimits::DEFAULT, &preprocessing)
+        let view = preprocess::model_view(&bytes, ImageLimits::DEFAULT, &preprocessing)
             .map_err(|e| format!("{}: {e}", path.display()))?;
         views.push(view);
         let mut request = client.explain(bytes);
