@@ -27,7 +27,7 @@ fn saliency_request(seed: u64) -> proto::ExplainRequest {
 #[tokio::test]
 async fn concurrent_callers_share_engine_runs_without_changing_results() {
     let mut batched = options(ModelSource::Embedded);
-    batched.load.batching.max_queue_delay = Duration::from_millis(300);
+    batched.load.max_queue_delay = Duration::from_millis(300);
     let batched = TestServer::start(batched).await;
     let alone = TestServer::with_model(ModelSource::Embedded).await;
     let calls: Vec<_> = (0..6)
@@ -53,7 +53,7 @@ async fn concurrent_callers_share_engine_runs_without_changing_results() {
 async fn a_full_queue_answers_resource_exhausted_with_a_retry_delay() {
     let mut settings = options(ModelSource::Embedded);
     settings.load.queue_capacity = 1;
-    settings.load.batching.max_queue_delay = Duration::from_millis(500);
+    settings.load.max_queue_delay = Duration::from_millis(500);
     let server = TestServer::start(settings).await;
     // The first request's row waits 500 ms for company, filling the one-row queue.
     let first = tokio::spawn({
@@ -79,7 +79,7 @@ async fn an_admitted_request_never_fails_half_way_for_lack_of_room() {
     use proto::attribution_spec::Method;
     let mut settings = options(ModelSource::Embedded);
     settings.load.queue_capacity = 16;
-    settings.load.batching.max_batch_size = 4;
+    settings.load.max_batch_size = Some(4);
     let server = TestServer::start(settings).await;
     let no_retries = || {
         explain_client::Client::builder(format!("http://{}", server.address()))
@@ -122,7 +122,7 @@ async fn an_admitted_request_never_fails_half_way_for_lack_of_room() {
 #[tokio::test]
 async fn deadlines_end_calls_before_work_starts() {
     let mut settings = options(ModelSource::Embedded);
-    settings.load.batching.max_queue_delay = Duration::from_millis(600);
+    settings.load.max_queue_delay = Duration::from_millis(600);
     let server = TestServer::start(settings).await;
     // A bare HTTP/2 client sends the header, so that only the server enforces it (tonic's own
     // client would cancel the call itself): the service answers DEADLINE_EXCEEDED when the

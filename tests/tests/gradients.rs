@@ -152,9 +152,11 @@ fn smooth_grad(samples: u32, noise_level: f32, seed: u64, variant: proto::Smooth
 #[tokio::test]
 async fn rows_split_into_small_batches_give_the_same_attributions() {
     let mut small = options(ModelSource::Embedded);
-    small.load.batching.max_batch_size = 3;
+    small.load.max_batch_size = Some(3);
     let mut small = TestServer::start(small).await;
-    let mut large = TestServer::with_model(ModelSource::Embedded).await;
+    let mut large = options(ModelSource::Embedded);
+    large.load.max_batch_size = Some(32);
+    let mut large = TestServer::start(large).await;
     let image = array(&[1, 3, 64, 64], Random::new(5).values(3 * 64 * 64, 2.0));
     let request = proto::ExplainRequest {
         attributions: vec![

@@ -98,7 +98,7 @@ fn integrated_gradients(steps: u32) -> proto::ExplainRequest {
 #[tokio::test]
 async fn an_abandoned_explain_stream_stops_before_its_next_engine_run() {
     let mut settings = options(ModelSource::Embedded);
-    settings.load.batching.max_batch_size = 8;
+    settings.load.max_batch_size = Some(8);
     settings.stream_in_flight = 8;
     let mut server = TestServer::start(settings).await;
     let steps = 500;

@@ -17,6 +17,16 @@ pub struct BatchPolicy {
     pub max_queue_delay: Duration,
 }
 
+impl BatchPolicy {
+    /// The most rows per run when none is configured, by execution provider. On CPU, runs of
+    /// 8 rows are as fast per row as larger ones, and the memory a gradient run holds grows with
+    /// its rows (ResNet-18 at 224²: a peak of 0.65 GiB with 8, 1.4 GiB with 32; docs/benchmarks.md);
+    /// a GPU wants larger batches to be kept busy.
+    pub fn default_max_batch_size(execution_provider: &str) -> usize {
+        if execution_provider == <ort::ep::CUDA as ort::ep::ExecutionProvider>::NAME { 64 } else { 8 }
+    }
+}
+
 /// Merges batches of one graph, in order, into one: rows concatenated, per-row settings
 /// concatenated, outputs the union. Returns the merged batch and each part's row range.
 pub(super) fn merge(parts: &[&Batch]) -> Result<(Batch, Vec<std::ops::Range<usize>>), BackendError> {

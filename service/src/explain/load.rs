@@ -3,7 +3,7 @@
 //! them up (which also measures every layer's shape), read the labels, start the engine thread.
 //! A model the augmenter refuses is still served without gradients, the reason kept for callers.
 
-use std::{path::PathBuf, sync::Arc};
+use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use ndarray::Array4;
 use prost::Message;
@@ -42,8 +42,11 @@ pub struct LoadOptions {
     pub ort: OrtOptions,
     /// Rows that may wait for the engine before requests are refused.
     pub queue_capacity: usize,
-    /// How the engine merges waiting requests into runs.
-    pub batching: BatchPolicy,
+    /// Most rows in one engine run; `None` for the execution provider's default
+    /// ([`BatchPolicy::default_max_batch_size`]).
+    pub max_batch_size: Option<usize>,
+    /// Longest the oldest waiting request is held back for others to join its run.
+    pub max_queue_delay: Duration,
     /// Folder caching gradient graphs; `None` disables the cache.
     pub cache_dir: Option<PathBuf>,
     /// Bounds on requests.
@@ -205,13 +208,20 @@ impl Explainer {
             gradients,
             head_layer: head,
         };
-        let engine = EngineHandle::spawn(backend, options.queue_capacity, options.batching)?;
+        let batching = BatchPolicy {
+            max_batch_size: options
+                .max_batch_size
+                .unwrap_or_else(|| BatchPolicy::default_max_batch_size(&info.execution_provider)),
+            max_queue_delay: options.max_queue_delay,
+        };
+        tracing::info!(max_batch_size = batching.max_batch_size, "batching");
+        let engine = EngineHandle::spawn(backend, options.queue_capacity, batching)?;
         Ok(Self {
             info: Arc::new(info),
             engine,
             compute: ComputePool::new(options.compute_threads),
             limits: options.limits,
-            batching: options.batching,
+            batching,
         })
     }
 }
