@@ -11,7 +11,7 @@ BUF_VERSION=1.75.0
 CARGO_FUZZ_VERSION=0.13.2
 PYTHON=${PYTHON:-python3}
 # The Python packages tests use (tests/python): pinned, installed into .cache/venv with pip.
-TEST_PYTHON_PACKAGES=("onnxruntime==$ORT_VERSION" "numpy==2.4.6" "grpcio==1.85.1" "grpcio-tools==1.85.1" "protobuf==7.36.2")
+TEST_PYTHON_PACKAGES=("onnxruntime==$ORT_VERSION" "numpy==2.4.6" "grpcio==1.85.1" "grpcio-tools==1.85.1" "protobuf==7.36.2" "prometheus-client==0.26.0")
 
 say() { printf '==> %s\n' "$*" >&2; }
 

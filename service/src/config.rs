@@ -107,6 +107,10 @@ pub struct LogConfig {
     /// ONNX Runtime's own messages log under the `ort` target.
     #[arg(long, env = "EXPLAIN_LOG", default_value = "info,ort=warn", global = true)]
     pub log_filter: String,
+    /// OpenTelemetry collector to export traces to over OTLP/gRPC, e.g. `http://otel-collector:4317`:
+    /// a `call` span per call (its RPC, `x-request-id`, status code and timings). Default: none.
+    #[arg(long, env = "EXPLAIN_OTLP_ENDPOINT", global = true)]
+    pub otlp_endpoint: Option<String>,
 }
 
 /// Settings of `explaind serve`.
@@ -122,6 +126,10 @@ pub struct ServeConfig {
     /// Address to listen on.
     #[arg(long, env = "EXPLAIN_LISTEN", default_value = "0.0.0.0:50051")]
     pub listen: SocketAddr,
+    /// Address of the Prometheus metrics endpoint (`GET /metrics`, HTTP, no authentication: keep
+    /// it on a network only scrapers reach). Default: no endpoint.
+    #[arg(long, env = "EXPLAIN_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
     /// ONNX Runtime shared library. Default: $ORT_DYLIB_PATH, else `libonnxruntime.so` on the
     /// library search path.
     #[arg(long, env = "EXPLAIN_ORT_LIBRARY")]
@@ -284,6 +292,7 @@ impl ServeConfig {
     pub fn serve_options(&self) -> ServeOptions {
         ServeOptions {
             listen: self.listen,
+            metrics_listen: self.metrics_listen,
             load: LoadOptions {
                 model: self.model.clone().map_or(ModelSource::Embedded, ModelSource::File),
                 labels: self.labels.clone(),

@@ -34,6 +34,7 @@ pub use self::{
 };
 use crate::{
     engine::{Batch, BatchPolicy, EngineError, EngineHandle, GraphKind, Output, Outputs, Permit, Ran, RowSettings},
+    metrics::Metrics,
     preprocess::{self, ImageLimits, PreprocessError},
 };
 use explain_imaging::render;
@@ -136,6 +137,7 @@ pub struct Explainer {
     compute: compute::ComputePool,
     limits: Limits,
     batching: BatchPolicy,
+    metrics: Metrics,
 }
 
 impl Explainer {
@@ -166,6 +168,7 @@ impl Explainer {
         deadline: Option<Instant>,
     ) -> Result<(Prediction, Stats), ExplainError> {
         let call = Call { permit: self.engine.admit(1)?, deadline };
+        self.metrics.add_rows("image", 1);
         let (images, _view, preprocess) = self.prepare(job.image).await?;
         let ran =
             self.run_batch(GraphKind::Forward, images, RowSettings::default(), vec![Output::Logits], &call).await?;
@@ -180,6 +183,10 @@ impl Explainer {
     /// asked; gives up at `deadline`. Every row the job needs is admitted before any work starts.
     pub async fn explain(&self, job: ExplainJob, deadline: Option<Instant>) -> Result<Explanation, ExplainError> {
         let call = Call { permit: self.engine.admit(job.rows())?, deadline };
+        self.metrics.add_rows("image", 1);
+        for attribution in &job.attributions {
+            self.metrics.add_rows(attribution.method(), attribution.extra_rows());
+        }
         let (images, view, preprocess) = self.prepare(job.image.clone()).await?;
         let stats = Stats { preprocess, ..Stats::default() };
         let Some(options) = job.render else {

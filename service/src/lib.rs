@@ -12,6 +12,7 @@ pub mod config;
 pub mod engine;
 pub mod explain;
 pub(crate) mod graph;
+pub mod metrics;
 pub mod model;
 pub mod server;
 pub mod telemetry;

@@ -13,11 +13,13 @@ use prost::Message;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    telemetry::init(&cli.log).context("invalid --log-filter")?;
-    match cli.command {
+    let telemetry = telemetry::init(&cli.log)?;
+    let outcome = match cli.command {
         Command::Serve(config) => serve(&config).await,
         Command::Augment(config) => augment(&config),
-    }
+    };
+    tokio::task::spawn_blocking(move || telemetry.shutdown()).await.context("flushing telemetry")?;
+    outcome
 }
 
 /// Writes the chosen graph of `config.model` to `config.output`.

@@ -10,6 +10,7 @@ mod access;
 mod deadline;
 mod guard;
 mod lifecycle;
+mod observe;
 mod reload;
 mod service;
 mod status;
@@ -27,6 +28,7 @@ use self::{
     access::Tokens,
     guard::{Access, Guard},
     lifecycle::Lifecycle,
+    observe::Observed,
     service::{ApiSettings, ExplainApi, Readiness},
 };
 pub use self::{
@@ -35,13 +37,18 @@ pub use self::{
     tls::{TlsError, TlsFiles},
     transport::Http2Settings,
 };
-use crate::explain::{Explainer, LoadOptions};
+use crate::{
+    explain::{Explainer, LoadOptions},
+    metrics::{Metrics, MetricsEndpoint, MetricsError},
+};
 
 /// How to serve.
 #[derive(Clone, Debug)]
 pub struct ServeOptions {
     /// Address to listen on; port 0 picks a free port.
     pub listen: SocketAddr,
+    /// Address of the Prometheus endpoint (`/metrics`); none when `None`.
+    pub metrics_listen: Option<SocketAddr>,
     /// The model and engine.
     pub load: LoadOptions,
     /// Largest tensor chunk sent, in bytes.
@@ -87,6 +94,9 @@ pub enum ServeError {
     /// The token file cannot be used.
     #[error(transparent)]
     Tokens(#[from] TokensError),
+    /// The metrics endpoint could not start.
+    #[error(transparent)]
+    Metrics(#[from] MetricsError),
     /// The serving task failed.
     #[error("server task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
@@ -107,6 +117,7 @@ pub enum LoadState {
 #[derive(Debug)]
 pub struct RunningServer {
     local_addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     load_state: watch::Receiver<LoadState>,
     task: JoinHandle<Result<(), ServeError>>,
@@ -116,6 +127,11 @@ impl RunningServer {
     /// The address the server listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The address of the metrics endpoint, when there is one.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// Waits until the model has loaded and the API answers (Ok), or loading failed (Err with the
@@ -160,18 +176,30 @@ pub async fn start(options: ServeOptions) -> Result<RunningServer, ServeError> {
         .await
         .map_err(|source| ServeError::Bind { address: options.listen, source })?;
     let local_addr = listener.local_addr().map_err(|source| ServeError::Bind { address: options.listen, source })?;
+    let metrics = Metrics::new();
+    let endpoint = match options.metrics_listen {
+        Some(address) => Some(MetricsEndpoint::start(address, metrics.clone()).await?),
+        None => None,
+    };
+    let metrics_addr = endpoint.as_ref().map(MetricsEndpoint::local_addr);
     let (shutdown, shutdown_signal) = tokio::sync::oneshot::channel::<()>();
     let (state_sender, load_state) = watch::channel(LoadState::Loading);
-    let task = tokio::spawn(serve(options, listener, state_sender, async {
-        let _ = shutdown_signal.await;
-    }));
+    let task = tokio::spawn(async move {
+        // The endpoint lives as long as the server.
+        let _endpoint = endpoint;
+        serve(options, listener, metrics, state_sender, async {
+            let _ = shutdown_signal.await;
+        })
+        .await
+    });
     tracing::info!(%local_addr, "listening");
-    Ok(RunningServer { local_addr, shutdown: Some(shutdown), load_state, task })
+    Ok(RunningServer { local_addr, metrics_addr, shutdown: Some(shutdown), load_state, task })
 }
 
 async fn serve(
     options: ServeOptions,
     listener: TcpListener,
+    metrics: Metrics,
     load_state: watch::Sender<LoadState>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
@@ -180,7 +208,8 @@ async fn serve(
     let (health, health_service) = tonic_health::server::health_reporter();
     let lifecycle = Arc::new(Lifecycle::new(health).await);
     let readiness = Arc::new(Readiness::default());
-    let loading = tokio::spawn(load(options.load.clone(), readiness.clone(), lifecycle.clone(), load_state));
+    let loading =
+        tokio::spawn(load(options.load.clone(), metrics.clone(), readiness.clone(), lifecycle.clone(), load_state));
 
     let settings = ApiSettings { max_chunk_bytes: options.max_chunk_bytes, stream_in_flight: options.stream_in_flight };
     let api = ExplainServiceServer::new(ExplainApi::new(readiness, settings))
@@ -194,7 +223,10 @@ async fn serve(
     let reflection_v1alpha = reflection().build_v1alpha().map_err(|e| ServeError::Load(format!("reflection: {e}")))?;
     let mut routes = RoutesBuilder::default();
     routes.add_service(health_service).add_service(reflection_v1).add_service(reflection_v1alpha).add_service(api);
-    let service = Guard::new(routes.routes(), Access { tokens, open: options.open_services });
+    let service = Observed::new(
+        Guard::new(routes.routes(), Access { tokens, open: options.open_services }),
+        metrics.calls().clone(),
+    );
 
     let drain_delay = options.drain_delay;
     let signal = async move {
@@ -233,11 +265,13 @@ fn reflection() -> tonic_reflection::server::Builder<'static> {
 /// publishes SERVING (unless shutdown has begun meanwhile).
 async fn load(
     options: LoadOptions,
+    metrics: Metrics,
     readiness: Arc<Readiness>,
     lifecycle: Arc<Lifecycle>,
     state: watch::Sender<LoadState>,
 ) -> Result<(), String> {
-    let outcome = tokio::task::spawn_blocking(move || Explainer::load(&options))
+    let engine_metrics = metrics.clone();
+    let outcome = tokio::task::spawn_blocking(move || Explainer::load(&options, &engine_metrics))
         .await
         .map_err(|e| format!("loading task failed: {e}"))
         .and_then(|result| result.map_err(|e| e.to_string()));
@@ -248,6 +282,7 @@ async fn load(
             model = %info.name, layers = info.layers.len(), classes = info.num_classes,
             execution_provider = %info.execution_provider, "model loaded"
         );
+        metrics.set_served(&info.name, &info.sha256, &info.execution_provider);
     }
     readiness.set(outcome);
     match &result {

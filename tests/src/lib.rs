@@ -348,3 +348,16 @@ pub fn write_model(model: &explain_proto::onnx::ModelProto, name: &str) -> PathB
     std::fs::write(&path, model.encode_to_vec()).expect("write model");
     path
 }
+
+/// An HTTP/1.1 GET of `path` at `address` (the metrics endpoint), answered with its status line
+/// and headers, and its body.
+pub async fn http_get(address: std::net::SocketAddr, path: &str) -> (String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(address).await.expect("connect to the HTTP endpoint");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("send");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.expect("read");
+    let (head, body) = answer.split_once("\r\n\r\n").expect("an HTTP answer");
+    (head.to_owned(), body.to_owned())
+}

@@ -18,6 +18,17 @@ pub enum GraphKind {
     HeadGradient,
 }
 
+impl GraphKind {
+    /// The graph's name in logs and metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Forward => "forward",
+            Self::Gradient => "gradient",
+            Self::HeadGradient => "head_gradient",
+        }
+    }
+}
+
 /// A tensor a graph gives back, named by what it is; where it lives in the graph is the
 /// backend's business ([`GraphNames`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

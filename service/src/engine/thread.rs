@@ -9,8 +9,7 @@ use std::{
     collections::VecDeque,
     panic::{AssertUnwindSafe, catch_unwind},
     sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
+        atomic::Ordering,
         mpsc::{self, Receiver, RecvTimeoutError, Sender},
     },
     time::{Duration, Instant},
@@ -22,6 +21,8 @@ use super::{
     backend::{Backend, BackendError, Batch, GraphKind, Outputs},
     batching::{self, BatchPolicy},
 };
+use crate::metrics::EngineMetrics;
+use prometheus_client::metrics::gauge::Gauge;
 
 /// Why the engine did not run a batch.
 #[derive(Debug, thiserror::Error)]
@@ -67,13 +68,13 @@ pub struct Ran {
 /// across all of its engine runs: an admitted request never fails half-way for lack of room.
 #[derive(Debug)]
 pub struct Permit {
-    rows: usize,
-    admitted: Arc<AtomicUsize>,
+    rows: i64,
+    admitted: Gauge,
 }
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        self.admitted.fetch_sub(self.rows, Ordering::SeqCst);
+        self.admitted.dec_by(self.rows);
     }
 }
 
@@ -83,38 +84,76 @@ struct Job {
     enqueued: Instant,
     deadline: Option<Instant>,
     reply: oneshot::Sender<Result<Ran, EngineError>>,
+    _queued: Queued,
+}
+
+/// A job's rows in the queued-rows gauge, from the moment it is sent to the engine until it is
+/// dropped (answered, or left unrun).
+struct Queued {
+    rows: usize,
+    metrics: EngineMetrics,
+}
+
+impl Queued {
+    fn new(rows: usize, metrics: &EngineMetrics) -> Self {
+        metrics.queued(rows as i64);
+        Self { rows, metrics: metrics.clone() }
+    }
+}
+
+impl Drop for Queued {
+    fn drop(&mut self) {
+        self.metrics.queued(-(self.rows as i64));
+    }
 }
 
 /// A cheap handle to the engine thread; the thread stops when the last handle is dropped.
 #[derive(Clone, Debug)]
 pub struct EngineHandle {
     sender: Sender<Job>,
-    admitted: Arc<AtomicUsize>,
+    /// Rows held by admitted requests: the `explain_engine_admitted_rows` gauge itself.
+    admitted: Gauge,
     capacity: usize,
     execution_provider: String,
+    metrics: EngineMetrics,
 }
 
 impl EngineHandle {
     /// Starts a thread that owns `backend` and batches with `policy`; requests holding at most
-    /// `capacity` rows together are admitted.
-    pub fn spawn<B: Backend>(backend: B, capacity: usize, policy: BatchPolicy) -> std::io::Result<Self> {
+    /// `capacity` rows together are admitted. Admission, the queue and every run are counted in
+    /// `metrics`.
+    pub fn spawn<B: Backend>(
+        backend: B,
+        capacity: usize,
+        policy: BatchPolicy,
+        metrics: EngineMetrics,
+    ) -> std::io::Result<Self> {
         let execution_provider = backend.execution_provider().to_owned();
         let (sender, receiver) = mpsc::channel::<Job>();
-        let worker = Worker { backend, receiver, pending: VecDeque::new(), policy };
+        let worker = Worker { backend, receiver, pending: VecDeque::new(), policy, metrics: metrics.clone() };
         std::thread::Builder::new().name("explain-engine".into()).spawn(move || worker.run())?;
-        Ok(Self { sender, admitted: Arc::new(AtomicUsize::new(0)), capacity: capacity.max(1), execution_provider })
+        let admitted = metrics.admitted_rows();
+        Ok(Self { sender, admitted, capacity: capacity.max(1), execution_provider, metrics })
     }
 
     /// Admits a request that will put `rows` rows through the engine, or refuses it at once when
     /// the admitted rows would pass the capacity. A request larger than the capacity is admitted
     /// when nothing else is.
     pub fn admit(&self, rows: usize) -> Result<Permit, EngineError> {
-        let result = self.admitted.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |admitted| {
-            (admitted == 0 || admitted.saturating_add(rows) <= self.capacity).then(|| admitted.saturating_add(rows))
+        let (wanted, capacity) =
+            (i64::try_from(rows).unwrap_or(i64::MAX), i64::try_from(self.capacity).unwrap_or(i64::MAX));
+        let result = self.admitted.inner().fetch_update(Ordering::SeqCst, Ordering::SeqCst, |admitted| {
+            (admitted == 0 || admitted.saturating_add(wanted) <= capacity).then(|| admitted.saturating_add(wanted))
         });
         match result {
-            Ok(_) => Ok(Permit { rows, admitted: self.admitted.clone() }),
-            Err(admitted) => Err(EngineError::Overloaded { admitted, capacity: self.capacity }),
+            Ok(_) => Ok(Permit { rows: wanted, admitted: self.admitted.clone() }),
+            Err(admitted) => {
+                self.metrics.refused();
+                Err(EngineError::Overloaded {
+                    admitted: usize::try_from(admitted).unwrap_or(0),
+                    capacity: self.capacity,
+                })
+            }
         }
     }
 
@@ -127,7 +166,8 @@ impl EngineHandle {
         }
         let rows = batch.images.shape()[0];
         let (reply, answer) = oneshot::channel();
-        let job = Job { batch, rows, enqueued: Instant::now(), deadline, reply };
+        let _queued = Queued::new(rows, &self.metrics);
+        let job = Job { batch, rows, enqueued: Instant::now(), deadline, reply, _queued };
         if self.sender.send(job).is_err() {
             return Err(EngineError::Stopped);
         }
@@ -146,6 +186,7 @@ struct Worker<B> {
     receiver: Receiver<Job>,
     pending: VecDeque<Job>,
     policy: BatchPolicy,
+    metrics: EngineMetrics,
 }
 
 impl<B: Backend> Worker<B> {
@@ -240,11 +281,12 @@ impl<B: Backend> Worker<B> {
         let started = Instant::now();
         let result = batching::merge(&parts).and_then(|(merged, ranges)| {
             let outputs = self.backend.run(&merged)?;
-            Ok((outputs, ranges, merged.images.shape()[0]))
+            Ok((outputs, ranges, merged.images.shape()[0], merged.graph))
         });
         let inference = started.elapsed();
         match result {
-            Ok((outputs, ranges, batch_rows)) => {
+            Ok((outputs, ranges, batch_rows, graph)) => {
+                self.metrics.ran(graph.name(), batch_rows, inference);
                 for (job, range) in jobs.into_iter().zip(ranges) {
                     let ran = batching::split(&outputs, range, &job.batch.outputs).map(|outputs| Ran {
                         outputs,
@@ -270,7 +312,7 @@ impl<B: Backend> Worker<B> {
 mod tests {
     use std::{
         collections::HashMap,
-        sync::{Arc, Mutex},
+        sync::{Arc, Mutex, atomic::AtomicUsize},
     };
 
     use ndarray::{Array4, ArrayD, Axis, IxDyn};
@@ -314,7 +356,7 @@ mod tests {
     fn engine(delay: Duration, capacity: usize, policy: BatchPolicy) -> (EngineHandle, Probe) {
         let (runs, started) = (Arc::new(Mutex::new(Vec::new())), Arc::new(AtomicUsize::new(0)));
         let fake = Fake { runs: runs.clone(), started: started.clone(), delay };
-        (EngineHandle::spawn(fake, capacity, policy).expect("spawn"), Probe { runs, started })
+        (EngineHandle::spawn(fake, capacity, policy, EngineMetrics::default()).expect("spawn"), Probe { runs, started })
     }
 
     /// Waits until `condition` holds.
@@ -394,7 +436,7 @@ mod tests {
         until("the first job runs", || probe.started.load(Ordering::SeqCst) == 1).await;
         let expiring = spawn(1, 2.0, Some(Instant::now() + Duration::from_millis(100)));
         let departing = spawn(1, 3.0, None);
-        until("three rows are admitted", || engine.admitted.load(Ordering::SeqCst) == 3).await;
+        until("three rows are admitted", || engine.admitted.get() == 3).await;
         let refused = engine.admit(1);
         assert!(matches!(refused, Err(EngineError::Overloaded { admitted: 3, capacity: 3 })), "{refused:?}");
         departing.abort();
@@ -404,7 +446,7 @@ mod tests {
         assert!(matches!(past, Err(EngineError::DeadlineExceeded)));
         run(&engine, batch(1, 6.0), None).await.expect("the engine has room again");
         assert_eq!(*probe.runs.lock().expect("lock"), [1, 1], "only the first and the last job ran");
-        assert_eq!(engine.admitted.load(Ordering::SeqCst), 0, "every permit was returned");
+        assert_eq!(engine.admitted.get(), 0, "every permit was returned");
     }
 
     #[tokio::test]
@@ -434,6 +476,6 @@ mod tests {
         let ran = run(&engine, batch(1, 3.0), None).await.expect("the engine still runs");
         assert_eq!(ran.outputs[&Output::Logits].as_slice(), Some(&[3.0][..]));
         assert_eq!(*probe.runs.lock().expect("lock"), [2, 1, 1]);
-        assert_eq!(engine.admitted.load(Ordering::SeqCst), 0, "no rows leaked from the admission count");
+        assert_eq!(engine.admitted.get(), 0, "no rows leaked from the admission count");
     }
 }

@@ -236,6 +236,18 @@ impl Attribution {
         }
     }
 
+    /// The method's name in metrics.
+    pub fn method(&self) -> &'static str {
+        match self {
+            Self::Saliency { .. } => "saliency",
+            Self::InputXGradient => "input_x_gradient",
+            Self::GradCam { .. } => "grad_cam",
+            Self::GuidedBackprop => "guided_backprop",
+            Self::IntegratedGradients { .. } => "integrated_gradients",
+            Self::SmoothGrad { .. } => "smooth_grad",
+        }
+    }
+
     /// Rows this attribution adds to the image's own run.
     pub fn extra_rows(&self) -> usize {
         match self {

@@ -19,6 +19,7 @@ use crate::{
         self, Backend, BackendError, Batch, BatchPolicy, EngineHandle, GraphKind, GraphNames, OrtBackend, OrtOptions,
         Output, RowSettings,
     },
+    metrics::Metrics,
     model::{GraphCache, Model, ModelError, ModelSource},
     preprocess::Preprocessing,
 };
@@ -123,8 +124,9 @@ fn gradient_graphs(model: &Model, options: &LoadOptions) -> Result<Vec<(GraphKin
 }
 
 impl Explainer {
-    /// Loads the model and starts its engine. Blocking: call it off the async runtime.
-    pub fn load(options: &LoadOptions) -> Result<Self, LoadError> {
+    /// Loads the model and starts its engine, counting its work in `metrics`. Blocking: call it
+    /// off the async runtime.
+    pub fn load(options: &LoadOptions, metrics: &Metrics) -> Result<Self, LoadError> {
         if options.std.iter().any(|s| !s.is_finite() || *s <= 0.0) || options.mean.iter().any(|m| !m.is_finite()) {
             return Err(LoadError::Setting(format!(
                 "mean {:?} / std {:?} must be finite, std positive",
@@ -215,13 +217,14 @@ impl Explainer {
             max_queue_delay: options.max_queue_delay,
         };
         tracing::info!(max_batch_size = batching.max_batch_size, "batching");
-        let engine = EngineHandle::spawn(backend, options.queue_capacity, batching)?;
+        let engine = EngineHandle::spawn(backend, options.queue_capacity, batching, metrics.engine().clone())?;
         Ok(Self {
             info: Arc::new(info),
             engine,
             compute: ComputePool::new(options.compute_threads),
             limits: options.limits,
             batching,
+            metrics: metrics.clone(),
         })
     }
 }

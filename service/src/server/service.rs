@@ -13,7 +13,9 @@ use tokio::sync::mpsc;
 use tokio_stream::{Stream, wrappers::ReceiverStream};
 use tonic::{Request, Response, Status, Streaming};
 
-use super::{deadline, status::ApiError, stream};
+use tracing::Instrument;
+
+use super::{deadline, observe, status::ApiError, stream};
 use crate::{
     api,
     explain::{Encoding, Explainer, Explanation},
@@ -85,9 +87,11 @@ impl ExplainService for ExplainApi {
         let job = api::classify_job(request.into_inner(), explainer.info()).map_err(ApiError::from)?;
         let (prediction, stats) = explainer.classify(job, deadline).await.map_err(ApiError::from)?;
         let info = explainer.info();
+        let summary = api::summary(&stats, &info.execution_provider, 0, received.elapsed());
+        observe::record_summary(&summary);
         Ok(Response::new(pb::ClassifyResponse {
             prediction: Some(api::prediction(&prediction, info)),
-            summary: Some(api::summary(&stats, &info.execution_provider, 0, received.elapsed())),
+            summary: Some(summary),
         }))
     }
 
@@ -100,12 +104,15 @@ impl ExplainService for ExplainApi {
         let (encoding, explanation) = explain(&explainer, request.into_inner(), deadline).await?;
         let (sender, receiver) = mpsc::channel(STREAM_BUFFER);
         let max_chunk_bytes = self.settings.max_chunk_bytes;
-        tokio::spawn(async move {
-            let wire = Wire { encoding, max_chunk_bytes, received };
-            if !send_explanation(&explainer, explanation, wire, &sender, |message| message).await {
-                tracing::debug!("caller went away; explanation stream stopped");
+        tokio::spawn(
+            async move {
+                let wire = Wire { encoding, max_chunk_bytes, received };
+                if !send_explanation(&explainer, explanation, wire, &sender, |message| message).await {
+                    tracing::debug!("caller went away; explanation stream stopped");
+                }
             }
-        });
+            .in_current_span(),
+        );
         Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
     }
 
@@ -190,5 +197,6 @@ pub(super) async fn send_explanation<T>(
         }
     }
     let summary = api::summary(&stats, &explainer.info().execution_provider, count, received.elapsed());
+    observe::record_summary(&summary);
     send(Item::Summary(summary)).await.is_ok()
 }

@@ -10,6 +10,7 @@ use explain_proto::v1 as pb;
 use prost::Message;
 use tokio::sync::{Semaphore, mpsc};
 use tonic::{Status, Streaming};
+use tracing::{Instrument, field::Empty};
 
 use super::{
     service::{self, ApiSettings, STREAM_BUFFER, Wire},
@@ -29,29 +30,46 @@ pub(super) fn serve(
     let in_flight = settings.stream_in_flight.max(1);
     let (sender, receiver) = mpsc::channel(STREAM_BUFFER * in_flight);
     let slots = Arc::new(Semaphore::new(in_flight));
-    tokio::spawn(async move {
-        loop {
-            let Ok(slot) = slots.clone().acquire_owned().await else { break };
-            let next = tokio::select! {
-                next = incoming.message() => next,
-                () = sender.closed() => break,
-            };
-            let item = match next {
-                Ok(Some(item)) => item,
-                Ok(None) => break,
-                Err(status) => {
-                    let _ = sender.send(Err(status)).await;
-                    break;
-                }
-            };
-            let (explainer, sender) = (explainer.clone(), sender.clone());
-            tokio::spawn(async move {
-                answer(explainer, item, settings, deadline, &sender).await;
-                drop(slot);
-            });
+    tokio::spawn(
+        async move {
+            loop {
+                let Ok(slot) = slots.clone().acquire_owned().await else { break };
+                let next = tokio::select! {
+                    next = incoming.message() => next,
+                    () = sender.closed() => break,
+                };
+                let item = match next {
+                    Ok(Some(item)) => item,
+                    Ok(None) => break,
+                    Err(status) => {
+                        let _ = sender.send(Err(status)).await;
+                        break;
+                    }
+                };
+                let (explainer, sender) = (explainer.clone(), sender.clone());
+                // A span per request of the stream, inside the call's, for its id and timings.
+                let id: String = item.request_id.chars().take(128).collect();
+                let span = tracing::info_span!(
+                    "stream_request",
+                    request_id = %id,
+                    preprocess_ms = Empty,
+                    queue_ms = Empty,
+                    inference_ms = Empty,
+                    rows = Empty,
+                    batch_size = Empty,
+                );
+                tokio::spawn(
+                    async move {
+                        answer(explainer, item, settings, deadline, &sender).await;
+                        drop(slot);
+                    }
+                    .instrument(span),
+                );
+            }
+            // The stream ends once every request's task has dropped its sender.
         }
-        // The stream ends once every request's task has dropped its sender.
-    });
+        .in_current_span(),
+    );
     receiver
 }
 
