@@ -121,8 +121,8 @@ impl Client {
         request
     }
 
-    /// Runs `call` with the retry policy: UNAVAILABLE and RESOURCE_EXHAUSTED are retried after
-    /// the server's pushback or an exponential, jittered backoff.
+    /// Runs `call` with the retry policy: UNAVAILABLE, RESOURCE_EXHAUSTED and broken connections
+    /// are retried after the server's pushback or an exponential, jittered backoff.
     pub(crate) async fn with_retries<T, F, Fut>(&self, mut call: F) -> Result<T, Error>
     where
         F: FnMut(ExplainServiceClient<Channel>) -> Fut,

@@ -1,7 +1,10 @@
 //! Retries: UNAVAILABLE and RESOURCE_EXHAUSTED are retried with exponential backoff and full
 //! jitter, waiting at least what the server asks for (`grpc-retry-pushback-ms`, else
-//! `google.rpc.RetryInfo`); a negative pushback means "do not retry". Nothing else is retried —
-//! least of all INVALID_ARGUMENT, which would fail the same way again.
+//! `google.rpc.RetryInfo`); a negative pushback means "do not retry". So is a call whose
+//! connection broke under it (tonic's UNKNOWN "transport error": a server killed mid-call; or
+//! CANCELLED "operation was canceled": queued on a connection that closed before it was sent),
+//! which is safe because every explain.v1 RPC only reads. Nothing else is retried — least of all
+//! INVALID_ARGUMENT, which would fail the same way again.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -42,7 +45,7 @@ impl RetryPolicy {
     /// How long to wait before attempt `attempt` + 1 after `status` failed attempt `attempt`
     /// (1-based), or `None` when the call must not be retried.
     pub fn delay(&self, attempt: u32, status: &Status) -> Option<Duration> {
-        if attempt >= self.max_attempts || !matches!(status.code(), Code::Unavailable | Code::ResourceExhausted) {
+        if attempt >= self.max_attempts || !retryable(status) {
             return None;
         }
         let asked = match pushback(status) {
@@ -54,6 +57,41 @@ impl RetryPolicy {
         let ceiling = self.initial_backoff.mul_f64(exponent).min(self.max_backoff);
         Some(asked.max(ceiling.mul_f64(jitter())))
     }
+}
+
+/// Whether a call that failed with `status` may be tried again.
+fn retryable(status: &Status) -> bool {
+    match status.code() {
+        Code::Unavailable | Code::ResourceExhausted => true,
+        // tonic's UNKNOWN "transport error" (the connection broke mid-call) and hyper's CANCELLED
+        // "operation was canceled" (queued on a connection that closed before it was sent).
+        Code::Unknown | Code::Cancelled => connection_broke(status),
+        Code::Ok
+        | Code::InvalidArgument
+        | Code::DeadlineExceeded
+        | Code::NotFound
+        | Code::AlreadyExists
+        | Code::PermissionDenied
+        | Code::FailedPrecondition
+        | Code::Aborted
+        | Code::OutOfRange
+        | Code::Unimplemented
+        | Code::Internal
+        | Code::DataLoss
+        | Code::Unauthenticated => false,
+    }
+}
+
+/// Whether `status` is the client's own report of a broken connection rather than a server's
+/// answer: tonic's transport error in the status's source chain. A call that ran out of its own
+/// deadline (tonic's CANCELLED "Timeout expired", with the same transport error around it) is not.
+fn connection_broke(status: &Status) -> bool {
+    let mut chain = std::iter::successors(std::error::Error::source(status), |error| error.source());
+    let mut transport = false;
+    chain.all(|error| {
+        transport |= error.is::<tonic::transport::Error>();
+        !error.is::<tonic::TimeoutExpired>()
+    }) && transport
 }
 
 /// What the server said about retrying.
@@ -107,6 +145,8 @@ mod tests {
         assert!(policy.delay(3, &Status::resource_exhausted("full")).is_some());
         assert_eq!(policy.delay(4, &Status::unavailable("down")), None, "attempts are bounded");
         assert_eq!(RetryPolicy::none().delay(1, &Status::unavailable("down")), None);
+        assert_eq!(policy.delay(1, &Status::unknown("a server's own UNKNOWN")), None);
+        assert_eq!(policy.delay(1, &Status::cancelled("a server's own CANCELLED")), None);
     }
 
     #[test]

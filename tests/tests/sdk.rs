@@ -1,5 +1,6 @@
 //! The Rust SDK against servers that misbehave on purpose and against real ones: retries (attempts
-//! counted, the server's pushback honoured, INVALID_ARGUMENT never retried), balancing over an
+//! counted, the server's pushback honoured, INVALID_ARGUMENT and the call's own deadline never
+//! retried), balancing over an
 //! endpoint list and over the addresses a DNS name resolves to, TLS with a custom CA and a client
 //! certificate, the request builder, and many images over one ExplainStream with bounded in-flight
 //! work.
@@ -23,9 +24,10 @@ use tokio_stream::StreamExt;
 use tonic::{Code, Request, Response, Status, Streaming, metadata::MetadataValue};
 
 /// A server whose GetModelInfo fails `failures` times with `code` (and `pushback_ms` when set),
-/// then answers with its `name`; every call is counted.
+/// then answers with its `name`, each answer after `delay`; every call is counted.
 struct Scripted {
     name: String,
+    delay: Duration,
     failures: usize,
     code: Code,
     pushback_ms: Option<u64>,
@@ -41,6 +43,7 @@ impl ExplainService for Scripted {
         _request: Request<proto::GetModelInfoRequest>,
     ) -> Result<Response<proto::GetModelInfoResponse>, Status> {
         let call = self.calls.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(self.delay).await;
         if call < self.failures {
             let mut status = Status::new(self.code, format!("failure {}", call + 1));
             if let Some(ms) = self.pushback_ms {
@@ -88,7 +91,7 @@ async fn serve(service: Scripted) -> SocketAddr {
 
 fn scripted(name: &str, failures: usize, code: Code, pushback_ms: Option<u64>) -> (Scripted, Arc<AtomicUsize>) {
     let calls = Arc::new(AtomicUsize::new(0));
-    (Scripted { name: name.into(), failures, code, pushback_ms, calls: calls.clone() }, calls)
+    (Scripted { name: name.into(), delay: Duration::ZERO, failures, code, pushback_ms, calls: calls.clone() }, calls)
 }
 
 #[tokio::test]
@@ -127,6 +130,23 @@ async fn invalid_argument_is_never_retried_and_attempts_are_bounded() {
     let client = Client::builder(format!("http://{address}")).retry(policy).build().await.expect("connect");
     assert!(client.model_info().await.is_err());
     assert_eq!(calls.load(Ordering::SeqCst), 3, "3 attempts, then the error");
+}
+
+#[tokio::test]
+async fn a_call_that_runs_out_of_its_deadline_is_not_tried_again() {
+    // tonic reports the client's own deadline as CANCELLED with its transport error as the
+    // source, as it reports a connection that closed under a queued call (which is retried).
+    let (mut service, calls) = scripted("slow", 0, Code::Ok, None);
+    service.delay = Duration::from_secs(5);
+    let address = serve(service).await;
+    let client = Client::builder(format!("http://{address}"))
+        .timeout(Duration::from_millis(100))
+        .build()
+        .await
+        .expect("connect");
+    let Err(Error::Status(status)) = client.model_info().await else { panic!("the deadline passes first") };
+    assert_eq!(status.code(), Code::Cancelled, "{status:?}");
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "a call past its deadline was sent again");
 }
 
 #[tokio::test]
