@@ -118,7 +118,9 @@ async fn until(what: &str, limit: Duration, mut condition: impl AsyncFnMut() -> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_going_away_lose_no_call() {
-    let (port, metrics_port) = (free_port(), free_port());
+    let port = free_port();
+    // A probe's port is free again once dropped, so the second pick may repeat the first.
+    let metrics_port = (0..20).map(|_| free_port()).find(|&other| other != port).expect("a second free port");
     let mut replicas: Vec<Replica> = REPLICAS.iter().map(|&ip| Replica::start(ip, port, metrics_port)).collect();
     for replica in &replicas {
         serving(replica, port).await;
