@@ -24,7 +24,7 @@ for bin in "$1" "$2"; do
   for method in $METHODS; do
     echo "== $bin $method"
     target/release/explain-bench --endpoint "http://127.0.0.1:$PORT" --methods "$method" --concurrency 1 \
-      --warmup 3 --duration "$DURATION" | tail -2
+      --warmup 3 --duration "$DURATION" | tail -4
   done
   kill "$pid"; wait "$pid" 2>/dev/null || true
 done
