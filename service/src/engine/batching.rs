@@ -29,7 +29,7 @@ impl BatchPolicy {
 
 /// Merges batches of one graph, in order, into one: rows concatenated, per-row settings
 /// concatenated, outputs the union. Returns the merged batch and each part's row range.
-pub(super) fn merge(parts: &[&Batch]) -> Result<(Batch, Vec<std::ops::Range<usize>>), BackendError> {
+fn merge(parts: &[&Batch]) -> Result<(Batch, Vec<std::ops::Range<usize>>), BackendError> {
     let mut ranges = Vec::with_capacity(parts.len());
     let mut start = 0;
     for part in parts {
@@ -38,9 +38,6 @@ pub(super) fn merge(parts: &[&Batch]) -> Result<(Batch, Vec<std::ops::Range<usiz
         start += rows;
     }
     let first = parts.first().ok_or_else(|| BackendError::Run("an empty batch".into()))?;
-    if parts.len() == 1 {
-        return Ok(((*first).clone(), ranges));
-    }
     let views: Vec<_> = parts.iter().map(|part| part.images.view()).collect();
     let images = concatenate(Axis(0), &views).map_err(|e| BackendError::Run(format!("cannot merge batches: {e}")))?;
     let mut settings = RowSettings::default();
@@ -54,12 +51,43 @@ pub(super) fn merge(parts: &[&Batch]) -> Result<(Batch, Vec<std::ops::Range<usiz
     Ok((Batch { graph: first.graph, images, settings, outputs }, ranges))
 }
 
+/// Runs `parts` (of one graph) as one batch through `run` and gives each part the outputs it
+/// asked for, its rows only, in order; also returns the rows run. A single part — every run of a
+/// lone caller — is run as it is and takes the arrays themselves; merged parts get copies of their
+/// rows. An output without a row per input row fails the run (an error, never a panic).
+pub(super) fn run_as_one(
+    parts: &[&Batch],
+    run: impl FnOnce(&Batch) -> Result<Outputs, BackendError>,
+) -> Result<(Vec<Result<Outputs, BackendError>>, usize), BackendError> {
+    if let [part] = parts {
+        let rows = part.images.len_of(Axis(0));
+        let mut outputs = check_rows(run(part)?, rows)?;
+        outputs.retain(|output, _| part.outputs.contains(output));
+        let own = match part.outputs.iter().find(|output| !outputs.contains_key(output)) {
+            Some(&missing) => Err(BackendError::UnknownOutput(missing)),
+            None => Ok(outputs),
+        };
+        return Ok((vec![own], rows));
+    }
+    let (merged, ranges) = merge(parts)?;
+    let rows = merged.images.len_of(Axis(0));
+    let outputs = check_rows(run(&merged)?, rows)?;
+    let answers = parts.iter().zip(ranges).map(|(part, range)| split(&outputs, range, &part.outputs)).collect();
+    Ok((answers, rows))
+}
+
+/// `outputs`, if every one has `rows` rows.
+fn check_rows(outputs: Outputs, rows: usize) -> Result<Outputs, BackendError> {
+    match outputs.iter().find(|(_, array)| array.shape().first() != Some(&rows)) {
+        Some((output, array)) => {
+            Err(BackendError::Run(format!("{output:?} has shape {:?}, not {rows} rows", array.shape())))
+        }
+        None => Ok(outputs),
+    }
+}
+
 /// The rows `range` of the outputs `wanted`.
-pub(super) fn split(
-    outputs: &Outputs,
-    range: std::ops::Range<usize>,
-    wanted: &[Output],
-) -> Result<Outputs, BackendError> {
+fn split(outputs: &Outputs, range: std::ops::Range<usize>, wanted: &[Output]) -> Result<Outputs, BackendError> {
     wanted
         .iter()
         .map(|&output| {
@@ -110,5 +138,39 @@ mod tests {
         let column: Vec<f32> = part[&Output::Logits].index_axis(ndarray::Axis(1), 0).iter().copied().collect();
         assert_eq!(column, [2.0, 3.0, 4.0]);
         assert!(split(&outputs, 0..1, &[Output::LayerGradient(0)]).is_err());
+    }
+
+    #[test]
+    fn a_lone_batch_runs_as_it_is_and_takes_its_arrays_merged_ones_get_their_rows() {
+        let lone = batch(2, 1.0, &[Output::Logits]);
+        let mut produced = None;
+        let (answers, rows) = run_as_one(&[&lone], |run| {
+            assert!(std::ptr::eq(run, &lone), "a lone batch is run as it is, not copied");
+            let logits = ArrayD::from_elem(IxDyn(&[2, 3]), 1.0);
+            produced = Some(logits.as_ptr());
+            Ok(HashMap::from([(Output::Logits, logits), (Output::InputGradient, ArrayD::zeros(IxDyn(&[2, 3, 2, 2])))]))
+        })
+        .expect("run");
+        assert_eq!(rows, 2);
+        let outputs = answers.into_iter().next().expect("one answer").expect("its outputs");
+        assert_eq!(outputs.keys().collect::<Vec<_>>(), [&Output::Logits], "only what it asked for");
+        assert_eq!(Some(outputs[&Output::Logits].as_ptr()), produced, "the array itself, not a copy");
+        let asking = batch(1, 1.0, &[Output::Activation(0)]);
+        let (answers, _) = run_as_one(&[&asking], |_| Ok(Outputs::new())).expect("run");
+        assert!(matches!(answers[0], Err(BackendError::UnknownOutput(Output::Activation(0)))));
+
+        let (a, b) = (batch(2, 1.0, &[Output::Logits]), batch(1, 2.0, &[Output::Logits, Output::Activation(0)]));
+        let (answers, rows) = run_as_one(&[&a, &b], |merged| {
+            let n = merged.images.len_of(Axis(0));
+            Ok(HashMap::from([(Output::Logits, ArrayD::from_shape_fn(IxDyn(&[n, 1]), |i| i[0] as f32))]))
+        })
+        .expect("run");
+        assert_eq!(rows, 3);
+        let first: Vec<f32> = answers[0].as_ref().expect("a's rows")[&Output::Logits].iter().copied().collect();
+        assert_eq!(first, [0.0, 1.0]);
+        assert!(
+            matches!(answers[1], Err(BackendError::UnknownOutput(Output::Activation(0)))),
+            "b's output was not run"
+        );
     }
 }

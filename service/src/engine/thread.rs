@@ -278,17 +278,15 @@ impl<B: Backend> Worker<B> {
     /// Runs `jobs` as one batch and answers each with its rows.
     fn execute(&mut self, jobs: Vec<Job>) {
         let parts: Vec<&Batch> = jobs.iter().map(|job| &job.batch).collect();
+        let graph = parts.first().map_or(GraphKind::Forward, |part| part.graph);
         let started = Instant::now();
-        let result = batching::merge(&parts).and_then(|(merged, ranges)| {
-            let outputs = self.backend.run(&merged)?;
-            Ok((outputs, ranges, merged.images.shape()[0], merged.graph))
-        });
+        let result = batching::run_as_one(&parts, |batch| self.backend.run(batch));
         let inference = started.elapsed();
         match result {
-            Ok((outputs, ranges, batch_rows, graph)) => {
+            Ok((answers, batch_rows)) => {
                 self.metrics.ran(graph.name(), batch_rows, inference);
-                for (job, range) in jobs.into_iter().zip(ranges) {
-                    let ran = batching::split(&outputs, range, &job.batch.outputs).map(|outputs| Ran {
+                for (job, outputs) in jobs.into_iter().zip(answers) {
+                    let ran = outputs.map(|outputs| Ran {
                         outputs,
                         queued: started.saturating_duration_since(job.enqueued),
                         inference,
@@ -336,7 +334,7 @@ mod tests {
             self.runs.lock().expect("lock").push(rows);
             assert!(!batch.images.iter().any(|value| value.is_nan()), "a bug inside the backend");
             if batch.images.iter().any(|&value| value < 0.0) {
-                // Too few rows: splitting them out for the job panics, outside `Backend::run`.
+                // A malformed answer: fewer rows than the batch.
                 return Ok(HashMap::from([(Output::Logits, ArrayD::zeros(IxDyn(&[0])))]));
             }
             let sums: Vec<f32> = batch.images.axis_iter(Axis(0)).map(|row| row.sum()).collect();
@@ -466,13 +464,13 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_panic_outside_the_backend_fails_its_run_and_the_engine_goes_on() {
+    async fn a_malformed_answer_or_a_panic_fails_its_run_and_the_engine_goes_on() {
         let policy = BatchPolicy { max_batch_size: 8, max_queue_delay: Duration::ZERO };
         let (engine, probe) = engine(Duration::ZERO, 64, policy);
         let failed = run(&engine, batch(2, -1.0), None).await;
-        assert!(matches!(failed, Err(EngineError::Lost)), "{failed:?}");
-        let inside = run(&engine, batch(1, f32::NAN), None).await;
-        assert!(matches!(inside, Err(EngineError::Lost)), "a panic inside the backend too: {inside:?}");
+        assert!(matches!(failed, Err(EngineError::Backend(BackendError::Run(_)))), "{failed:?}");
+        let panicked = run(&engine, batch(1, f32::NAN), None).await;
+        assert!(matches!(panicked, Err(EngineError::Lost)), "a panic in the run: {panicked:?}");
         let ran = run(&engine, batch(1, 3.0), None).await.expect("the engine still runs");
         assert_eq!(ran.outputs[&Output::Logits].as_slice(), Some(&[3.0][..]));
         assert_eq!(*probe.runs.lock().expect("lock"), [2, 1, 1]);
