@@ -253,6 +253,30 @@ pub async fn health(address: &str) -> Result<i32, tonic::Status> {
     Ok(client.check(request).await?.into_inner().status)
 }
 
+/// `explaind` as a process of its own, for tests that signal or kill it: `binary` is the path
+/// Cargo gives integration tests (`env!("CARGO_BIN_EXE_explaind-under-test")`). It runs on this
+/// checkout's ONNX Runtime, without a graph cache, with one ONNX Runtime thread, logging at
+/// `warn`; add the subcommand and its flags.
+pub fn explaind(binary: &str) -> std::process::Command {
+    let mut command = std::process::Command::new(binary);
+    command
+        .args(["--log-filter", "warn"])
+        .env("EXPLAIN_ORT_LIBRARY", ort_library())
+        .env("EXPLAIN_NO_CACHE", "1")
+        .env("EXPLAIN_INTRA_OP_THREADS", "1")
+        .stdout(std::process::Stdio::null());
+    command
+}
+
+/// Waits until the server at `address` (`host:port`) answers SERVING, for at most a minute.
+pub async fn until_serving(address: &str) {
+    let started = std::time::Instant::now();
+    while !matches!(health(address).await, Ok(1)) {
+        assert!(started.elapsed() < std::time::Duration::from_secs(60), "{address} did not start serving");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
 /// Calls `path` (`/package.Service/Method`) on the plaintext server at `address` with one
 /// encoded request message and extra `headers`, over a bare HTTP/2 connection with no client-side
 /// timers, so that only the server enforces a `grpc-timeout` it is sent. Returns the call's

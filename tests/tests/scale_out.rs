@@ -10,7 +10,7 @@ use std::{
     io,
     net::{IpAddr, SocketAddr},
     pin::Pin,
-    process::{Child, Command, Stdio},
+    process::{Child, Command},
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, AtomicUsize, Ordering},
@@ -19,7 +19,7 @@ use std::{
 };
 
 use explain_client::{Client, Resolver, RetryPolicy, proto};
-use explain_tests::{encoded_image, health, http_get, ort_library, sample_png};
+use explain_tests::{encoded_image, explaind, http_get, sample_png, until_serving};
 
 const REPLICAS: [[u8; 4]; 3] = [[127, 0, 0, 2], [127, 0, 0, 3], [127, 0, 0, 4]];
 const CALLERS: usize = 12;
@@ -61,19 +61,15 @@ struct Replica {
 impl Replica {
     fn start(ip: [u8; 4], port: u16, metrics_port: u16) -> Self {
         let metrics = SocketAddr::from((ip, metrics_port));
-        let child = Command::new(env!("CARGO_BIN_EXE_explaind-under-test"))
-            .args(["--log-filter", "warn", "serve"])
+        let child = explaind(env!("CARGO_BIN_EXE_explaind-under-test"))
+            .arg("serve")
             .arg("--listen")
             .arg(SocketAddr::from((ip, port)).to_string())
             .arg("--metrics-listen")
             .arg(metrics.to_string())
-            .env("EXPLAIN_ORT_LIBRARY", ort_library())
-            .env("EXPLAIN_NO_CACHE", "1")
-            .env("EXPLAIN_INTRA_OP_THREADS", "1")
             .env("EXPLAIN_COMPUTE_THREADS", "1")
             .env("EXPLAIN_DRAIN_DELAY_SECS", "1")
             .env("EXPLAIN_SHUTDOWN_GRACE_SECS", "20")
-            .stdout(Stdio::null())
             .spawn()
             .expect("explaind starts");
         Self { ip: IpAddr::from(ip), child, metrics }
@@ -97,16 +93,6 @@ impl Drop for Replica {
     }
 }
 
-/// Waits until `replica` answers SERVING, for at most a minute.
-async fn serving(replica: &Replica, port: u16) {
-    let address = SocketAddr::new(replica.ip, port).to_string();
-    let started = Instant::now();
-    while !matches!(health(&address).await, Ok(1)) {
-        assert!(started.elapsed() < Duration::from_secs(60), "{address} did not start serving");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// Waits until `condition` holds, for at most `limit`.
 async fn until(what: &str, limit: Duration, mut condition: impl AsyncFnMut() -> bool) {
     let started = Instant::now();
@@ -123,7 +109,7 @@ async fn replicas_going_away_lose_no_call() {
     let metrics_port = (0..20).map(|_| free_port()).find(|&other| other != port).expect("a second free port");
     let mut replicas: Vec<Replica> = REPLICAS.iter().map(|&ip| Replica::start(ip, port, metrics_port)).collect();
     for replica in &replicas {
-        serving(replica, port).await;
+        until_serving(&SocketAddr::new(replica.ip, port).to_string()).await;
     }
     let endpoints = Endpoints::default();
     *endpoints.0.lock().expect("endpoints") = replicas.iter().map(|replica| replica.ip).collect();

@@ -4,13 +4,12 @@
 
 use std::{
     net::SocketAddr,
-    process::{Command, Stdio},
+    process::Command,
     sync::{Arc, Mutex},
-    time::{Duration, Instant},
 };
 
 use explain_client::{Client, proto};
-use explain_tests::{encoded_image, health, ort_library, sample_png};
+use explain_tests::{encoded_image, explaind, sample_png, until_serving};
 use opentelemetry_proto::tonic::{
     collector::trace::v1::{
         ExportTraceServiceRequest, ExportTraceServiceResponse,
@@ -61,22 +60,14 @@ async fn each_call_is_exported_as_a_span_with_its_request_id_and_timings() {
 
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("address").port();
     let address = SocketAddr::from(([127, 0, 0, 1], port));
-    let mut server = Command::new(env!("CARGO_BIN_EXE_explaind-under-test"))
-        .args(["--log-filter", "warn", "--otlp-endpoint"])
+    let mut server = explaind(env!("CARGO_BIN_EXE_explaind-under-test"))
+        .arg("--otlp-endpoint")
         .arg(format!("http://{collector_address}"))
         .args(["serve", "--listen"])
         .arg(address.to_string())
-        .env("EXPLAIN_ORT_LIBRARY", ort_library())
-        .env("EXPLAIN_NO_CACHE", "1")
-        .env("EXPLAIN_INTRA_OP_THREADS", "1")
-        .stdout(Stdio::null())
         .spawn()
         .expect("explaind starts");
-    let started = Instant::now();
-    while !matches!(health(&address.to_string()).await, Ok(1)) {
-        assert!(started.elapsed() < Duration::from_secs(60), "explaind did not start serving");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    until_serving(&address.to_string()).await;
 
     let mut client = Client::connect(format!("http://{address}")).await.expect("client");
     let mut request = tonic::Request::new(proto::ClassifyRequest {
