@@ -104,7 +104,16 @@ struct Call {
 
 /// `output` of a run, or an internal error: the engine returns every output a batch names.
 fn output(outputs: &Outputs, output: Output) -> Result<&ArrayD<f32>, ExplainError> {
-    outputs.get(&output).ok_or_else(|| ExplainError::Internal(format!("the engine did not return {output:?}")))
+    outputs.get(&output).ok_or_else(|| missing(output))
+}
+
+/// `output` of a run, moved out of `outputs`.
+fn take(outputs: &mut Outputs, output: Output) -> Result<ArrayD<f32>, ExplainError> {
+    outputs.remove(&output).ok_or_else(|| missing(output))
+}
+
+fn missing(output: Output) -> ExplainError {
+    ExplainError::Internal(format!("the engine did not return {output:?}"))
 }
 
 /// Bounds on the work of one request.
@@ -242,11 +251,7 @@ impl Explainer {
         stats.add(&ran);
         let started = Instant::now();
         let prediction = prediction::predict(self.logits(&ran.outputs)?, job.top_k, job.target, job.objective);
-        let tensors = job
-            .feature_maps
-            .iter()
-            .map(|request| self.feature_map(request, &ran.outputs))
-            .collect::<Result<Vec<_>, _>>()?;
+        let tensors = self.feature_maps(&job.feature_maps, ran.outputs)?;
         stats.postprocess += started.elapsed();
         Ok(Explanation { prediction, tensors, pictures: Vec::new(), stats })
     }

@@ -86,9 +86,14 @@ pub fn explain_job(request: pb::ExplainRequest, info: &ModelInfo, limits: &Limit
     }
     let mut feature_maps = Vec::with_capacity(request.feature_maps.len());
     for (i, spec) in request.feature_maps.into_iter().enumerate() {
-        let feature_map = feature_map(spec, &format!("feature_maps[{i}]"), info)?;
-        if let Some(first) = feature_maps.iter().position(|earlier| earlier == &feature_map) {
-            return Err(invalid(format!("feature_maps[{i}]"), format!("duplicates feature_maps[{first}]")));
+        let field = format!("feature_maps[{i}]");
+        let feature_map = feature_map(spec, &field, info)?;
+        // One tensor per layer and quantity: two channel selections of one layer would be sent
+        // under one name.
+        let name = feature_map.output_name(info);
+        let same_tensor = |earlier: &FeatureMapRequest| earlier.output_name(info) == name;
+        if let Some(first) = feature_maps.iter().position(same_tensor) {
+            return Err(invalid(field, format!("duplicates feature_maps[{first}] (both give `{name}`)")));
         }
         feature_maps.push(feature_map);
     }

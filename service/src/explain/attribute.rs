@@ -12,6 +12,7 @@ use super::{
     job::{Attribution, ExplainJob, FeatureMapRequest, LayerQuantity, Objective, TargetClass},
     methods, output, prediction,
     rows::{IntegratedGradients, RowSet, SmoothGrad},
+    take,
 };
 use crate::engine::{GraphKind, Output, Outputs, RowSettings};
 
@@ -32,11 +33,19 @@ fn view2(outputs: &Outputs, which: Output) -> Result<ArrayView2<'_, f32>, Explai
     array.view().into_dimensionality::<Ix2>().map_err(|e| ExplainError::Internal(format!("{which:?}: {e}")))
 }
 
-/// The outputs of row `index` of a run (batch dimension kept).
-fn row(outputs: &Outputs, index: usize) -> Outputs {
-    outputs
-        .iter()
-        .map(|(&which, array)| (which, array.slice_axis(Axis(0), (index..index + 1).into()).to_owned()))
+/// A run's outputs split into its `rows` rows (batch dimension kept); a one-row run's outputs
+/// are moved, not copied.
+fn into_rows(outputs: Outputs, rows: usize) -> Vec<Outputs> {
+    if rows == 1 {
+        return vec![outputs];
+    }
+    (0..rows)
+        .map(|index| {
+            outputs
+                .iter()
+                .map(|(&which, array)| (which, array.slice_axis(Axis(0), (index..index + 1).into()).to_owned()))
+                .collect()
+        })
         .collect()
 }
 
@@ -109,15 +118,16 @@ impl Explainer {
         };
         let image_run = self.run_batch(graph, images, settings, outputs, call).await?;
         stats.add(&image_run);
-        let image = row(&image_run.outputs, 0);
+        let mut image_rows = into_rows(image_run.outputs, rows);
         let guided_gradient = match flags.iter().position(|&flag| flag) {
             Some(index) => Some(
-                row(&image_run.outputs, index)
+                image_rows[index]
                     .remove(&Output::InputGradient)
                     .ok_or_else(|| ExplainError::Internal("the guided row has no input gradient".into()))?,
             ),
             None => None,
         };
+        let image = image_rows.swap_remove(0);
         let prediction = prediction::predict(self.logits(&image)?, job.top_k, job.target, job.objective);
         let target = prediction.target.index;
 
@@ -177,9 +187,7 @@ impl Explainer {
                 }
             }
         }
-        for request in &job.feature_maps {
-            tensors.push(self.feature_map(request, &image)?);
-        }
+        tensors.extend(self.feature_maps(&job.feature_maps, image)?);
         stats.postprocess += started.elapsed();
         Ok(Explanation { prediction, tensors, pictures: Vec::new(), stats })
     }
@@ -200,23 +208,28 @@ impl Explainer {
         if attributions_fit && layers_fit { GraphKind::HeadGradient } else { GraphKind::Gradient }
     }
 
-    /// A requested layer tensor, channels selected (gradients ranked by mean |value|).
-    pub(super) fn feature_map(
+    /// The requested layer tensors, channels selected (gradients ranked by mean |value|), each
+    /// moved out of `outputs`: requests were validated to name distinct tensors.
+    pub(super) fn feature_maps(
         &self,
-        request: &FeatureMapRequest,
-        outputs: &Outputs,
-    ) -> Result<NamedTensor, ExplainError> {
-        let layer = &self.info.layers[request.layer];
-        let values = output(outputs, request.output())?.clone();
-        let (prefix, selected) = match request.quantity {
-            LayerQuantity::Activation => ("activation", channels::select(values, &request.channels, |v| v)),
-            LayerQuantity::Gradient => ("gradient", channels::select(values, &request.channels, f32::abs)),
-        };
-        Ok(NamedTensor {
-            name: format!("{prefix}/{}", layer.name),
-            tensor: selected.tensor,
-            channel_indices: selected.indices,
-        })
+        requests: &[FeatureMapRequest],
+        mut outputs: Outputs,
+    ) -> Result<Vec<NamedTensor>, ExplainError> {
+        requests
+            .iter()
+            .map(|request| {
+                let values = take(&mut outputs, request.output())?;
+                let selected = match request.quantity {
+                    LayerQuantity::Activation => channels::select(values, &request.channels, |v| v),
+                    LayerQuantity::Gradient => channels::select(values, &request.channels, f32::abs),
+                };
+                Ok(NamedTensor {
+                    name: request.output_name(&self.info),
+                    tensor: selected.tensor,
+                    channel_indices: selected.indices,
+                })
+            })
+            .collect()
     }
 
     /// An attribution computed from the image's own run.

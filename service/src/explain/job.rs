@@ -90,6 +90,15 @@ impl FeatureMapRequest {
             LayerQuantity::Gradient => Output::LayerGradient(self.layer),
         }
     }
+
+    /// The name of the tensor this request is sent as: one per layer and quantity.
+    pub fn output_name(&self, info: &super::ModelInfo) -> String {
+        let prefix = match self.quantity {
+            LayerQuantity::Activation => "activation",
+            LayerQuantity::Gradient => "gradient",
+        };
+        format!("{prefix}/{}", info.layers[self.layer].name)
+    }
 }
 
 /// Where Integrated Gradients starts its path.
