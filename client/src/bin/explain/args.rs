@@ -25,7 +25,7 @@ pub(crate) enum WireCompression {
 }
 
 /// How to reach the server.
-#[derive(Debug, Args)]
+#[derive(Clone, Debug, Args)]
 pub(crate) struct Connection {
     /// Server address (`https://` with TLS).
     #[arg(long, env = "EXPLAIN_ENDPOINT", default_value = "http://127.0.0.1:50051", global = true)]
@@ -73,6 +73,8 @@ pub(crate) enum Command {
     },
     /// Explain images and write pictures (and tensors) to a folder.
     Run(RunOptions),
+    /// Measure how faithful a method's maps are over a folder of images with object masks.
+    Eval(EvalOptions),
 }
 
 /// Attribution methods of `explain run`.
@@ -92,6 +94,26 @@ pub(crate) enum Method {
     SmoothGrad,
 }
 
+/// Settings of the attribution methods, shared by `explain run` and `explain eval`.
+#[derive(Debug, Args)]
+pub(crate) struct MethodOptions {
+    /// Grad-CAM's layer (default: the last spatial layer).
+    #[arg(long)]
+    pub(crate) layer: Option<String>,
+    /// Integrated Gradients steps.
+    #[arg(long, default_value_t = 50)]
+    pub(crate) steps: u32,
+    /// SmoothGrad samples.
+    #[arg(long, default_value_t = 25)]
+    pub(crate) samples: u32,
+    /// SmoothGrad's noise standard deviation, as a fraction of the input's range.
+    #[arg(long, default_value_t = 0.15)]
+    pub(crate) noise_level: f32,
+    /// SmoothGrad's noise seed.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) seed: u64,
+}
+
 /// Settings of `explain run`.
 #[derive(Debug, Args)]
 pub(crate) struct RunOptions {
@@ -101,9 +123,9 @@ pub(crate) struct RunOptions {
     /// Attribution methods (repeat, or comma-separate).
     #[arg(long = "method", value_enum, value_delimiter = ',')]
     pub(crate) methods: Vec<Method>,
-    /// Grad-CAM's layer (default: the last feature layer).
-    #[arg(long)]
-    pub(crate) layer: Option<String>,
+    /// Settings of the methods.
+    #[command(flatten)]
+    pub(crate) method_options: MethodOptions,
     /// Layers whose feature maps to draw as a grid (repeat, or comma-separate).
     #[arg(long = "feature-maps", value_delimiter = ',')]
     pub(crate) feature_maps: Vec<String>,
@@ -113,12 +135,6 @@ pub(crate) struct RunOptions {
     /// Differentiate the cross-entropy loss instead of the target logit.
     #[arg(long)]
     pub(crate) cross_entropy: bool,
-    /// Integrated Gradients steps.
-    #[arg(long, default_value_t = 50)]
-    pub(crate) steps: u32,
-    /// SmoothGrad samples.
-    #[arg(long, default_value_t = 25)]
-    pub(crate) samples: u32,
     /// Folder for the output files (created if missing).
     #[arg(long)]
     pub(crate) out: PathBuf,
@@ -143,6 +159,46 @@ pub(crate) struct RunOptions {
     /// Images explained at once over the stream.
     #[arg(long, default_value_t = 4)]
     pub(crate) in_flight: usize,
+}
+
+/// Settings of `explain eval`.
+#[derive(Debug, Args)]
+pub(crate) struct EvalOptions {
+    /// Folder with `index.csv` (columns `image`, `mask`, `class_index`; paths relative to the
+    /// folder), as `tools/shapes/shapes.py` writes it. Masks are images, non-zero on the object.
+    pub(crate) dataset: PathBuf,
+    /// The attribution method to evaluate.
+    #[arg(long, value_enum)]
+    pub(crate) method: Method,
+    /// Settings of the method.
+    #[command(flatten)]
+    pub(crate) method_options: MethodOptions,
+    /// Evaluate the first N images of the index only.
+    #[arg(long)]
+    pub(crate) limit: Option<usize>,
+    /// Points of each deletion and insertion curve, after the unchanged image.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub(crate) curve_steps: u32,
+    /// Skip the deletion and insertion curves (the most expensive part: 4 × (steps + 1) forward
+    /// passes an image).
+    #[arg(long)]
+    pub(crate) no_curves: bool,
+    /// Standard deviation, in pixels, of the Gaussian blur insertion starts from.
+    #[arg(long, default_value_t = 5.0)]
+    pub(crate) blur_sigma: f32,
+    /// Seed of the random pixel orders the curves are compared with.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) random_seed: u64,
+    /// A second server (e.g. one serving a randomised copy of the model): report the Spearman rank
+    /// correlation between its maps and the first server's.
+    #[arg(long)]
+    pub(crate) compare_endpoint: Option<String>,
+    /// Requests in flight on the stream.
+    #[arg(long, default_value_t = 16)]
+    pub(crate) in_flight: usize,
+    /// Print the summary as one JSON object.
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 /// Colour maps on the command line.

@@ -1,10 +1,13 @@
 //! `explain`: the command-line client. `explain info` describes the served model, `explain classify
 //! IMG…` prints predictions, `explain run IMG… --method grad-cam --feature-maps layer2.1 --out DIR`
 //! writes pictures: each attribution as a heatmap over the image the model saw, each layer as a
-//! grid of feature maps (4 × 8 by default), and with `--npy` the raw tensors.
+//! grid of feature maps (4 × 8 by default), and with `--npy` the raw tensors. `explain eval DIR
+//! --method grad-cam` measures how faithful a method's maps are over images with object masks.
 
 mod args;
+mod eval;
 mod run;
+mod served;
 
 use std::time::Duration;
 
@@ -28,6 +31,15 @@ async fn execute(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         Command::Info { json } => info(&client, json).await,
         Command::Classify { images, top_k, json } => classify(&client, &images, top_k, json).await,
         Command::Run(options) => run::run(&client, &options).await,
+        Command::Eval(options) => {
+            let other = match &options.compare_endpoint {
+                Some(endpoint) => {
+                    Some(connect(&Connection { endpoint: endpoint.clone(), ..cli.connection.clone() }).await?)
+                }
+                None => None,
+            };
+            eval::eval(&client, other.as_ref(), &options).await
+        }
     }
 }
 

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use explain_client::{
     Client, Explanation,
-    preprocess::{self, ImageLimits, Preprocessing},
+    preprocess::{self, ImageLimits},
     render::{self, ColorMap},
 };
 use image::RgbImage;
@@ -14,7 +14,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::{Axis, Ix4};
 use tokio_stream::StreamExt;
 
-use super::args::{Method, RunOptions};
+use super::{args::RunOptions, served::ServedModel};
 
 type Failure = Box<dyn std::error::Error>;
 
@@ -25,25 +25,14 @@ pub(crate) async fn run(client: &Client, options: &RunOptions) -> Result<(), Fai
     }
     std::fs::create_dir_all(&options.out).map_err(|e| format!("{}: {e}", options.out.display()))?;
     let info = client.model_info().await?;
-    let input = info.input.clone().unwrap_or_default();
-    let (height, width) = match input.shape.as_slice() {
-        [_, _, h, w] => (*h as u32, *w as u32),
-        other => return Err(format!("the model's input shape {other:?} is not [N, 3, H, W]").into()),
-    };
-    let spatial_layers: Vec<_> = info.layers.iter().filter(|layer| layer.shape.len() == 4).collect();
-    let cam_layer = match &options.layer {
-        Some(layer) => layer.clone(),
-        None => spatial_layers.last().map(|layer| layer.name.clone()).ok_or("the model has no spatial layer")?,
-    };
+    let model = ServedModel::new(&info, &options.method_options)?;
     let (rows, columns) = options.grid;
-    // Only the model's view is made here, to draw over; normalising is the server's business.
-    let preprocessing = Preprocessing { height, width, resize_size: input.resize_size, mean: [0.0; 3], std: [1.0; 3] };
 
     let mut views = Vec::with_capacity(options.images.len());
     let mut requests = Vec::with_capacity(options.images.len());
     for path in &options.images {
         let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let view = preprocess::model_view(&bytes, ImageLimits::DEFAULT, &preprocessing)
+        let view = preprocess::model_view(&bytes, ImageLimits::DEFAULT, &model.preprocessing)
             .map_err(|e| format!("{}: {e}", path.display()))?;
         views.push(view);
         let mut request = client.explain(bytes);
@@ -53,15 +42,8 @@ pub(crate) async fn run(client: &Client, options: &RunOptions) -> Result<(), Fai
         if options.cross_entropy {
             request = request.cross_entropy();
         }
-        for method in &options.methods {
-            request = match method {
-                Method::Saliency => request.saliency(),
-                Method::InputXGradient => request.input_x_gradient(),
-                Method::GradCam => request.grad_cam_upsampled(&cam_layer),
-                Method::GuidedBackprop => request.guided_backprop(),
-                Method::IntegratedGradients => request.integrated_gradients(options.steps),
-                Method::SmoothGrad => request.smooth_grad(options.samples, 0.15, 0),
-            };
+        for &method in &options.methods {
+            request = model.with_method(request, method, &options.method_options);
         }
         for layer in &options.feature_maps {
             let channels =

@@ -1,0 +1,64 @@
+//! What the subcommands need to know about the served model: how it sees an image, and how each
+//! attribution method of the command line becomes part of a request.
+
+use explain_client::{ExplainBuilder, preprocess::Preprocessing, proto};
+
+use super::args::{Method, MethodOptions};
+
+type Failure = Box<dyn std::error::Error>;
+
+/// The served model, as `GetModelInfo` describes it.
+pub(crate) struct ServedModel {
+    /// Its evaluation transform: resize, crop, mean and std.
+    pub(crate) preprocessing: Preprocessing,
+    /// Grad-CAM's layer: `--layer`, or the last spatial layer.
+    pub(crate) cam_layer: String,
+}
+
+impl ServedModel {
+    /// Reads the model's description; `options.layer` overrides Grad-CAM's default layer.
+    pub(crate) fn new(info: &proto::GetModelInfoResponse, options: &MethodOptions) -> Result<Self, Failure> {
+        let input = info.input.clone().unwrap_or_default();
+        let (height, width) = match input.shape.as_slice() {
+            [_, _, h, w] => (u32::try_from(*h)?, u32::try_from(*w)?),
+            other => return Err(format!("the model's input shape {other:?} is not [N, 3, H, W]").into()),
+        };
+        let triple = |values: &[f32], what: &str| -> Result<[f32; 3], Failure> {
+            values.try_into().map_err(|_| format!("the model's {what} {values:?} does not have 3 values").into())
+        };
+        let preprocessing = Preprocessing {
+            height,
+            width,
+            resize_size: input.resize_size,
+            mean: triple(&input.mean, "mean")?,
+            std: triple(&input.std, "std")?,
+        };
+        let cam_layer = match &options.layer {
+            Some(layer) => layer.clone(),
+            None => info
+                .layers
+                .iter()
+                .rfind(|layer| layer.shape.len() == 4)
+                .map(|layer| layer.name.clone())
+                .ok_or("the model has no spatial layer")?,
+        };
+        Ok(Self { preprocessing, cam_layer })
+    }
+
+    /// Adds `method` to `request`, with the settings of `options`.
+    pub(crate) fn with_method(
+        &self,
+        request: ExplainBuilder,
+        method: Method,
+        options: &MethodOptions,
+    ) -> ExplainBuilder {
+        match method {
+            Method::Saliency => request.saliency(),
+            Method::InputXGradient => request.input_x_gradient(),
+            Method::GradCam => request.grad_cam_upsampled(&self.cam_layer),
+            Method::GuidedBackprop => request.guided_backprop(),
+            Method::IntegratedGradients => request.integrated_gradients(options.steps),
+            Method::SmoothGrad => request.smooth_grad(options.samples, options.noise_level, options.seed),
+        }
+    }
+}
