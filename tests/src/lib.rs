@@ -43,6 +43,13 @@ pub fn fixture(name: &str) -> PathBuf {
     path
 }
 
+/// The tiny ResNet-18 fixture (widths 8/16/32/64, 10 classes, 64 × 64, random weights): the model
+/// of the tests about serving mechanics, fast to run and with shapes they can spell out. The tests
+/// of the embedded default model itself use `ModelSource::Embedded`.
+pub fn tiny_model() -> ModelSource {
+    ModelSource::File(fixture("tiny_resnet18_w8.legacy.onnx"))
+}
+
 /// Large fixtures from `$EXPLAIN_FIXTURES` (default `../shared/fixtures` beside the clone), all
 /// of `names` or none. When one is absent the test must not pass silently: under CI (`CI` set) it
 /// panics; on a user's bare clone it prints a loud SKIPPED line naming the folder and returns

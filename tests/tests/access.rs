@@ -9,11 +9,8 @@ use std::{
 };
 
 use explain_client::{Client, Error, RetryPolicy};
-use explain_service::{
-    model::ModelSource,
-    server::{self, OpenServices, RunningServer, ServeOptions, TlsFiles},
-};
-use explain_tests::{Pki, health, options, temp_dir};
+use explain_service::server::{self, OpenServices, RunningServer, ServeOptions, TlsFiles};
+use explain_tests::{Pki, health, options, temp_dir, tiny_model};
 use tonic::Code;
 
 /// Writes `contents` to `dir/name` and returns the path.
@@ -30,7 +27,7 @@ async fn start(options: ServeOptions) -> RunningServer {
 }
 
 fn settings() -> ServeOptions {
-    let mut settings = options(ModelSource::Embedded);
+    let mut settings = options(tiny_model());
     settings.reload_interval = Duration::from_millis(50);
     settings
 }

@@ -5,9 +5,9 @@
 use std::time::Duration;
 
 use explain_client::{Error, proto};
-use explain_service::model::ModelSource;
 use explain_tests::{
     TestServer, array, bare_grpc_call, encoded_image, graphs::Random, options, relative_l2, sample_png, tensor_image,
+    tiny_model,
 };
 use tokio_stream::StreamExt;
 use tonic::Code;
@@ -26,10 +26,10 @@ fn saliency_request(seed: u64) -> proto::ExplainRequest {
 
 #[tokio::test]
 async fn concurrent_callers_share_engine_runs_without_changing_results() {
-    let mut batched = options(ModelSource::Embedded);
+    let mut batched = options(tiny_model());
     batched.load.max_queue_delay = Duration::from_millis(300);
     let batched = TestServer::start(batched).await;
-    let alone = TestServer::with_model(ModelSource::Embedded).await;
+    let alone = TestServer::with_model(tiny_model()).await;
     let calls: Vec<_> = (0..6)
         .map(|seed| {
             let client = batched.client.clone();
@@ -51,7 +51,7 @@ async fn concurrent_callers_share_engine_runs_without_changing_results() {
 
 #[tokio::test]
 async fn a_full_queue_answers_resource_exhausted_with_a_retry_delay() {
-    let mut settings = options(ModelSource::Embedded);
+    let mut settings = options(tiny_model());
     settings.load.queue_capacity = 1;
     settings.load.max_queue_delay = Duration::from_millis(500);
     let server = TestServer::start(settings).await;
@@ -77,7 +77,7 @@ async fn a_full_queue_answers_resource_exhausted_with_a_retry_delay() {
 #[tokio::test]
 async fn an_admitted_request_never_fails_half_way_for_lack_of_room() {
     use proto::attribution_spec::Method;
-    let mut settings = options(ModelSource::Embedded);
+    let mut settings = options(tiny_model());
     settings.load.queue_capacity = 16;
     settings.load.max_batch_size = Some(4);
     let server = TestServer::start(settings).await;
@@ -121,7 +121,7 @@ async fn an_admitted_request_never_fails_half_way_for_lack_of_room() {
 
 #[tokio::test]
 async fn deadlines_end_calls_before_work_starts() {
-    let mut settings = options(ModelSource::Embedded);
+    let mut settings = options(tiny_model());
     settings.load.max_queue_delay = Duration::from_millis(600);
     let server = TestServer::start(settings).await;
     // A bare HTTP/2 client sends the header, so that only the server enforces it (tonic's own
@@ -145,7 +145,7 @@ async fn deadlines_end_calls_before_work_starts() {
 
 #[tokio::test]
 async fn explain_stream_tags_every_response_and_keeps_going_after_a_bad_request() {
-    let mut settings = options(ModelSource::Embedded);
+    let mut settings = options(tiny_model());
     settings.stream_in_flight = 2;
     let mut server = TestServer::start(settings).await;
     let mut requests: Vec<proto::ExplainStreamRequest> = (0..5)

@@ -2,8 +2,7 @@
 //! a panic, and the server keeps serving other callers meanwhile.
 
 use explain_client::{Error, proto};
-use explain_service::model::ModelSource;
-use explain_tests::{TestServer, array, encoded_image, feature_map, sample_png, tensor_image};
+use explain_tests::{TestServer, array, encoded_image, feature_map, sample_png, tensor_image, tiny_model};
 use tonic::Code;
 use tonic_types::StatusExt;
 
@@ -25,7 +24,7 @@ fn assert_invalid(result: Result<explain_client::Explanation, Error>, field: &st
 
 #[tokio::test]
 async fn each_bad_field_is_named() {
-    let mut server = TestServer::with_model(ModelSource::Embedded).await;
+    let mut server = TestServer::with_model(tiny_model()).await;
     let client = &mut server.client;
     let image = || encoded_image(sample_png(80));
 
@@ -81,7 +80,7 @@ async fn each_bad_field_is_named() {
 
 #[tokio::test]
 async fn bad_callers_do_not_disturb_good_ones() {
-    let server = TestServer::with_model(ModelSource::Embedded).await;
+    let server = TestServer::with_model(tiny_model()).await;
     let png = sample_png(64);
     let mut calls = Vec::new();
     for i in 0..24 {
@@ -107,7 +106,7 @@ async fn bad_callers_do_not_disturb_good_ones() {
 #[tokio::test]
 async fn bad_attribution_options_are_named() {
     use proto::attribution_spec::Method;
-    let mut server = TestServer::with_model(ModelSource::Embedded).await;
+    let mut server = TestServer::with_model(tiny_model()).await;
     let with = |attributions: Vec<Option<Method>>| proto::ExplainRequest {
         attributions: attributions.into_iter().map(|method| proto::AttributionSpec { method }).collect(),
         ..explain_request(encoded_image(sample_png(64)), vec![])

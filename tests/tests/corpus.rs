@@ -6,8 +6,7 @@
 use std::path::Path;
 
 use base64::Engine;
-use explain_service::model::ModelSource;
-use explain_tests::{GrpcurlOutput, TestServer, grpcurl, sample_png, workspace};
+use explain_tests::{GrpcurlOutput, TestServer, grpcurl, sample_png, tiny_model, workspace};
 use serde_json::Value;
 
 /// Replaces the corpus placeholders: `"@FILE"` (an image of `tests/corpus/images/`, base64),
@@ -60,7 +59,7 @@ fn outcome(success: bool, stderr: &str) -> (String, String) {
 
 #[tokio::test]
 async fn every_bad_input_of_the_corpus_gets_its_exact_status() {
-    let server = TestServer::with_model(ModelSource::Embedded).await;
+    let server = TestServer::with_model(tiny_model()).await;
     let root = workspace().join("tests/corpus");
     let cases: Vec<Value> =
         serde_json::from_str(&std::fs::read_to_string(root.join("cases.json")).expect("cases.json")).expect("JSON");

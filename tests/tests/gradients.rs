@@ -7,7 +7,7 @@ use explain_service::model::ModelSource;
 use explain_tests::{
     TestServer, array,
     graphs::{RANDOM_CNN_CLASSES, RANDOM_CNN_SIZE, Random, cnn_with_sigmoid, random_cnn},
-    options, relative_l2, tensor_image, write_model,
+    options, relative_l2, tensor_image, tiny_model, write_model,
 };
 use ndarray::ArrayD;
 use proto::attribution_spec::Method;
@@ -133,7 +133,7 @@ async fn operators_who_require_gradients_get_a_load_failure_instead() {
 
 #[tokio::test]
 async fn operators_who_require_cuda_get_a_load_failure_on_a_cpu_runtime() {
-    let mut settings = options(ModelSource::Embedded);
+    let mut settings = options(tiny_model());
     settings.load.ort.require_cuda = true;
     let mut server = explain_service::server::start(settings).await.expect("binds");
     let reason = server.ready().await.expect_err("this ONNX Runtime has no CUDA");
@@ -151,10 +151,10 @@ fn smooth_grad(samples: u32, noise_level: f32, seed: u64, variant: proto::Smooth
 
 #[tokio::test]
 async fn rows_split_into_small_batches_give_the_same_attributions() {
-    let mut small = options(ModelSource::Embedded);
+    let mut small = options(tiny_model());
     small.load.max_batch_size = Some(3);
     let mut small = TestServer::start(small).await;
-    let mut large = options(ModelSource::Embedded);
+    let mut large = options(tiny_model());
     large.load.max_batch_size = Some(32);
     let mut large = TestServer::start(large).await;
     let image = array(&[1, 3, 64, 64], Random::new(5).values(3 * 64 * 64, 2.0));
@@ -179,7 +179,7 @@ async fn rows_split_into_small_batches_give_the_same_attributions() {
 #[tokio::test]
 async fn smooth_grad_is_seeded_and_its_variants_are_consistent() {
     use proto::SmoothGradVariant::{Mean, Squared, Variance};
-    let TestServer { mut client, server: _server } = TestServer::with_model(ModelSource::Embedded).await;
+    let TestServer { mut client, server: _server } = TestServer::with_model(tiny_model()).await;
     let image = array(&[1, 3, 64, 64], Random::new(9).values(3 * 64 * 64, 2.0));
     let run = |attributions: Vec<proto::AttributionSpec>| proto::ExplainRequest { attributions, ..Default::default() };
     let all = explain(
@@ -256,7 +256,7 @@ async fn integrated_gradients_baselines_and_completeness() {
 #[tokio::test]
 async fn gradient_graphs_are_cached_by_content() {
     let dir = std::env::temp_dir().join(format!("explain-graph-cache-{}", std::process::id()));
-    let mut settings = options(ModelSource::Embedded);
+    let mut settings = options(tiny_model());
     settings.load.cache_dir = Some(dir.clone());
     let image = array(&[1, 3, 64, 64], Random::new(1).values(3 * 64 * 64, 1.0));
     let request = || proto::ExplainRequest { attributions: vec![saliency()], ..Default::default() };

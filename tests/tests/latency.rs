@@ -1,13 +1,12 @@
 //! The network tax: what a call costs beyond the server's own time. A prediction-only `Explain`
-//! on the tiny embedded model must cost the caller only a few milliseconds more than the server's
+//! on the tiny test model must cost the caller only a few milliseconds more than the server's
 //! `Summary.timings.total_ms`; Nagle's algorithm meeting delayed ACKs (`TCP_NODELAY` missing on
 //! accepted sockets) made it ~30 ms.
 
 use std::time::Instant;
 
 use explain_client::proto;
-use explain_service::model::ModelSource;
-use explain_tests::{TestServer, encoded_image, sample_png};
+use explain_tests::{TestServer, encoded_image, sample_png, tiny_model};
 
 /// Largest median overhead accepted, in milliseconds: well above loopback's cost on a busy
 /// 2-core machine, well below the ~30 ms of a delayed ACK.
@@ -15,7 +14,7 @@ const MAX_MEDIAN_OVERHEAD_MS: f64 = 5.0;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_prediction_only_call_costs_only_milliseconds_beyond_the_servers_own_time() {
-    let server = TestServer::with_model(ModelSource::Embedded).await;
+    let server = TestServer::with_model(tiny_model()).await;
     let request = proto::ExplainRequest { image: Some(encoded_image(sample_png(64))), ..Default::default() };
     let mut overheads = Vec::new();
     for call in 0..45 {

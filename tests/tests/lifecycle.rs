@@ -5,11 +5,8 @@
 use std::time::{Duration, Instant};
 
 use explain_client::{Error, proto};
-use explain_service::{
-    model::ModelSource,
-    server::{self, ServeOptions},
-};
-use explain_tests::{TestServer, encoded_image, health, options, sample_png};
+use explain_service::server::{self, ServeOptions};
+use explain_tests::{TestServer, encoded_image, health, options, sample_png, tiny_model};
 use tokio_stream::StreamExt;
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -35,7 +32,7 @@ fn classify(image: Vec<u8>) -> proto::ClassifyRequest {
 
 #[tokio::test]
 async fn extreme_aspect_ratios_are_refused_and_the_server_lives() {
-    let server = TestServer::with_model(ModelSource::Embedded).await;
+    let server = TestServer::with_model(tiny_model()).await;
     // Within --max-image-pixels (40,000,000), but the resize to a shorter side of 73 would have
     // allocated 46.7 GB.
     for (width, height) in [(40_000_000, 1), (1, 40_000_000)] {
@@ -53,7 +50,7 @@ async fn extreme_aspect_ratios_are_refused_and_the_server_lives() {
 
 #[tokio::test]
 async fn serving_means_the_api_answers() {
-    let server = server::start(options(ModelSource::Embedded)).await.expect("server starts");
+    let server = server::start(options(tiny_model())).await.expect("server starts");
     let address = server.local_addr().to_string();
     let client = explain_client::Client::connect(format!("http://{address}")).await.expect("connects");
     let started = Instant::now();
@@ -70,7 +67,7 @@ async fn serving_means_the_api_answers() {
 
 #[tokio::test]
 async fn a_shutdown_during_loading_never_turns_serving() {
-    let settings = ServeOptions { drain_delay: Duration::from_secs(3), ..options(ModelSource::Embedded) };
+    let settings = ServeOptions { drain_delay: Duration::from_secs(3), ..options(tiny_model()) };
     let mut server = server::start(settings).await.expect("server starts");
     let address = server.local_addr().to_string();
     let trigger = server.take_shutdown_trigger().expect("trigger");
@@ -97,7 +94,7 @@ fn integrated_gradients(steps: u32) -> proto::ExplainRequest {
 
 #[tokio::test]
 async fn an_abandoned_explain_stream_stops_before_its_next_engine_run() {
-    let mut settings = options(ModelSource::Embedded);
+    let mut settings = options(tiny_model());
     settings.load.max_batch_size = Some(8);
     settings.stream_in_flight = 8;
     let mut server = TestServer::start(settings).await;

@@ -5,8 +5,7 @@
 use std::{collections::HashMap, io::Write, path::PathBuf, process::Stdio};
 
 use explain_client::{Error, proto};
-use explain_service::model::ModelSource;
-use explain_tests::{TestServer, encoded_image, http_get, options, sample_png, tool, workspace};
+use explain_tests::{TestServer, encoded_image, http_get, options, sample_png, tiny_model, tool, workspace};
 
 const CLASSIFY: &str = "explain.v1.ExplainService/Classify";
 const EXPLAIN: &str = "explain.v1.ExplainService/Explain";
@@ -62,7 +61,7 @@ fn classify_request(image: proto::Image) -> proto::ClassifyRequest {
 
 #[tokio::test]
 async fn real_calls_move_the_counters_a_scraper_reads() {
-    let mut settings = options(ModelSource::Embedded);
+    let mut settings = options(tiny_model());
     settings.metrics_listen = Some("127.0.0.1:0".parse().expect("loopback"));
     let server = TestServer::start(settings).await;
     let before = scrape(&server).await;

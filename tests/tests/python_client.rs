@@ -4,8 +4,7 @@
 
 use std::{path::PathBuf, process::Command};
 
-use explain_service::model::ModelSource;
-use explain_tests::{TestServer, fixture, tool, workspace};
+use explain_tests::{TestServer, fixture, tiny_model, tool, workspace};
 
 fn python() -> PathBuf {
     tool("EXPLAIN_PYTHON", ".cache/venv/bin/python")
@@ -13,7 +12,7 @@ fn python() -> PathBuf {
 
 #[tokio::test]
 async fn a_generated_python_client_gets_the_same_results() {
-    let server = TestServer::with_model(ModelSource::Embedded).await;
+    let server = TestServer::with_model(tiny_model()).await;
     let stubs = std::env::temp_dir().join(format!("explain-python-stubs-{}", std::process::id()));
     std::fs::create_dir_all(&stubs).expect("stub folder");
     let proto = workspace().join("proto");

@@ -18,8 +18,7 @@ use std::{
 
 use explain_client::{Client, Error, Resolver, RetryPolicy, proto};
 use explain_proto::v1::explain_service_server::{ExplainService, ExplainServiceServer};
-use explain_service::model::ModelSource;
-use explain_tests::{Pki, TestServer, encoded_image, sample_png};
+use explain_tests::{Pki, TestServer, encoded_image, sample_png, tiny_model};
 use tokio_stream::StreamExt;
 use tonic::{Code, Request, Response, Status, Streaming, metadata::MetadataValue};
 
@@ -211,7 +210,7 @@ async fn a_dns_name_is_balanced_over_the_addresses_it_resolves_to() {
 
 #[tokio::test]
 async fn the_request_builder_matches_the_raw_request() {
-    let server = TestServer::with_model(ModelSource::Embedded).await;
+    let server = TestServer::with_model(tiny_model()).await;
     let client = server.client.clone();
     let png = sample_png(80);
     let built = client
@@ -253,7 +252,7 @@ async fn the_request_builder_matches_the_raw_request() {
 
 #[tokio::test]
 async fn compressed_calls_give_the_same_results() {
-    let server = TestServer::with_model(ModelSource::Embedded).await;
+    let server = TestServer::with_model(tiny_model()).await;
     let plain = server.client.explain(sample_png(64)).saliency().feature_maps("conv1").send().await.expect("plain");
     for compression in [explain_client::Compression::Gzip, explain_client::Compression::Zstd] {
         let client = Client::builder(format!("http://{}", server.address()))
@@ -268,7 +267,7 @@ async fn compressed_calls_give_the_same_results() {
 
 #[tokio::test]
 async fn many_images_stream_with_bounded_in_flight_work() {
-    let server = TestServer::with_model(ModelSource::Embedded).await;
+    let server = TestServer::with_model(tiny_model()).await;
     let client = server.client.clone();
     let mut requests: Vec<proto::ExplainRequest> =
         (0..9).map(|i| client.explain(sample_png(48 + 8 * i)).saliency().into_request()).collect();

@@ -12,7 +12,8 @@ use explain_service::{
 use libfuzzer_sys::fuzz_target;
 use prost::Message;
 
-/// What the embedded default model reports: a ResNet-18 of widths 8–64, 10 classes, 64 × 64.
+/// What the tiny test model (`tests/fixtures/tiny_resnet18_w8`) reports: a ResNet-18 of widths
+/// 8–64, 10 classes, 64 × 64.
 fn info() -> ModelInfo {
     let spatial = [
         ("conv1", 8, 32),
