@@ -11,7 +11,7 @@ BUF_VERSION=1.75.0
 CARGO_FUZZ_VERSION=0.13.2
 PYTHON=${PYTHON:-python3}
 # The Python packages tests use (tests/python): pinned, installed into .cache/venv with pip.
-TEST_PYTHON_PACKAGES=("onnxruntime==$ORT_VERSION" "numpy==2.4.6" "grpcio==1.85.1" "grpcio-tools==1.85.1" "protobuf==7.36.2" "prometheus-client==0.26.0")
+TEST_PYTHON_PACKAGES=("onnxruntime==$ORT_VERSION" "numpy==2.4.6" "grpcio==1.85.1" "grpcio-tools==1.85.1" "protobuf==7.36.2" "prometheus-client==0.26.0" "pillow==13.0.0")
 
 say() { printf '==> %s\n' "$*" >&2; }
 
@@ -75,6 +75,17 @@ ensure_test_venv() {
   echo "${TEST_PYTHON_PACKAGES[*]}" > "$stamp"
 }
 
+# The Python packages tools/shapes needs (numpy and Pillow), pinned, in .cache/shapes-venv.
+SHAPES_PYTHON_PACKAGES=("numpy==2.4.6" "pillow==13.0.0")
+ensure_shapes_venv() {
+  local venv=$CACHE/shapes-venv stamp=$CACHE/shapes-venv/.explain-packages
+  [[ -x $venv/bin/python && -f $stamp && $(cat "$stamp") == "${SHAPES_PYTHON_PACKAGES[*]}" ]] && return 0
+  say "creating the shapes virtual environment (${SHAPES_PYTHON_PACKAGES[*]})"
+  "$PYTHON" -m venv "$venv"
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check "${SHAPES_PYTHON_PACKAGES[@]}"
+  echo "${SHAPES_PYTHON_PACKAGES[*]}" > "$stamp"
+}
+
 # cargo-fuzz, built from crates.io (the fuzz targets build on the stable toolchain with
 # RUSTC_BOOTSTRAP=1).
 ensure_cargo_fuzz() {
@@ -87,7 +98,8 @@ ensure_cargo_fuzz() {
 }
 
 # For the benchmarks: builds the release binaries, starts `explaind serve` on 127.0.0.1:PORT with
-# ARGS (log in LOG), sets `server` to its pid (killed on exit) and waits until it is SERVING.
+# ARGS (log in LOG), sets `server` to its pid (every server started is killed on exit) and waits
+# until it is SERVING.
 #   start_release_server PORT LOG [ARGS ...]
 start_release_server() {
   local port=$1 log=$2; shift 2
@@ -97,7 +109,8 @@ start_release_server() {
   EXPLAIN_ORT_LIBRARY=$ORT_LIBRARY EXPLAIN_NO_CACHE=1 "$ROOT/target/release/explaind" --log-filter warn serve \
     --listen "127.0.0.1:$port" "$@" > "$log" 2>&1 &
   server=$!
-  trap 'kill $server 2>/dev/null || true' EXIT
+  servers+=("$server")
+  trap 'kill "${servers[@]}" 2>/dev/null || true' EXIT
   for _ in $(seq 120); do
     "$CACHE/bin/grpcurl" -plaintext -d '{"service":"explain.v1.ExplainService"}' "127.0.0.1:$port" \
       grpc.health.v1.Health/Check 2>/dev/null | grep -q '"SERVING"' && return 0

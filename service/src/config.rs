@@ -33,6 +33,10 @@ pub enum Command {
     /// Write one of the graphs the service runs for a model — by default the gradient-augmented
     /// graph (forward and backward pass in one ONNX graph) — for offline use in any ONNX Runtime.
     Augment(AugmentConfig),
+    /// Write a copy of a model whose learned weights are redrawn with seeded noise from a layer up
+    /// to the logits: the cascading parameter-randomisation test (Adebayo et al. 2018). Serve it
+    /// and compare its maps with `explain eval --compare-endpoint`.
+    Randomise(RandomiseConfig),
 }
 
 /// Which of the service's graphs `explaind augment` writes.
@@ -80,6 +84,26 @@ impl AugmentConfig {
     }
 }
 
+/// Settings of `explaind randomise`.
+#[derive(Clone, Debug, Args)]
+pub struct RandomiseConfig {
+    /// The model: an ONNX export (default: the embedded default model).
+    pub model: Option<PathBuf>,
+    /// The lowest layer redrawn, by the name `GetModelInfo` lists (e.g. `layer4.1`); `head` for
+    /// the classifier after the last layer only.
+    #[arg(long)]
+    pub from: String,
+    /// Seed of the noise.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Where to write the ONNX model.
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Input height and width in pixels, for models whose graph leaves them open.
+    #[arg(long, env = "EXPLAIN_INPUT_SIZE")]
+    pub input_size: Option<u32>,
+}
+
 /// The ONNX Runtime library: the flag, else $ORT_DYLIB_PATH, else `libonnxruntime.so`.
 fn ort_library(flag: Option<&PathBuf>) -> PathBuf {
     flag.cloned()
@@ -117,7 +141,7 @@ pub struct LogConfig {
 #[derive(Clone, Debug, Args)]
 pub struct ServeConfig {
     /// ONNX model to serve (a `torch.onnx.export` ResNet, dynamo or legacy exporter). Default: the
-    /// embedded, untrained 10-class ResNet-18 (64×64 input).
+    /// embedded ResNet-18 (base width 16, 112×112 input) trained on the ten shapes of `tools/shapes`.
     #[arg(long, env = "EXPLAIN_MODEL")]
     pub model: Option<PathBuf>,
     /// Class labels, one per line in class order.
@@ -347,7 +371,7 @@ impl ServeConfig {
 pub fn default_serve_config() -> ServeConfig {
     match Cli::parse_from(["explaind", "serve"]).command {
         Command::Serve(config) => *config,
-        Command::Augment(_) => unreachable!("`serve` parses as Serve"),
+        Command::Augment(_) | Command::Randomise(_) => unreachable!("`serve` parses as Serve"),
     }
 }
 

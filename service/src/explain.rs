@@ -9,7 +9,6 @@ mod info;
 mod job;
 mod load;
 mod methods;
-mod noise;
 mod picture;
 mod prediction;
 mod rows;

@@ -14,6 +14,7 @@ pub mod explain;
 pub(crate) mod graph;
 pub mod metrics;
 pub mod model;
+pub(crate) mod noise;
 pub mod server;
 pub mod telemetry;
 

@@ -3,7 +3,7 @@
 use anyhow::Context;
 use clap::Parser;
 use explain_service::{
-    config::{AugmentConfig, Cli, Command, GraphChoice, ServeConfig},
+    config::{AugmentConfig, Cli, Command, GraphChoice, RandomiseConfig, ServeConfig},
     explain::build_gradient_graph,
     model::{Model, ModelSource},
     server, telemetry,
@@ -17,6 +17,7 @@ async fn main() -> anyhow::Result<()> {
     let outcome = match cli.command {
         Command::Serve(config) => serve(&config).await,
         Command::Augment(config) => augment(&config),
+        Command::Randomise(config) => randomise(&config),
     };
     tokio::task::spawn_blocking(move || telemetry.shutdown()).await.context("flushing telemetry")?;
     outcome
@@ -39,6 +40,16 @@ fn augment(config: &AugmentConfig) -> anyhow::Result<()> {
         output = %config.output.display(), bytes = graph.len(), layers = model.layers.layers.len(),
         graph = ?config.graph, "graph written"
     );
+    Ok(())
+}
+
+/// Writes `config.model` with its weights redrawn from `config.from` up to `config.output`.
+fn randomise(config: &RandomiseConfig) -> anyhow::Result<()> {
+    let source = config.model.clone().map_or(ModelSource::Embedded, ModelSource::File);
+    let model = Model::load(&source, config.input_size).with_context(|| format!("cannot read {source:?}"))?;
+    let copy = model.randomised(&config.from, config.seed)?.encode_to_vec();
+    std::fs::write(&config.output, &copy).with_context(|| format!("cannot write {}", config.output.display()))?;
+    tracing::info!(output = %config.output.display(), from = %config.from, seed = config.seed, "randomised copy written");
     Ok(())
 }
 

@@ -3,6 +3,7 @@
 
 mod cache;
 pub mod layers;
+mod randomise;
 mod surgery;
 mod torchvision;
 
@@ -12,17 +13,25 @@ use explain_proto::onnx::ModelProto;
 use prost::Message;
 use sha2::{Digest, Sha256};
 
-pub use self::cache::GraphCache;
 use self::layers::LayerMap;
+pub use self::{cache::GraphCache, randomise::HEAD};
 use crate::augment::{self, AugmentError, AugmentSpec, Shapes};
 
-/// The model served when none is given: a small ResNet-18 (widths 8/16/32/64, 10 classes, 64×64
-/// input) exported by `torch.onnx.export` with random, untrained weights. It lets the service
-/// start anywhere; its explanations mean nothing.
+/// The model served when none is given: torchvision's ResNet-18 topology at base width 16 (layer
+/// widths 16/32/64/128), 112 × 112 input, trained by `tools/train/train.py` to tell apart the ten
+/// shapes `tools/shapes/shapes.py` draws, exported by `torch.onnx.export` (legacy exporter).
 const DEFAULT_MODEL: &[u8] = include_bytes!("../models/default.onnx");
+
+/// The default model's class names, one a line, in class order.
+const DEFAULT_LABELS: &str = include_str!("../models/default.labels.txt");
 
 /// Input size of models built from safetensors weights when none is given.
 pub const DEFAULT_SAFETENSORS_INPUT_SIZE: u32 = 224;
+
+/// The labels of a labels file's text: one a line, trimmed, blank trailing lines ignored.
+pub fn label_lines(text: &str) -> Vec<String> {
+    text.trim_end().lines().map(|line| line.trim().to_owned()).collect()
+}
 
 /// Where a model comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -53,6 +62,14 @@ pub enum ModelError {
     /// The safetensors file is not a torchvision ResNet state dict.
     #[error("not a torchvision ResNet state dict: {0}")]
     Safetensors(String),
+    /// No layer has this name.
+    #[error("the model has no layer `{layer}`; its layers are {known}")]
+    UnknownLayer {
+        /// The name asked for.
+        layer: String,
+        /// The names it has.
+        known: String,
+    },
     /// The input's spatial size is symbolic and was not given.
     #[error("the graph's input size is not fixed: give it with --input-size")]
     InputSizeUnknown,
@@ -84,6 +101,8 @@ pub struct Model {
     pub logits: String,
     /// The named layers.
     pub layers: LayerMap,
+    /// Class names that come with the model (the embedded default's), in class order.
+    pub labels: Option<Vec<String>>,
 }
 
 impl Model {
@@ -91,7 +110,10 @@ impl Model {
     /// leaves them symbolic.
     pub fn load(source: &ModelSource, input_size: Option<u32>) -> Result<Self, ModelError> {
         match source {
-            ModelSource::Embedded => Self::from_onnx("default", DEFAULT_MODEL, input_size),
+            ModelSource::Embedded => Ok(Self {
+                labels: Some(label_lines(DEFAULT_LABELS)),
+                ..Self::from_onnx("default", DEFAULT_MODEL, input_size)?
+            }),
             ModelSource::File(path) => {
                 let bytes = std::fs::read(path).map_err(|source| ModelError::Read { path: path.clone(), source })?;
                 if path.extension().is_some_and(|extension| extension == "safetensors") {
@@ -127,7 +149,7 @@ impl Model {
             }
         };
         let layers = layers::name_layers(graph, &input.name, &logits);
-        Ok(Self { name: name.to_owned(), sha256, proto, input, logits, layers })
+        Ok(Self { name: name.to_owned(), sha256, proto, input, logits, layers, labels: None })
     }
 
     /// The graph ONNX Runtime runs for predictions and feature maps: the forward pass with the

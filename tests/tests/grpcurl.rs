@@ -7,7 +7,7 @@ use std::process::Command;
 use base64::Engine;
 use explain_client::proto;
 use explain_service::model::ModelSource;
-use explain_tests::{TestServer, encoded_image, feature_map, grpcurl, sample_png, tool, workspace};
+use explain_tests::{TestServer, encoded_image, feature_map, grpcurl, sample_png, tiny_model, tool, workspace};
 use serde_json::Value;
 
 /// Runs grpcurl with `args` (plaintext); returns stdout; fails on a non-zero exit.
@@ -47,7 +47,7 @@ async fn grpcurl_lists_describes_and_checks_health() {
 
 #[tokio::test]
 async fn grpcurl_explain_streams_the_chunks_the_client_gets() {
-    let server = TestServer::with_model(ModelSource::Embedded).await;
+    let server = TestServer::with_model(tiny_model()).await;
     let png = sample_png(96);
     let encoded = base64::engine::general_purpose::STANDARD.encode(&png);
     let body =
@@ -110,27 +110,36 @@ async fn the_readme_session_works_when_pasted() {
             let (line, bin) = (line.clone(), bin.clone());
             move || {
                 let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
-                Command::new("bash").arg("-c").arg(&line).env("PATH", path).output().expect("bash runs")
+                let mut command = Command::new("bash");
+                command.arg("-c").arg(&line).env("PATH", path).current_dir(workspace());
+                command.output().expect("bash runs")
             }
         })
         .await
         .expect("task");
         let stdout = String::from_utf8_lossy(&output.stdout);
         assert!(output.status.success(), "`{line}` failed: {stdout}{}", String::from_utf8_lossy(&output.stderr));
-        if line.contains("featureMaps") {
-            assert!(stdout.contains("\"name\": \"activation/layer2.1\""), "{stdout}");
-        }
-        if line.contains("attributions") {
-            for name in [
-                "attribution/saliency",
-                "attribution/grad_cam/layer4.1/upsampled",
-                "attribution/integrated_gradients/delta",
-            ] {
-                assert!(stdout.contains(&format!("\"name\": \"{name}\"")), "{name} missing: {stdout}");
-            }
+        let expected: &[&str] = if line.contains("featureMaps") {
+            &["activation/layer2.1", "attribution/grad_cam/layer4.1/upsampled"]
+        } else if line.contains("OBJECTIVE_CROSS_ENTROPY") {
+            &["attribution/saliency", "attribution/integrated_gradients", "attribution/integrated_gradients/delta"]
+        } else {
+            &[]
+        };
+        for name in expected {
+            assert!(stdout.contains(&format!("\"name\": \"{name}\"")), "{name} missing: {stdout}");
         }
         if line.contains("/Explain") {
             assert!(stdout.contains("\"summary\""), "{stdout}");
+            // The sample is a star, and the embedded model is trained to say so.
+            let prediction: Value = serde_json::Deserializer::from_str(&stdout)
+                .into_iter::<Value>()
+                .next()
+                .and_then(Result::ok)
+                .expect("a first message");
+            let target = &prediction["prediction"]["target"];
+            assert_eq!(target["label"], "star", "{stdout}");
+            assert!(target["probability"].as_f64().is_some_and(|p| p > 0.9), "{stdout}");
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use explain_client::{Client, proto};
 use explain_service::model::ModelSource;
-use explain_tests::{TestServer, encoded_image, feature_map, options, relative_l2, sample_png};
+use explain_tests::{TestServer, encoded_image, feature_map, options, relative_l2, sample_png, tiny_model};
 
 fn request(feature_maps: Vec<proto::FeatureMapSpec>) -> proto::ExplainRequest {
     proto::ExplainRequest { image: Some(encoded_image(sample_png(100))), feature_maps, ..Default::default() }
@@ -22,19 +22,21 @@ async fn model_info_describes_the_embedded_model() {
     assert_eq!(info.execution_provider, "CPUExecutionProvider");
     assert_eq!(info.layer_naming, proto::LayerNaming::Resnet as i32);
     let input = info.input.expect("input");
-    assert_eq!(input.shape, [-1, 3, 64, 64]);
-    assert_eq!(input.resize_size, 73);
+    assert_eq!(input.shape, [-1, 3, 112, 112]);
+    assert_eq!(input.resize_size, 128);
     let layers: Vec<(&str, &[i64])> = info.layers.iter().map(|l| (l.name.as_str(), l.shape.as_slice())).collect();
-    assert_eq!(layers[0], ("conv1", &[-1, 8, 32, 32][..]));
-    assert_eq!(layers[5], ("layer2.1", &[-1, 16, 8, 8][..]));
-    assert_eq!(layers[10], ("avgpool", &[-1, 64][..]));
+    assert_eq!(layers[0], ("conv1", &[-1, 16, 56, 56][..]));
+    assert_eq!(layers[5], ("layer2.1", &[-1, 32, 14, 14][..]), "the brief's 4 × 8 grid");
+    assert_eq!(layers[10], ("avgpool", &[-1, 128][..]));
+    let shapes = ["circle", "square", "triangle", "star", "cross", "ring", "ellipse", "hexagon", "heart", "arrow"];
+    assert_eq!(info.labels, shapes, "the embedded model's own labels");
 }
 
 #[tokio::test]
 async fn labels_name_classes_and_targets() {
     let labels = std::env::temp_dir().join(format!("explain-labels-{}.txt", std::process::id()));
     std::fs::write(&labels, (0..10).map(|i| format!("class {i}\n")).collect::<String>()).expect("write labels");
-    let mut settings = options(ModelSource::Embedded);
+    let mut settings = options(tiny_model());
     settings.load.labels = Some(labels.clone());
     let server = TestServer::start(settings).await;
     std::fs::remove_file(&labels).expect("remove labels");
@@ -60,7 +62,7 @@ async fn labels_name_classes_and_targets() {
 
 #[tokio::test]
 async fn classify_returns_sorted_top_k_that_sums_below_one() {
-    let server = TestServer::with_model(ModelSource::Embedded).await;
+    let server = TestServer::with_model(tiny_model()).await;
     let response =
         server.client.classify(proto::ClassifyRequest { image: Some(encoded_image(sample_png(64))), top_k: 4 }).await;
     let prediction = response.expect("classify").prediction.expect("prediction");
@@ -74,7 +76,7 @@ async fn classify_returns_sorted_top_k_that_sums_below_one() {
 #[tokio::test]
 async fn channel_selection_and_encodings_agree_with_the_full_float32_tensor() {
     use proto::feature_map_spec::Channels;
-    let server = TestServer::with_model(ModelSource::Embedded).await;
+    let server = TestServer::with_model(tiny_model()).await;
     let full = server.client.send(request(vec![feature_map("layer1.1")])).await.expect("full");
     let full = &full.tensors["activation/layer1.1"].array;
 
@@ -108,7 +110,7 @@ async fn channel_selection_and_encodings_agree_with_the_full_float32_tensor() {
 
 #[tokio::test]
 async fn small_chunks_reassemble_exactly() {
-    let mut settings = options(ModelSource::Embedded);
+    let mut settings = options(tiny_model());
     settings.max_chunk_bytes = 1000;
     let mut server = TestServer::start(settings).await;
     let mut stream =
@@ -123,7 +125,7 @@ async fn small_chunks_reassemble_exactly() {
     }
     assert_eq!(offsets, (0..33).map(|i| i * 1000).collect::<Vec<u64>>());
 
-    let reference = TestServer::with_model(ModelSource::Embedded).await;
+    let reference = TestServer::with_model(tiny_model()).await;
     let small = server.client.send(request(vec![feature_map("conv1")])).await.expect("small chunks");
     let large = reference.client.send(request(vec![feature_map("conv1")])).await.expect("one chunk");
     assert_eq!(small.tensors["activation/conv1"], large.tensors["activation/conv1"]);
@@ -131,7 +133,7 @@ async fn small_chunks_reassemble_exactly() {
 
 #[tokio::test]
 async fn shutdown_drains_an_open_stream_then_refuses_new_calls() {
-    let mut settings = options(ModelSource::Embedded);
+    let mut settings = options(tiny_model());
     settings.max_chunk_bytes = 256;
     let TestServer { server, mut client } = TestServer::start(settings).await;
     let address = server.local_addr();
@@ -173,7 +175,7 @@ async fn a_model_that_cannot_load_stops_the_server_with_the_reason() {
 #[tokio::test]
 async fn the_server_renders_heatmaps_and_feature_map_grids() {
     use proto::attribution_spec::Method;
-    let server = TestServer::with_model(ModelSource::Embedded).await;
+    let server = TestServer::with_model(tiny_model()).await;
     let request = proto::ExplainRequest {
         attributions: vec![
             proto::AttributionSpec { method: Some(Method::Saliency(proto::Saliency { absolute: false })) },

@@ -2,7 +2,8 @@
 
 use ndarray::{Array4, Axis};
 
-use super::{job::Baseline, noise::Noise};
+use super::job::Baseline;
+use crate::noise::Noise;
 use crate::preprocess::Preprocessing;
 
 /// σ of the blurred baseline when the request leaves it at 0.

@@ -126,7 +126,7 @@ pub enum LabelsError {
         source: std::io::Error,
     },
     /// It has the wrong number of labels.
-    #[error("labels file {path} has {found} labels; the model has {expected} classes")]
+    #[error("{path} lists {found} labels; the model has {expected} classes")]
     Count {
         /// The file.
         path: PathBuf,
@@ -140,9 +140,13 @@ pub enum LabelsError {
 /// Reads a labels file: one label per line, in class order; blank trailing lines ignored.
 pub(crate) fn read_labels(path: &Path, num_classes: usize) -> Result<Vec<String>, LabelsError> {
     let text = std::fs::read_to_string(path).map_err(|source| LabelsError::Read { path: path.to_owned(), source })?;
-    let labels: Vec<String> = text.trim_end().lines().map(|line| line.trim().to_owned()).collect();
+    counted(crate::model::label_lines(&text), path, num_classes)
+}
+
+/// `labels`, if there is one for each of `num_classes` classes; `origin` names where they came from.
+pub(crate) fn counted(labels: Vec<String>, origin: &Path, num_classes: usize) -> Result<Vec<String>, LabelsError> {
     if labels.len() != num_classes {
-        return Err(LabelsError::Count { path: path.to_owned(), found: labels.len(), expected: num_classes });
+        return Err(LabelsError::Count { path: origin.to_owned(), found: labels.len(), expected: num_classes });
     }
     Ok(labels)
 }

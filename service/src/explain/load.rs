@@ -3,7 +3,11 @@
 //! them up (which also measures every layer's shape), read the labels, start the engine thread.
 //! A model the augmenter refuses is still served without gradients, the reason kept for callers.
 
-use std::{path::PathBuf, sync::Arc, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
 
 use ndarray::Array4;
 use prost::Message;
@@ -187,7 +191,11 @@ impl Explainer {
             }
         };
         let layers = info::layer_infos(named, &warm)?;
-        let labels = options.labels.as_deref().map(|path| info::read_labels(path, num_classes)).transpose()?;
+        let labels = match (options.labels.as_deref(), model.labels) {
+            (Some(path), _) => Some(info::read_labels(path, num_classes)?),
+            (None, Some(shipped)) => Some(info::counted(shipped, Path::new("the model's own labels"), num_classes)?),
+            (None, None) => None,
+        };
 
         let preprocessing = Preprocessing {
             height,

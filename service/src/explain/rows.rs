@@ -8,8 +8,8 @@ use ndarray::{Array4, ArrayView1, ArrayView2, ArrayView4, ArrayViewMut4, Axis, Z
 use super::{
     NamedTensor,
     job::{Objective, SmoothGradVariant},
-    noise::Noise,
 };
+use crate::noise::Noise;
 
 /// Rows of one attribution method.
 pub(super) trait RowSet: Send {

@@ -1,4 +1,4 @@
-//! Seeded noise for SmoothGrad and noise baselines: SplitMix64 drawn in order; Gaussians by
+//! Seeded noise for SmoothGrad, noise baselines and randomised weights: SplitMix64 drawn in order; Gaussians by
 //! Box–Muller in blocks, its logarithm, sine and cosine computed by short polynomials in plain
 //! `f32` arithmetic (errors below 1e-7), which the compiler vectorises and which give the same bits
 //! on every platform. The same seed gives the same numbers at any batch size.
@@ -10,13 +10,13 @@ const BLOCK_PAIRS: usize = 256;
 
 /// A SplitMix64 generator.
 #[derive(Clone, Debug)]
-pub(super) struct Noise {
+pub(crate) struct Noise {
     state: u64,
 }
 
 impl Noise {
     /// A generator seeded with `seed`.
-    pub(super) fn new(seed: u64) -> Self {
+    pub(crate) fn new(seed: u64) -> Self {
         Self { state: seed }
     }
 
@@ -29,7 +29,7 @@ impl Noise {
     }
 
     /// Uniform in [0, 1), 53 bits.
-    pub(super) fn uniform(&mut self) -> f64 {
+    pub(crate) fn uniform(&mut self) -> f64 {
         (self.next_u64() >> 11) as f64 / (1_u64 << 53) as f64
     }
 
@@ -41,7 +41,7 @@ impl Noise {
     /// Fills `out` with standard normals: Box–Muller, each pair of uniforms giving two (the
     /// second of the last pair is dropped when `out` is odd). Radii stop at √(48 ln 2) ≈ 5.8σ,
     /// where 24-bit uniforms end.
-    pub(super) fn fill_normal(&mut self, out: &mut [f32]) {
+    pub(crate) fn fill_normal(&mut self, out: &mut [f32]) {
         let (mut radius, mut turn) = ([0.0_f32; BLOCK_PAIRS], [0.0_f32; BLOCK_PAIRS]);
         for block in out.chunks_mut(2 * BLOCK_PAIRS) {
             let pairs = block.len().div_ceil(2);
