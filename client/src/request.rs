@@ -71,12 +71,19 @@ impl ExplainBuilder {
 
     /// Grad-CAM at `layer`, at the layer's size: `attribution/grad_cam/<layer>`.
     pub fn grad_cam(self, layer: &str) -> Self {
-        self.attribution(Method::GradCam(proto::GradCam { layer: layer.to_owned(), upsample: false }))
+        self.cam(proto::CamVariant::GradCam, layer, false)
     }
 
     /// Grad-CAM at `layer` upsampled to the input: `attribution/grad_cam/<layer>/upsampled`.
     pub fn grad_cam_upsampled(self, layer: &str) -> Self {
-        self.attribution(Method::GradCam(proto::GradCam { layer: layer.to_owned(), upsample: true }))
+        self.cam(proto::CamVariant::GradCam, layer, true)
+    }
+
+    /// A class activation map of `variant` (Grad-CAM, Grad-CAM++, XGrad-CAM, HiResCAM, LayerCAM) at
+    /// `layer`, upsampled to the input or not: `attribution/<variant>/<layer>[/upsampled]`, e.g.
+    /// `attribution/grad_cam_plus_plus/layer4.1/upsampled`.
+    pub fn cam(self, variant: proto::CamVariant, layer: &str, upsample: bool) -> Self {
+        self.attribution(Method::GradCam(proto::GradCam { layer: layer.to_owned(), upsample, variant: variant as i32 }))
     }
 
     /// Guided backpropagation: `attribution/guided_backprop`.

@@ -24,8 +24,8 @@ pub use self::{
     baseline::DEFAULT_BLUR_SIGMA,
     info::{GradientSupport, LabelsError, LayerInfo, ModelInfo},
     job::{
-        Attribution, Baseline, ChannelSelection, ClassifyJob, Encoding, ExplainJob, FeatureMapRequest, ImageInput,
-        LayerQuantity, Objective, RenderOptions, SmoothGradVariant, TargetClass,
+        Attribution, Baseline, CamVariant, ChannelSelection, ClassifyJob, Encoding, ExplainJob, FeatureMapRequest,
+        ImageInput, LayerQuantity, Objective, RenderOptions, SmoothGradVariant, TargetClass,
     },
     load::{LoadError, LoadOptions, build_gradient_graph},
     picture::Picture,

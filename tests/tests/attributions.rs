@@ -2,7 +2,8 @@
 //! references): input gradients (target logit and cross-entropy), every layer's gradient, input ×
 //! gradient, Integrated Gradients (32 steps, trapezoid, zero baseline) and its convergence delta,
 //! Grad-CAM at three layers (raw and upsampled) and guided backpropagation, each within 1e-4
-//! relative L2 (1e-6 absolute where the reference is all zeros).
+//! relative L2 (1e-6 absolute where the reference is all zeros); Grad-CAM++, XGrad-CAM, HiResCAM
+//! and LayerCAM against pytorch-grad-cam.
 
 use explain_client::{Explanation, proto};
 use explain_service::model::ModelSource;
@@ -61,7 +62,11 @@ async fn attributions_match(settings: ServeOptions, refs: &Refs, label: &str, ig
         ];
         for layer in CAM_LAYERS {
             for upsample in [false, true] {
-                attributions.push(method(Method::GradCam(proto::GradCam { layer: layer.into(), upsample })));
+                attributions.push(method(Method::GradCam(proto::GradCam {
+                    layer: layer.into(),
+                    upsample,
+                    ..Default::default()
+                })));
             }
         }
         let gradients = LAYERS
@@ -126,7 +131,11 @@ async fn attributions_match(settings: ServeOptions, refs: &Refs, label: &str, ig
         let head_only = proto::ExplainRequest {
             image: Some(tensor_image(&refs.row("input", image))),
             target: target.clone(),
-            attributions: vec![method(Method::GradCam(proto::GradCam { layer: String::new(), upsample: true }))],
+            attributions: vec![method(Method::GradCam(proto::GradCam {
+                layer: String::new(),
+                upsample: true,
+                ..Default::default()
+            }))],
             feature_maps: ["layer4.1", "avgpool"]
                 .iter()
                 .map(|layer| proto::FeatureMapSpec {
@@ -164,6 +173,48 @@ async fn attributions_match(settings: ServeOptions, refs: &Refs, label: &str, ig
             &refs.row("grad.input.cross_entropy", image),
             &what("cross-entropy input gradient"),
         );
+    }
+}
+
+/// Grad-CAM's relatives at three layers, raw and upsampled, against the maps pytorch-grad-cam 1.5
+/// computes in float64 on the same weights (`tests/fixtures/tiny_resnet18_w8.cams.npz`, made by
+/// `tools/references/cam_variants.py`).
+#[tokio::test]
+async fn cam_variants_match_pytorch_grad_cam() {
+    let refs = Refs::load(&fixture("tiny_resnet18_w8.refs.npz"));
+    let cams = Refs::load(&fixture("tiny_resnet18_w8.cams.npz"));
+    let server = TestServer::with_model(ModelSource::File(fixture("tiny_resnet18_w8.legacy.onnx"))).await;
+    let variants = [
+        (proto::CamVariant::GradCam, "grad_cam"),
+        (proto::CamVariant::GradCamPlusPlus, "grad_cam_plus_plus"),
+        (proto::CamVariant::XgradCam, "xgrad_cam"),
+        (proto::CamVariant::HiresCam, "hires_cam"),
+        (proto::CamVariant::LayerCam, "layer_cam"),
+    ];
+    for image in 0..refs.images() {
+        for (variant, name) in variants {
+            let mut attributions = Vec::new();
+            for layer in CAM_LAYERS {
+                for upsample in [false, true] {
+                    let options = proto::GradCam { layer: layer.into(), upsample, variant: variant as i32 };
+                    attributions.push(method(Method::GradCam(options)));
+                }
+            }
+            let request = proto::ExplainRequest {
+                image: Some(tensor_image(&refs.row("input", image))),
+                target: Some(proto::Target { kind: Some(proto::target::Kind::ClassIndex(refs.target(image))) }),
+                attributions,
+                ..Default::default()
+            };
+            let explanation = server.client.send(request).await.expect("explain");
+            for layer in CAM_LAYERS {
+                for suffix in ["", "/upsampled"] {
+                    let key = format!("{name}/{layer}{suffix}");
+                    let what = format!("image {image}: {key}");
+                    assert_close(tensor(&explanation, &format!("attribution/{key}")), &cams.row(&key, image), &what);
+                }
+            }
+        }
     }
 }
 

@@ -112,7 +112,9 @@ async fn bad_attribution_options_are_named() {
         ..explain_request(encoded_image(sample_png(64)), vec![])
     };
     let ig = |steps| Some(Method::IntegratedGradients(proto::IntegratedGradients { steps, baseline: None }));
-    let cam = |layer: &str| Some(Method::GradCam(proto::GradCam { layer: layer.into(), upsample: false }));
+    let cam = |layer: &str| {
+        Some(Method::GradCam(proto::GradCam { layer: layer.into(), upsample: false, ..Default::default() }))
+    };
     let client = &mut server.client;
 
     assert_invalid(client.send(with(vec![None])).await, "attributions[0]");
@@ -121,6 +123,8 @@ async fn bad_attribution_options_are_named() {
     let status = assert_invalid(client.send(with(vec![cam("avgpool")])).await, "attributions[0].grad_cam.layer");
     assert!(status.message().contains("[64]"), "{status:?}");
     assert_invalid(client.send(with(vec![cam("layer9")])).await, "attributions[0].grad_cam.layer");
+    let unknown_variant = Some(Method::GradCam(proto::GradCam { variant: 99, ..Default::default() }));
+    assert_invalid(client.send(with(vec![unknown_variant])).await, "attributions[0].grad_cam.variant");
     let status = assert_invalid(client.send(with(vec![ig(600)])).await, "attributions");
     assert!(status.message().contains("601 engine rows"), "{status:?}");
     let noisy = Some(Method::SmoothGrad(proto::SmoothGrad { noise_level: f32::NAN, ..Default::default() }));

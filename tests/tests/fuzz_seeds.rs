@@ -64,7 +64,11 @@ fn requests() -> Vec<(&'static str, proto::ExplainRequest)> {
                 attributions: vec![
                     method(Method::Saliency(proto::Saliency { absolute: true })),
                     method(Method::InputXGradient(proto::InputXGradient {})),
-                    method(Method::GradCam(proto::GradCam { layer: "layer4.1".into(), upsample: true })),
+                    method(Method::GradCam(proto::GradCam {
+                        layer: "layer4.1".into(),
+                        upsample: true,
+                        ..Default::default()
+                    })),
                     method(Method::GuidedBackprop(proto::GuidedBackprop {})),
                     method(Method::IntegratedGradients(proto::IntegratedGradients {
                         steps: 8,

@@ -180,7 +180,11 @@ async fn the_server_renders_heatmaps_and_feature_map_grids() {
         attributions: vec![
             proto::AttributionSpec { method: Some(Method::Saliency(proto::Saliency { absolute: false })) },
             proto::AttributionSpec {
-                method: Some(Method::GradCam(proto::GradCam { layer: "layer4.1".into(), upsample: false })),
+                method: Some(Method::GradCam(proto::GradCam {
+                    layer: "layer4.1".into(),
+                    upsample: false,
+                    ..Default::default()
+                })),
             },
         ],
         render: Some(proto::RenderSpec {

@@ -159,7 +159,9 @@ fn request(args: &Args, method: Method, image: &proto::Image, layers: &[String])
     let attributions = match method {
         Method::Classify | Method::FeatureMaps => Vec::new(),
         Method::Saliency => attribution(Spec::Saliency(proto::Saliency { absolute: false })),
-        Method::GradCam => attribution(Spec::GradCam(proto::GradCam { layer: String::new(), upsample: true })),
+        Method::GradCam => {
+            attribution(Spec::GradCam(proto::GradCam { layer: String::new(), upsample: true, ..Default::default() }))
+        }
         Method::GuidedBackprop => attribution(Spec::GuidedBackprop(proto::GuidedBackprop {})),
         Method::IntegratedGradients => {
             attribution(Spec::IntegratedGradients(proto::IntegratedGradients { steps: args.steps, baseline: None }))

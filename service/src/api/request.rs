@@ -6,8 +6,9 @@ use explain_proto::{codec, v1 as pb};
 use ndarray::Array4;
 
 use crate::explain::{
-    Attribution, Baseline, ChannelSelection, ClassifyJob, DEFAULT_BLUR_SIGMA, Encoding, ExplainJob, FeatureMapRequest,
-    ImageInput, LayerQuantity, Limits, ModelInfo, Objective, RenderOptions, SmoothGradVariant, TargetClass,
+    Attribution, Baseline, CamVariant, ChannelSelection, ClassifyJob, DEFAULT_BLUR_SIGMA, Encoding, ExplainJob,
+    FeatureMapRequest, ImageInput, LayerQuantity, Limits, ModelInfo, Objective, RenderOptions, SmoothGradVariant,
+    TargetClass,
 };
 use explain_imaging::render::ColorMap;
 
@@ -285,26 +286,37 @@ fn attribution(spec: pb::AttributionSpec, field: &str, info: &ModelInfo) -> Resu
         Some(Method::InputXGradient(_)) => Attribution::InputXGradient,
         Some(Method::GuidedBackprop(_)) => Attribution::GuidedBackprop,
         Some(Method::GradCam(options)) => {
-            let field = format!("{field}.grad_cam.layer");
+            let layer_field = format!("{field}.grad_cam.layer");
             let spatial = |layer: &crate::explain::LayerInfo| layer.shape.len() == 3;
             let layer = if options.layer.is_empty() {
                 info.layers
                     .iter()
                     .rposition(spatial)
-                    .ok_or_else(|| invalid(&field, "the model has no spatial layer"))?
+                    .ok_or_else(|| invalid(&layer_field, "the model has no spatial layer"))?
             } else {
                 let (index, layer) = info.layer(&options.layer).ok_or_else(|| {
-                    invalid(&field, format!("`{}` is not a layer; layers: {}", options.layer, info.layer_names()))
+                    invalid(&layer_field, format!("`{}` is not a layer; layers: {}", options.layer, info.layer_names()))
                 })?;
                 if !spatial(layer) {
                     return Err(invalid(
-                        field,
+                        layer_field,
                         format!("`{}` has shape {:?}; Grad-CAM needs [C, h, w]", layer.name, layer.shape),
                     ));
                 }
                 index
             };
-            Attribution::GradCam { layer, upsample: options.upsample }
+            let variant = match pb::CamVariant::try_from(options.variant) {
+                Ok(pb::CamVariant::Unspecified | pb::CamVariant::GradCam) => CamVariant::GradCam,
+                Ok(pb::CamVariant::GradCamPlusPlus) => CamVariant::GradCamPlusPlus,
+                Ok(pb::CamVariant::XgradCam) => CamVariant::XGradCam,
+                Ok(pb::CamVariant::HiresCam) => CamVariant::HiResCam,
+                Ok(pb::CamVariant::LayerCam) => CamVariant::LayerCam,
+                Err(_) => {
+                    let message = format!("{} is not a CamVariant", options.variant);
+                    return Err(invalid(format!("{field}.grad_cam.variant"), message));
+                }
+            };
+            Attribution::GradCam { layer, upsample: options.upsample, variant }
         }
         Some(Method::IntegratedGradients(options)) => {
             let steps = match options.steps {

@@ -246,10 +246,10 @@ impl Explainer {
         let tensor = match attribution {
             Attribution::Saliency { absolute } => methods::saliency(input_gradient()?, *absolute),
             Attribution::InputXGradient => methods::input_x_gradient(input.view(), input_gradient()?),
-            Attribution::GradCam { layer, upsample } => {
+            Attribution::GradCam { layer, upsample, variant } => {
                 let activation = view4(outputs, Output::Activation(*layer))?;
                 let layer_gradient = view4(outputs, Output::LayerGradient(*layer))?;
-                let map = methods::grad_cam(activation, layer_gradient);
+                let map = methods::class_activation_map(activation, layer_gradient, *variant);
                 let (height, width) = (self.info.input.height as usize, self.info.input.width as usize);
                 if *upsample { methods::upsample_bilinear(&map, height, width) } else { map }
             }

@@ -128,6 +128,35 @@ pub enum SmoothGradVariant {
     Variance,
 }
 
+/// How a class activation map combines a layer's activations and gradients.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CamVariant {
+    /// Grad-CAM: channel weights are the gradient's spatial mean.
+    #[default]
+    GradCam,
+    /// Grad-CAM++: channel weights from second- and third-order terms of the gradient.
+    GradCamPlusPlus,
+    /// XGrad-CAM: channel weights are the activation-weighted mean gradient.
+    XGradCam,
+    /// HiResCAM: the elementwise product of gradient and activation, summed over channels.
+    HiResCam,
+    /// LayerCAM: the elementwise product of the positive gradient and the activation.
+    LayerCam,
+}
+
+impl CamVariant {
+    /// Its name in tensor names and metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::GradCam => "grad_cam",
+            Self::GradCamPlusPlus => "grad_cam_plus_plus",
+            Self::XGradCam => "xgrad_cam",
+            Self::HiResCam => "hires_cam",
+            Self::LayerCam => "layer_cam",
+        }
+    }
+}
+
 /// One attribution method with its options, validated.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Attribution {
@@ -138,12 +167,14 @@ pub enum Attribution {
     },
     /// Input ⊙ gradient.
     InputXGradient,
-    /// Grad-CAM at a layer.
+    /// Grad-CAM, or one of its relatives, at a layer.
     GradCam {
         /// Index of the layer in `ModelInfo::layers` (a spatial layer).
         layer: usize,
         /// Bilinear upsampling to the input size.
         upsample: bool,
+        /// How activations and gradients are combined.
+        variant: CamVariant,
     },
     /// Guided backpropagation.
     GuidedBackprop,
@@ -233,9 +264,9 @@ impl Attribution {
             Self::Saliency { absolute: false } => "attribution/saliency".into(),
             Self::Saliency { absolute: true } => "attribution/saliency_abs".into(),
             Self::InputXGradient => "attribution/input_x_gradient".into(),
-            Self::GradCam { layer, upsample } => {
+            Self::GradCam { layer, upsample, variant } => {
                 let suffix = if *upsample { "/upsampled" } else { "" };
-                format!("attribution/grad_cam/{}{suffix}", info.layers[*layer].name)
+                format!("attribution/{}/{}{suffix}", variant.name(), info.layers[*layer].name)
             }
             Self::GuidedBackprop => "attribution/guided_backprop".into(),
             Self::IntegratedGradients { .. } => "attribution/integrated_gradients".into(),
@@ -250,7 +281,7 @@ impl Attribution {
         match self {
             Self::Saliency { .. } => "saliency",
             Self::InputXGradient => "input_x_gradient",
-            Self::GradCam { .. } => "grad_cam",
+            Self::GradCam { variant, .. } => variant.name(),
             Self::GuidedBackprop => "guided_backprop",
             Self::IntegratedGradients { .. } => "integrated_gradients",
             Self::SmoothGrad { .. } => "smooth_grad",

@@ -86,12 +86,27 @@ pub(crate) enum Method {
     InputXGradient,
     /// Grad-CAM at `--layer`, upsampled to the input.
     GradCam,
+    /// Grad-CAM++ at `--layer`, upsampled to the input.
+    GradCamPlusPlus,
+    /// XGrad-CAM at `--layer`, upsampled to the input.
+    XgradCam,
+    /// HiResCAM at `--layer`, upsampled to the input.
+    HiresCam,
+    /// LayerCAM at `--layer`, upsampled to the input.
+    LayerCam,
     /// Guided backpropagation.
     GuidedBackprop,
     /// Integrated Gradients (`--steps`).
     IntegratedGradients,
     /// SmoothGrad (`--samples`).
     SmoothGrad,
+}
+
+impl Method {
+    /// Whether it is a class activation map (at `--layer`).
+    pub(crate) fn is_cam(self) -> bool {
+        matches!(self, Self::GradCam | Self::GradCamPlusPlus | Self::XgradCam | Self::HiresCam | Self::LayerCam)
+    }
 }
 
 /// Settings of the attribution methods, shared by `explain run` and `explain eval`.

@@ -1,0 +1,70 @@
+"""References for the class-activation-map family, computed by pytorch-grad-cam 1.5 in float64
+on the tiny fixture: tests/fixtures/tiny_resnet18_w8.cams.npz.
+
+The model is torchvision's ResNet-18 topology at width 8 holding tiny_resnet18_w8.safetensors (the
+weights of the tiny ONNX exports); the images and targets are those of tiny_resnet18_w8.refs.npz.
+For each variant and layer, pytorch-grad-cam's own hooks record the layer's activations and the
+target logit's gradients, and the variant's `get_cam_image` combines them, then ReLU — the map its
+`__call__` computes before min-max scaling and resizing, which a service returning raw maps does not
+do. The upsampled reference is that map through torch.nn.functional.interpolate (bilinear,
+align_corners=False), the service's documented upsampling.
+
+Keys: `<variant>/<layer>` [N, 1, h, w] and `<variant>/<layer>/upsampled` [N, 1, H, W], float32.
+
+    python tools/references/cam_variants.py      # torch 2.11, torchvision 0.26, grad-cam 1.5.7, safetensors
+"""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pytorch_grad_cam import GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+from safetensors.torch import load_file
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tools" / "train"))
+from train import NarrowResNet  # noqa: E402
+
+FIXTURES = ROOT / "tests" / "fixtures"
+VARIANTS = {
+    "grad_cam": GradCAM,
+    "grad_cam_plus_plus": GradCAMPlusPlus,
+    "xgrad_cam": XGradCAM,
+    "hires_cam": HiResCAM,
+    "layer_cam": LayerCAM,
+}
+LAYERS = ["layer4.1", "layer3.1", "layer2.1"]
+
+
+def main():
+    model = NarrowResNet(8, [2, 2, 2, 2], 10)
+    model.load_state_dict(load_file(FIXTURES / "tiny_resnet18_w8.safetensors"))
+    model = model.double().eval()
+    refs = np.load(FIXTURES / "tiny_resnet18_w8.refs.npz")
+    images = torch.from_numpy(refs["input"].astype(np.float64))
+    targets = [ClassifierOutputTarget(int(t)) for t in refs["target"]]
+    modules = dict(model.named_modules())
+    out = {}
+    for name, variant in VARIANTS.items():
+        for layer in LAYERS:
+            cam = variant(model=model, target_layers=[modules[layer]])
+            outputs = cam.activations_and_grads(images)
+            model.zero_grad()
+            sum(target(output) for target, output in zip(targets, outputs)).backward()
+            activations = cam.activations_and_grads.activations[0].numpy()
+            gradients = cam.activations_and_grads.gradients[0].numpy()
+            raw = cam.get_cam_image(images, modules[layer], targets, activations, gradients, eigen_smooth=False)
+            raw = np.maximum(raw, 0)[:, None]
+            upsampled = F.interpolate(torch.from_numpy(raw), size=images.shape[2:], mode="bilinear", align_corners=False)
+            out[f"{name}/{layer}"] = raw.astype(np.float32)
+            out[f"{name}/{layer}/upsampled"] = upsampled.numpy().astype(np.float32)
+            cam.activations_and_grads.release()
+    np.savez_compressed(FIXTURES / "tiny_resnet18_w8.cams.npz", **out)
+    print(f"wrote {len(out)} arrays to {FIXTURES / 'tiny_resnet18_w8.cams.npz'}")
+
+
+if __name__ == "__main__":
+    main()
