@@ -79,8 +79,9 @@ impl ExplainBuilder {
         self.cam(proto::CamVariant::GradCam, layer, true)
     }
 
-    /// A class activation map of `variant` (Grad-CAM, Grad-CAM++, XGrad-CAM, HiResCAM, LayerCAM) at
-    /// `layer`, upsampled to the input or not: `attribution/<variant>/<layer>[/upsampled]`, e.g.
+    /// A class activation map of `variant` (Grad-CAM, Grad-CAM++, XGrad-CAM, HiResCAM, LayerCAM,
+    /// EigenCAM, EigenGradCAM) at `layer`, upsampled to the input or not:
+    /// `attribution/<variant>/<layer>[/upsampled]`, e.g.
     /// `attribution/grad_cam_plus_plus/layer4.1/upsampled`.
     pub fn cam(self, variant: proto::CamVariant, layer: &str, upsample: bool) -> Self {
         self.attribution(Method::GradCam(proto::GradCam { layer: layer.to_owned(), upsample, variant: variant as i32 }))
@@ -89,6 +90,12 @@ impl ExplainBuilder {
     /// Guided backpropagation: `attribution/guided_backprop`.
     pub fn guided_backprop(self) -> Self {
         self.attribution(Method::GuidedBackprop(proto::GuidedBackprop {}))
+    }
+
+    /// Guided Grad-CAM at `layer` (guided backpropagation × Grad-CAM, as Captum's `GuidedGradCam`):
+    /// `attribution/guided_grad_cam/<layer>`.
+    pub fn guided_grad_cam(self, layer: &str) -> Self {
+        self.attribution(Method::GuidedGradCam(proto::GuidedGradCam { layer: layer.to_owned() }))
     }
 
     /// Integrated Gradients from a zero baseline in `steps` points (0: 50).

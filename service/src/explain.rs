@@ -5,6 +5,7 @@ mod attribute;
 mod baseline;
 mod channels;
 mod compute;
+mod eigen;
 mod info;
 mod job;
 mod load;
@@ -25,7 +26,7 @@ pub use self::{
     info::{GradientSupport, LabelsError, LayerInfo, ModelInfo},
     job::{
         Attribution, Baseline, CamVariant, ChannelSelection, ClassifyJob, Encoding, ExplainJob, FeatureMapRequest,
-        ImageInput, LayerQuantity, Objective, RenderOptions, SmoothGradVariant, TargetClass,
+        ImageInput, LayerQuantity, Objective, RenderOptions, SmoothGradVariant, TargetClass, engine_rows,
     },
     load::{LoadError, LoadOptions, build_gradient_graph},
     picture::Picture,

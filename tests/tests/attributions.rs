@@ -177,7 +177,8 @@ async fn attributions_match(settings: ServeOptions, refs: &Refs, label: &str, ig
 }
 
 /// Grad-CAM's relatives at three layers, raw and upsampled, against the maps pytorch-grad-cam 1.5
-/// computes in float64 on the same weights (`tests/fixtures/tiny_resnet18_w8.cams.npz`, made by
+/// computes in float64 on the same weights, and Guided Grad-CAM against Captum 0.9's
+/// `GuidedGradCam` (`tests/fixtures/tiny_resnet18_w8.cams.npz`, made by
 /// `tools/references/cam_variants.py`).
 #[tokio::test]
 async fn cam_variants_match_pytorch_grad_cam() {
@@ -190,6 +191,8 @@ async fn cam_variants_match_pytorch_grad_cam() {
         (proto::CamVariant::XgradCam, "xgrad_cam"),
         (proto::CamVariant::HiresCam, "hires_cam"),
         (proto::CamVariant::LayerCam, "layer_cam"),
+        (proto::CamVariant::EigenCam, "eigen_cam"),
+        (proto::CamVariant::EigenGradCam, "eigen_grad_cam"),
     ];
     for image in 0..refs.images() {
         for (variant, name) in variants {
@@ -214,6 +217,22 @@ async fn cam_variants_match_pytorch_grad_cam() {
                     assert_close(tensor(&explanation, &format!("attribution/{key}")), &cams.row(&key, image), &what);
                 }
             }
+        }
+        let attributions = CAM_LAYERS
+            .iter()
+            .map(|layer| method(Method::GuidedGradCam(proto::GuidedGradCam { layer: (*layer).into() })))
+            .collect();
+        let request = proto::ExplainRequest {
+            image: Some(tensor_image(&refs.row("input", image))),
+            target: Some(proto::Target { kind: Some(proto::target::Kind::ClassIndex(refs.target(image))) }),
+            attributions,
+            ..Default::default()
+        };
+        let explanation = server.client.send(request).await.expect("explain");
+        for layer in CAM_LAYERS {
+            let key = format!("guided_grad_cam/{layer}");
+            let what = format!("image {image}: {key}");
+            assert_close(tensor(&explanation, &format!("attribution/{key}")), &cams.row(&key, image), &what);
         }
     }
 }

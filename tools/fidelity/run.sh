@@ -34,7 +34,10 @@ METHODS=(
   "xgrad-cam --layer layer4.1"
   "hires-cam --layer layer4.1"
   "layer-cam --layer layer4.1"
+  "eigen-cam --layer layer4.1"
+  "eigen-grad-cam --layer layer4.1"
   "guided-backprop"
+  "guided-grad-cam --layer layer4.1"
   "integrated-gradients --steps 32"
   "smooth-grad --samples 16"
 )

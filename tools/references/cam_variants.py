@@ -1,5 +1,5 @@
-"""References for the class-activation-map family, computed by pytorch-grad-cam 1.5 in float64
-on the tiny fixture: tests/fixtures/tiny_resnet18_w8.cams.npz.
+"""References for the class-activation-map family, computed by pytorch-grad-cam 1.5 and Captum 0.9
+in float64 on the tiny fixture: tests/fixtures/tiny_resnet18_w8.cams.npz.
 
 The model is torchvision's ResNet-18 topology at width 8 holding tiny_resnet18_w8.safetensors (the
 weights of the tiny ONNX exports); the images and targets are those of tiny_resnet18_w8.refs.npz.
@@ -9,9 +9,18 @@ target logit's gradients, and the variant's `get_cam_image` combines them, then 
 do. The upsampled reference is that map through torch.nn.functional.interpolate (bilinear,
 align_corners=False), the service's documented upsampling.
 
-Keys: `<variant>/<layer>` [N, 1, h, w] and `<variant>/<layer>/upsampled` [N, 1, H, W], float32.
+EigenCAM and EigenGradCAM project on a singular vector whose sign LAPACK picks; the references
+use pytorch-grad-cam's sign-corrected projection (`get_2d_projection_with_sign_correction`: negated
+when |min| > |max|), as the service does, on the activations (EigenCAM) or gradients × activations
+(EigenGradCAM) that the library's `get_cam_image` projects.
 
-    python tools/references/cam_variants.py      # torch 2.11, torchvision 0.26, grad-cam 1.5.7, safetensors
+Guided Grad-CAM is Captum's `GuidedGradCam` (guided backpropagation × Grad-CAM upsampled by
+nearest neighbour) for the same targets.
+
+Keys: `<variant>/<layer>` [N, 1, h, w] and `<variant>/<layer>/upsampled` [N, 1, H, W];
+`guided_grad_cam/<layer>` [N, 3, H, W]; float32.
+
+    python tools/references/cam_variants.py      # torch 2.11, torchvision 0.26, grad-cam 1.5.7, captum 0.9.0, safetensors
 """
 
 import sys
@@ -20,8 +29,10 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pytorch_grad_cam import GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
+from captum.attr import GuidedGradCam
+from pytorch_grad_cam import EigenCAM, EigenGradCAM, GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+from pytorch_grad_cam.utils.svd_on_activations import get_2d_projection_with_sign_correction
 from safetensors.torch import load_file
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,6 +46,13 @@ VARIANTS = {
     "xgrad_cam": XGradCAM,
     "hires_cam": HiResCAM,
     "layer_cam": LayerCAM,
+    "eigen_cam": EigenCAM,
+    "eigen_grad_cam": EigenGradCAM,
+}
+# What each eigen variant's `get_cam_image` projects.
+PROJECTED = {
+    "eigen_cam": lambda activations, gradients: activations,
+    "eigen_grad_cam": lambda activations, gradients: gradients * activations,
 }
 LAYERS = ["layer4.1", "layer3.1", "layer2.1"]
 
@@ -57,11 +75,18 @@ def main():
             activations = cam.activations_and_grads.activations[0].numpy()
             gradients = cam.activations_and_grads.gradients[0].numpy()
             raw = cam.get_cam_image(images, modules[layer], targets, activations, gradients, eigen_smooth=False)
+            if name in PROJECTED:
+                corrected = get_2d_projection_with_sign_correction(PROJECTED[name](activations, gradients))
+                assert all(np.allclose(c, r) or np.allclose(c, -r) for c, r in zip(corrected, raw)), name
+                raw = corrected
             raw = np.maximum(raw, 0)[:, None]
             upsampled = F.interpolate(torch.from_numpy(raw), size=images.shape[2:], mode="bilinear", align_corners=False)
             out[f"{name}/{layer}"] = raw.astype(np.float32)
             out[f"{name}/{layer}/upsampled"] = upsampled.numpy().astype(np.float32)
             cam.activations_and_grads.release()
+    for layer in LAYERS:
+        guided = GuidedGradCam(model, modules[layer]).attribute(images, target=[int(t) for t in refs["target"]])
+        out[f"guided_grad_cam/{layer}"] = guided.detach().numpy().astype(np.float32)
     np.savez_compressed(FIXTURES / "tiny_resnet18_w8.cams.npz", **out)
     print(f"wrote {len(out)} arrays to {FIXTURES / 'tiny_resnet18_w8.cams.npz'}")
 

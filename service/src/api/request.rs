@@ -8,7 +8,7 @@ use ndarray::Array4;
 use crate::explain::{
     Attribution, Baseline, CamVariant, ChannelSelection, ClassifyJob, DEFAULT_BLUR_SIGMA, Encoding, ExplainJob,
     FeatureMapRequest, ImageInput, LayerQuantity, Limits, ModelInfo, Objective, RenderOptions, SmoothGradVariant,
-    TargetClass,
+    TargetClass, engine_rows,
 };
 use explain_imaging::render::ColorMap;
 
@@ -75,7 +75,7 @@ pub fn explain_job(request: pb::ExplainRequest, info: &ModelInfo, limits: &Limit
         }
         attributions.push(attribution);
     }
-    let rows = 1 + attributions.iter().map(Attribution::extra_rows).sum::<usize>();
+    let rows = engine_rows(&attributions);
     if rows > limits.max_rows_per_request {
         return Err(invalid(
             "attributions",
@@ -273,50 +273,54 @@ fn feature_map(spec: pb::FeatureMapSpec, field: &str, info: &ModelInfo) -> Resul
     Ok(FeatureMapRequest { layer, channels, quantity })
 }
 
+/// The index of the spatial layer (`[C, h, w]`) a class activation map is taken at: `name`, or the
+/// last spatial layer when it is empty.
+fn spatial_layer(name: &str, field: &str, info: &ModelInfo) -> Result<usize, RequestError> {
+    let spatial = |layer: &crate::explain::LayerInfo| layer.shape.len() == 3;
+    if name.is_empty() {
+        return info.layers.iter().rposition(spatial).ok_or_else(|| invalid(field, "the model has no spatial layer"));
+    }
+    let (index, layer) = info
+        .layer(name)
+        .ok_or_else(|| invalid(field, format!("`{name}` is not a layer; layers: {}", info.layer_names())))?;
+    if !spatial(layer) {
+        return Err(invalid(field, format!("`{}` has shape {:?}; Grad-CAM needs [C, h, w]", layer.name, layer.shape)));
+    }
+    Ok(index)
+}
+
 fn attribution(spec: pb::AttributionSpec, field: &str, info: &ModelInfo) -> Result<Attribution, RequestError> {
     use pb::attribution_spec::Method;
     Ok(match spec.method {
         None => {
             return Err(invalid(
                 field,
-                "set one method: saliency, input_x_gradient, grad_cam, guided_backprop, integrated_gradients or smooth_grad",
+                "set one method: saliency, input_x_gradient, grad_cam, guided_backprop, guided_grad_cam, integrated_gradients or smooth_grad",
             ));
         }
         Some(Method::Saliency(options)) => Attribution::Saliency { absolute: options.absolute },
         Some(Method::InputXGradient(_)) => Attribution::InputXGradient,
         Some(Method::GuidedBackprop(_)) => Attribution::GuidedBackprop,
         Some(Method::GradCam(options)) => {
-            let layer_field = format!("{field}.grad_cam.layer");
-            let spatial = |layer: &crate::explain::LayerInfo| layer.shape.len() == 3;
-            let layer = if options.layer.is_empty() {
-                info.layers
-                    .iter()
-                    .rposition(spatial)
-                    .ok_or_else(|| invalid(&layer_field, "the model has no spatial layer"))?
-            } else {
-                let (index, layer) = info.layer(&options.layer).ok_or_else(|| {
-                    invalid(&layer_field, format!("`{}` is not a layer; layers: {}", options.layer, info.layer_names()))
-                })?;
-                if !spatial(layer) {
-                    return Err(invalid(
-                        layer_field,
-                        format!("`{}` has shape {:?}; Grad-CAM needs [C, h, w]", layer.name, layer.shape),
-                    ));
-                }
-                index
-            };
+            let layer = spatial_layer(&options.layer, &format!("{field}.grad_cam.layer"), info)?;
             let variant = match pb::CamVariant::try_from(options.variant) {
                 Ok(pb::CamVariant::Unspecified | pb::CamVariant::GradCam) => CamVariant::GradCam,
                 Ok(pb::CamVariant::GradCamPlusPlus) => CamVariant::GradCamPlusPlus,
                 Ok(pb::CamVariant::XgradCam) => CamVariant::XGradCam,
                 Ok(pb::CamVariant::HiresCam) => CamVariant::HiResCam,
                 Ok(pb::CamVariant::LayerCam) => CamVariant::LayerCam,
+                Ok(pb::CamVariant::EigenCam) => CamVariant::EigenCam,
+                Ok(pb::CamVariant::EigenGradCam) => CamVariant::EigenGradCam,
                 Err(_) => {
                     let message = format!("{} is not a CamVariant", options.variant);
                     return Err(invalid(format!("{field}.grad_cam.variant"), message));
                 }
             };
             Attribution::GradCam { layer, upsample: options.upsample, variant }
+        }
+        Some(Method::GuidedGradCam(options)) => {
+            let layer = spatial_layer(&options.layer, &format!("{field}.guided_grad_cam.layer"), info)?;
+            Attribution::GuidedGradCam { layer }
         }
         Some(Method::IntegratedGradients(options)) => {
             let steps = match options.steps {

@@ -1,15 +1,16 @@
 //! The gradient path of an explanation: one run of the image (its plain row for the prediction,
-//! saliency, input × gradient, Grad-CAM, layer gradients and activations; its guided row for
-//! guided backpropagation), then the extra rows of Integrated Gradients and SmoothGrad in engine
-//! batches of bounded size, all with the class resolved by the first run.
+//! saliency, input × gradient, the class activation maps, layer gradients and activations; its
+//! guided row for guided backpropagation and Guided Grad-CAM), then the extra rows of Integrated
+//! Gradients and SmoothGrad in engine batches of bounded size, all with the class resolved by the
+//! first run.
 
-use std::time::Instant;
+use std::{sync::Arc, time::Instant};
 
-use ndarray::{Array4, ArrayView2, ArrayView4, Axis, Ix2, Ix4, s};
+use ndarray::{Array4, ArrayD, ArrayView2, ArrayView4, Axis, Ix2, Ix4, s};
 
 use super::{
-    Call, ExplainError, Explainer, Explanation, NamedTensor, Stats, baseline, channels,
-    job::{Attribution, ExplainJob, FeatureMapRequest, LayerQuantity, Objective, TargetClass},
+    Call, ExplainError, Explainer, Explanation, ModelInfo, NamedTensor, Stats, baseline, channels,
+    job::{Attribution, CamVariant, ExplainJob, FeatureMapRequest, LayerQuantity, Objective, TargetClass},
     methods, output, prediction,
     rows::{IntegratedGradients, RowSet, SmoothGrad},
     take,
@@ -49,6 +50,46 @@ fn into_rows(outputs: Outputs, rows: usize) -> Vec<Outputs> {
         .collect()
 }
 
+/// An attribution computed from the image's own run: its plain row's `outputs` and, for the guided
+/// methods, its guided row's input gradient.
+fn image_attribution(
+    info: &ModelInfo,
+    attribution: &Attribution,
+    input: &Array4<f32>,
+    outputs: &Outputs,
+    guided_gradient: Option<&ArrayD<f32>>,
+) -> Result<NamedTensor, ExplainError> {
+    let name = attribution.output_name(info);
+    let guided = || {
+        guided_gradient
+            .ok_or_else(|| ExplainError::Internal(format!("{name} needs the guided row")))?
+            .view()
+            .into_dimensionality::<Ix4>()
+            .map_err(|e| ExplainError::Internal(format!("the guided gradient: {e}")))
+    };
+    let cam = |layer: usize, variant: CamVariant| {
+        let activation = view4(outputs, Output::Activation(layer))?;
+        let layer_gradient = view4(outputs, Output::LayerGradient(layer))?;
+        methods::class_activation_map(activation, layer_gradient, variant)
+            .map_err(|e| ExplainError::Internal(format!("{name}: {e}")))
+    };
+    let tensor = match attribution {
+        Attribution::Saliency { absolute } => methods::saliency(view4(outputs, Output::InputGradient)?, *absolute),
+        Attribution::InputXGradient => methods::input_x_gradient(input.view(), view4(outputs, Output::InputGradient)?),
+        Attribution::GradCam { layer, upsample, variant } => {
+            let map = cam(*layer, *variant)?;
+            let (height, width) = (info.input.height as usize, info.input.width as usize);
+            if *upsample { methods::upsample_bilinear(&map, height, width) } else { map }
+        }
+        Attribution::GuidedBackprop => guided()?.to_owned(),
+        Attribution::GuidedGradCam { layer } => methods::guided_grad_cam(guided()?, &cam(*layer, CamVariant::GradCam)?),
+        Attribution::IntegratedGradients { .. } | Attribution::SmoothGrad { .. } => {
+            return Err(ExplainError::Internal(format!("{name} is not computed from the image's run")));
+        }
+    };
+    Ok(NamedTensor { name, tensor: tensor.into_dyn(), channel_indices: Vec::new() })
+}
+
 /// What an attribution of the request becomes: computed from the image's own run, or by a row set.
 enum Planned {
     FromImage(Attribution),
@@ -71,12 +112,15 @@ impl Explainer {
         // gradients) and/or its guided row, whose forward pass is the image's, so either predicts;
         // through the head-gradient graph when no gradient before the head layer is needed, and
         // the forward graph alone when only extra rows (IG, SmoothGrad) need gradients.
-        let guided = job.attributions.contains(&Attribution::GuidedBackprop);
+        let guided = job.attributions.iter().any(Attribution::uses_guided_row);
         let plain = job.feature_maps.iter().any(|f| f.quantity == LayerQuantity::Gradient)
             || job.attributions.iter().any(|attribution| {
                 matches!(
                     attribution,
-                    Attribution::Saliency { .. } | Attribution::InputXGradient | Attribution::GradCam { .. }
+                    Attribution::Saliency { .. }
+                        | Attribution::InputXGradient
+                        | Attribution::GradCam { .. }
+                        | Attribution::GuidedGradCam { .. }
                 )
             });
         let (graph, flags) = match (plain, guided) {
@@ -95,7 +139,7 @@ impl Explainer {
             }
         };
         for attribution in &job.attributions {
-            if let Attribution::GradCam { layer, .. } = attribution {
+            if let Attribution::GradCam { layer, .. } | Attribution::GuidedGradCam { layer } = attribution {
                 want(Output::Activation(*layer));
                 want(Output::LayerGradient(*layer));
             }
@@ -151,7 +195,8 @@ impl Explainer {
                 attribution @ (Attribution::Saliency { .. }
                 | Attribution::InputXGradient
                 | Attribution::GradCam { .. }
-                | Attribution::GuidedBackprop) => {
+                | Attribution::GuidedBackprop
+                | Attribution::GuidedGradCam { .. }) => {
                     planned.push(Planned::FromImage(attribution));
                     continue;
                 }
@@ -166,27 +211,28 @@ impl Explainer {
             .await?;
 
         let started = Instant::now();
-        let gradient = match graph {
-            GraphKind::Gradient if plain => Some(view4(&image, Output::InputGradient)?),
-            GraphKind::Gradient | GraphKind::Forward | GraphKind::HeadGradient => None,
-        };
-        let mut finished: Vec<Option<Vec<NamedTensor>>> = finished;
-        let mut tensors = Vec::new();
-        for plan in planned {
-            match plan {
-                Planned::Rows(index) => tensors.extend(finished[index].take().unwrap_or_default()),
-                Planned::FromImage(Attribution::GuidedBackprop) => tensors.push(NamedTensor {
-                    name: Attribution::GuidedBackprop.output_name(&self.info),
-                    tensor: guided_gradient
-                        .clone()
-                        .ok_or_else(|| ExplainError::Internal("no guided row ran".into()))?,
-                    channel_indices: Vec::new(),
-                }),
-                Planned::FromImage(attribution) => {
-                    tensors.push(self.image_attribution(&attribution, &input, gradient, &image)?)
+        let info = Arc::clone(&self.info);
+        let (tensors, image) = self
+            .compute
+            .run("attributions from the image's run", move || {
+                let mut finished = finished;
+                let mut tensors = Vec::new();
+                for plan in planned {
+                    match plan {
+                        Planned::Rows(index) => tensors.extend(finished[index].take().unwrap_or_default()),
+                        Planned::FromImage(attribution) => tensors.push(image_attribution(
+                            &info,
+                            &attribution,
+                            &input,
+                            &image,
+                            guided_gradient.as_ref(),
+                        )?),
+                    }
                 }
-            }
-        }
+                Ok::<_, ExplainError>((tensors, image))
+            })
+            .await??;
+        let mut tensors = tensors;
         tensors.extend(self.feature_maps(&job.feature_maps, image)?);
         stats.postprocess += started.elapsed();
         Ok(Explanation { prediction, tensors, pictures: Vec::new(), stats })
@@ -201,6 +247,7 @@ impl Explainer {
             Attribution::Saliency { .. }
             | Attribution::InputXGradient
             | Attribution::GuidedBackprop
+            | Attribution::GuidedGradCam { .. }
             | Attribution::IntegratedGradients { .. }
             | Attribution::SmoothGrad { .. } => false,
         });
@@ -230,34 +277,6 @@ impl Explainer {
                 })
             })
             .collect()
-    }
-
-    /// An attribution computed from the image's own run.
-    fn image_attribution(
-        &self,
-        attribution: &Attribution,
-        input: &Array4<f32>,
-        gradient: Option<ArrayView4<'_, f32>>,
-        outputs: &Outputs,
-    ) -> Result<NamedTensor, ExplainError> {
-        let name = attribution.output_name(&self.info);
-        let input_gradient =
-            || gradient.ok_or_else(|| ExplainError::Internal(format!("{name} needs the input gradient")));
-        let tensor = match attribution {
-            Attribution::Saliency { absolute } => methods::saliency(input_gradient()?, *absolute),
-            Attribution::InputXGradient => methods::input_x_gradient(input.view(), input_gradient()?),
-            Attribution::GradCam { layer, upsample, variant } => {
-                let activation = view4(outputs, Output::Activation(*layer))?;
-                let layer_gradient = view4(outputs, Output::LayerGradient(*layer))?;
-                let map = methods::class_activation_map(activation, layer_gradient, *variant);
-                let (height, width) = (self.info.input.height as usize, self.info.input.width as usize);
-                if *upsample { methods::upsample_bilinear(&map, height, width) } else { map }
-            }
-            Attribution::GuidedBackprop | Attribution::IntegratedGradients { .. } | Attribution::SmoothGrad { .. } => {
-                return Err(ExplainError::Internal(format!("{name} is not computed from the image's plain row")));
-            }
-        };
-        Ok(NamedTensor { name, tensor: tensor.into_dyn(), channel_indices: Vec::new() })
     }
 
     /// Runs every row of `row_sets` for `(target, objective)` in batches of at most the engine's

@@ -142,6 +142,10 @@ pub enum CamVariant {
     HiResCam,
     /// LayerCAM: the elementwise product of the positive gradient and the activation.
     LayerCam,
+    /// EigenCAM: the activations' projection on their first principal component.
+    EigenCam,
+    /// EigenGradCAM: the projection of gradient ⊙ activation on its first principal component.
+    EigenGradCam,
 }
 
 impl CamVariant {
@@ -153,6 +157,8 @@ impl CamVariant {
             Self::XGradCam => "xgrad_cam",
             Self::HiResCam => "hires_cam",
             Self::LayerCam => "layer_cam",
+            Self::EigenCam => "eigen_cam",
+            Self::EigenGradCam => "eigen_grad_cam",
         }
     }
 }
@@ -178,6 +184,11 @@ pub enum Attribution {
     },
     /// Guided backpropagation.
     GuidedBackprop,
+    /// Guided backpropagation times the layer's Grad-CAM map, upsampled by nearest neighbour.
+    GuidedGradCam {
+        /// Index of the layer in `ModelInfo::layers` (a spatial layer).
+        layer: usize,
+    },
     /// Integrated Gradients, trapezoid rule.
     IntegratedGradients {
         /// Points on the path (≥ 2).
@@ -251,10 +262,17 @@ impl ExplainJob {
         !self.attributions.is_empty() || self.feature_maps.iter().any(|f| f.quantity == LayerQuantity::Gradient)
     }
 
-    /// Engine rows the job puts through the engine: the image's own, plus its methods' extra rows.
+    /// Engine rows the job puts through the engine.
     pub fn rows(&self) -> usize {
-        1 + self.attributions.iter().map(Attribution::extra_rows).sum::<usize>()
+        engine_rows(&self.attributions)
     }
+}
+
+/// Engine rows of a job with these attributions: the image's own row, its guided row once however
+/// many methods share it, and the extra rows of the path methods.
+pub fn engine_rows(attributions: &[Attribution]) -> usize {
+    let guided = attributions.iter().filter(|attribution| attribution.uses_guided_row()).count();
+    1 + attributions.iter().map(Attribution::extra_rows).sum::<usize>() - guided.saturating_sub(1)
 }
 
 impl Attribution {
@@ -269,6 +287,7 @@ impl Attribution {
                 format!("attribution/{}/{}{suffix}", variant.name(), info.layers[*layer].name)
             }
             Self::GuidedBackprop => "attribution/guided_backprop".into(),
+            Self::GuidedGradCam { layer } => format!("attribution/guided_grad_cam/{}", info.layers[*layer].name),
             Self::IntegratedGradients { .. } => "attribution/integrated_gradients".into(),
             Self::SmoothGrad { variant: SmoothGradVariant::Mean, .. } => "attribution/smooth_grad".into(),
             Self::SmoothGrad { variant: SmoothGradVariant::Squared, .. } => "attribution/smooth_grad_squared".into(),
@@ -283,18 +302,41 @@ impl Attribution {
             Self::InputXGradient => "input_x_gradient",
             Self::GradCam { variant, .. } => variant.name(),
             Self::GuidedBackprop => "guided_backprop",
+            Self::GuidedGradCam { .. } => "guided_grad_cam",
             Self::IntegratedGradients { .. } => "integrated_gradients",
             Self::SmoothGrad { .. } => "smooth_grad",
         }
     }
 
-    /// Rows this attribution adds to the image's own run.
+    /// Whether the attribution needs the image's guided row (guided backpropagation).
+    pub fn uses_guided_row(&self) -> bool {
+        matches!(self, Self::GuidedBackprop | Self::GuidedGradCam { .. })
+    }
+
+    /// Rows this attribution adds to the image's own run (a guided row is shared by every method
+    /// that uses it).
     pub fn extra_rows(&self) -> usize {
         match self {
             Self::Saliency { .. } | Self::InputXGradient | Self::GradCam { .. } => 0,
-            Self::GuidedBackprop => 1,
+            Self::GuidedBackprop | Self::GuidedGradCam { .. } => 1,
             Self::IntegratedGradients { steps, .. } => *steps,
             Self::SmoothGrad { samples, .. } => *samples,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guided_methods_share_one_guided_row() {
+        let guided_grad_cam = Attribution::GuidedGradCam { layer: 0 };
+        assert_eq!(engine_rows(&[]), 1);
+        assert_eq!(engine_rows(&[Attribution::GuidedBackprop]), 2);
+        assert_eq!(engine_rows(&[Attribution::GuidedBackprop, guided_grad_cam.clone()]), 2);
+        let smooth_grad =
+            Attribution::SmoothGrad { samples: 5, noise_level: 0.1, seed: 0, variant: SmoothGradVariant::Mean };
+        assert_eq!(engine_rows(&[guided_grad_cam, Attribution::InputXGradient, smooth_grad]), 7);
     }
 }

@@ -1,10 +1,14 @@
-//! Attributions computed from one gradient run of the image itself: saliency, input × gradient and
-//! the class activation maps — Grad-CAM, Grad-CAM++, XGrad-CAM, HiResCAM, LayerCAM — (with
-//! PyTorch's bilinear upsampling, `align_corners = false`).
+//! Attributions computed from one gradient run of the image itself: saliency, input × gradient,
+//! the class activation maps — Grad-CAM, Grad-CAM++, XGrad-CAM, HiResCAM, LayerCAM, EigenCAM,
+//! EigenGradCAM — with PyTorch's bilinear upsampling (`align_corners = false`), and Guided
+//! Grad-CAM with its nearest-neighbour upsampling.
 
-use ndarray::{Array4, ArrayView4, Axis, Zip};
+use ndarray::{Array2, Array4, ArrayView2, ArrayView4, Axis, Zip};
 
-use super::job::CamVariant;
+use super::{
+    eigen::{NotConverged, first_component_projection},
+    job::CamVariant,
+};
 
 /// The input gradient, or its absolute value.
 pub(super) fn saliency(gradient: ArrayView4<'_, f32>, absolute: bool) -> Array4<f32> {
@@ -18,19 +22,35 @@ pub(super) fn input_x_gradient(input: ArrayView4<'_, f32>, gradient: ArrayView4<
 
 /// A class activation map, `[1, 1, h, w]`, from a layer's activation and the objective's gradient
 /// with respect to it (`[1, C, h, w]` each): Grad-CAM as Captum's `LayerGradCam` computes it, its
-/// relatives as pytorch-grad-cam 1.5 does (same epsilons); always ReLU(Σ_c …).
+/// relatives as pytorch-grad-cam 1.5 does (same epsilons); always ReLU(…).
 pub(super) fn class_activation_map(
     activation: ArrayView4<'_, f32>,
     gradient: ArrayView4<'_, f32>,
     variant: CamVariant,
-) -> Array4<f32> {
-    let (_, channels, height, width) = activation.dim();
-    let mut map = Array4::<f32>::zeros((1, 1, height, width));
-    let mut out = map.index_axis_mut(Axis(0), 0);
-    let mut out = out.index_axis_mut(Axis(0), 0);
-    for c in 0..channels {
-        let a = activation.index_axis(Axis(0), 0).index_axis_move(Axis(0), c);
-        let g = gradient.index_axis(Axis(0), 0).index_axis_move(Axis(0), c);
+) -> Result<Array4<f32>, NotConverged> {
+    let (activation, gradient) = (activation.index_axis_move(Axis(0), 0), gradient.index_axis_move(Axis(0), 0));
+    let mut map = match variant {
+        CamVariant::EigenCam => first_component_projection(activation)?,
+        CamVariant::EigenGradCam => first_component_projection((&gradient * &activation).view())?,
+        CamVariant::GradCam
+        | CamVariant::GradCamPlusPlus
+        | CamVariant::XGradCam
+        | CamVariant::HiResCam
+        | CamVariant::LayerCam => weighted_sum(activation, gradient, variant),
+    };
+    map.mapv_inplace(|v| v.max(0.0));
+    Ok(map.insert_axis(Axis(0)).insert_axis(Axis(0)))
+}
+
+/// Σ_c of the variant's weighting of `activation` (`[C, h, w]`) by `gradient`, before the ReLU.
+fn weighted_sum(
+    activation: ndarray::ArrayView3<'_, f32>,
+    gradient: ndarray::ArrayView3<'_, f32>,
+    variant: CamVariant,
+) -> Array2<f32> {
+    let (_, height, width) = activation.dim();
+    let mut out = Array2::<f32>::zeros((height, width));
+    for (a, g) in activation.axis_iter(Axis(0)).zip(gradient.axis_iter(Axis(0))) {
         let weight = match variant {
             CamVariant::GradCam => Some(g.mean().unwrap_or(0.0)),
             CamVariant::GradCamPlusPlus => {
@@ -46,7 +66,7 @@ pub(super) fn class_activation_map(
                 let sum_ga: f64 = Zip::from(&g).and(&a).fold(0.0, |sum, &g, &a| sum + f64::from(g) * f64::from(a));
                 Some((sum_ga / (sum_a + 1e-7)) as f32)
             }
-            CamVariant::HiResCam | CamVariant::LayerCam => None,
+            CamVariant::HiResCam | CamVariant::LayerCam | CamVariant::EigenCam | CamVariant::EigenGradCam => None,
         };
         match (weight, variant) {
             (Some(weight), _) => Zip::from(&mut out).and(&a).for_each(|m, &a| *m += weight * a),
@@ -56,8 +76,31 @@ pub(super) fn class_activation_map(
             (None, _) => Zip::from(&mut out).and(&a).and(&g).for_each(|m, &a, &g| *m += g * a),
         }
     }
-    map.mapv_inplace(|v| v.max(0.0));
-    map
+    out
+}
+
+/// Guided Grad-CAM as Captum's `GuidedGradCam`: the guided-backpropagation gradient (`[1, 3, H, W]`)
+/// times the Grad-CAM map (`[1, 1, h, w]`) upsampled to `H × W` by nearest neighbour.
+pub(super) fn guided_grad_cam(guided: ArrayView4<'_, f32>, cam: &Array4<f32>) -> Array4<f32> {
+    let (_, _, height, width) = guided.dim();
+    let cam = upsample_nearest(cam.index_axis(Axis(0), 0).index_axis_move(Axis(0), 0), height, width);
+    &guided * &cam.broadcast(guided.dim()).expect("an [H, W] map broadcasts to [1, 3, H, W]")
+}
+
+/// Source index of nearest-neighbour resizing along one axis, as PyTorch's `mode="nearest"`
+/// computes it: ⌊destination · (from / to)⌋ in float32.
+fn nearest_source(destination: usize, from: usize, to: usize) -> usize {
+    let scale = from as f32 / to as f32;
+    ((destination as f32 * scale).floor() as usize).min(from - 1)
+}
+
+/// Nearest-neighbour resize of an `[h, w]` map to `[height, width]`, as
+/// `torch.nn.functional.interpolate(mode="nearest")`.
+fn upsample_nearest(map: ArrayView2<'_, f32>, height: usize, width: usize) -> Array2<f32> {
+    let (h, w) = map.dim();
+    let rows: Vec<_> = (0..height).map(|y| nearest_source(y, h, height)).collect();
+    let columns: Vec<_> = (0..width).map(|x| nearest_source(x, w, width)).collect();
+    Array2::from_shape_fn((height, width), |(y, x)| map[[rows[y], columns[x]]])
 }
 
 /// Source index and weight of bilinear interpolation along one axis (align_corners = false).
@@ -94,11 +137,14 @@ mod tests {
         let gradient = array![[[[1.0_f32, 1.0], [1.0, 1.0]], [[-10.0, -10.0], [-10.0, -10.0]]]];
         // weights 1 and −10: 1·A0 − 10·A1 = [−9, −8, −7, −6] → all clipped to 0 but none positive.
         assert!(
-            class_activation_map(activation.view(), gradient.view(), CamVariant::GradCam).iter().all(|&v| v == 0.0)
+            class_activation_map(activation.view(), gradient.view(), CamVariant::GradCam)
+                .unwrap()
+                .iter()
+                .all(|&v| v == 0.0)
         );
         let gradient = array![[[[2.0_f32, 0.0], [0.0, 0.0]], [[0.0, 0.0], [0.0, -1.0]]]];
         // weights 0.5 and −0.25: [0.25, 0.75, 1.25, 1.75].
-        let map = class_activation_map(activation.view(), gradient.view(), CamVariant::GradCam);
+        let map = class_activation_map(activation.view(), gradient.view(), CamVariant::GradCam).unwrap();
         assert_eq!(map, array![[[[0.25_f32, 0.75], [1.25, 1.75]]]]);
     }
 
@@ -106,9 +152,9 @@ mod tests {
     fn the_elementwise_variants_weight_each_position() {
         let activation = array![[[[1.0_f32, 2.0], [3.0, 4.0]]]];
         let gradient = array![[[[1.0_f32, -1.0], [0.5, 0.0]]]];
-        let hires = class_activation_map(activation.view(), gradient.view(), CamVariant::HiResCam);
+        let hires = class_activation_map(activation.view(), gradient.view(), CamVariant::HiResCam).unwrap();
         assert_eq!(hires, array![[[[1.0_f32, 0.0], [1.5, 0.0]]]], "ReLU of [1, -2, 1.5, 0]");
-        let layer_cam = class_activation_map(activation.view(), (-&gradient).view(), CamVariant::LayerCam);
+        let layer_cam = class_activation_map(activation.view(), (-&gradient).view(), CamVariant::LayerCam).unwrap();
         assert_eq!(layer_cam, array![[[[0.0_f32, 2.0], [0.0, 0.0]]]], "only the positive gradient counts");
     }
 
@@ -117,8 +163,36 @@ mod tests {
         let activation = array![[[[1.0_f32, 3.0]]]];
         let gradient = array![[[[2.0_f32, 1.0]]]];
         // w = (2·1 + 1·3) / (1 + 3) = 1.25 → [1.25, 3.75].
-        let map = class_activation_map(activation.view(), gradient.view(), CamVariant::XGradCam);
+        let map = class_activation_map(activation.view(), gradient.view(), CamVariant::XGradCam).unwrap();
         assert!((map[[0, 0, 0, 1]] - 3.75).abs() < 1e-5, "{map:?}");
+    }
+
+    #[test]
+    fn eigen_grad_cam_projects_the_gradient_weighted_activation() {
+        // G ⊙ A = [[0, 0], [0, 4]] in one channel: centred [−1, −1, −1, 3], no flip.
+        let activation = array![[[[1.0_f32, 2.0], [3.0, 4.0]]]];
+        let gradient = array![[[[0.0_f32, 0.0], [0.0, 1.0]]]];
+        let map = class_activation_map(activation.view(), gradient.view(), CamVariant::EigenGradCam).unwrap();
+        assert!(map.iter().zip([0.0_f32, 0.0, 0.0, 3.0]).all(|(a, b)| (a - b).abs() < 1e-5), "{map:?}");
+    }
+
+    #[test]
+    fn nearest_upsampling_matches_pytorch() {
+        // torch.nn.functional.interpolate(torch.arange(3.).reshape(1, 1, 1, 3), size=(1, 7),
+        // mode="nearest") → [0, 0, 0, 1, 1, 2, 2]; from 4 to 112, destinations 25..31 come from
+        // [0, 0, 0, 1, 1, 1].
+        let map = array![[0.0_f32, 1.0, 2.0]];
+        assert_eq!(upsample_nearest(map.view(), 1, 7), array![[0.0_f32, 0.0, 0.0, 1.0, 1.0, 2.0, 2.0]]);
+        assert_eq!((25..31).map(|x| nearest_source(x, 4, 112)).collect::<Vec<_>>(), [0, 0, 0, 1, 1, 1]);
+    }
+
+    #[test]
+    fn guided_grad_cam_scales_each_colour_channel_by_the_map() {
+        let guided =
+            Array4::from_shape_fn((1, 3, 2, 2), |(_, c, y, x)| (c + 1) as f32 * if x == y { 1.0 } else { -1.0 });
+        let cam = array![[[[2.0_f32]]]];
+        let result = guided_grad_cam(guided.view(), &cam);
+        assert_eq!(result, &guided * 2.0);
     }
 
     #[test]

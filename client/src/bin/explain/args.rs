@@ -94,8 +94,14 @@ pub(crate) enum Method {
     HiresCam,
     /// LayerCAM at `--layer`, upsampled to the input.
     LayerCam,
+    /// EigenCAM at `--layer` (class-independent), upsampled to the input.
+    EigenCam,
+    /// EigenGradCAM at `--layer`, upsampled to the input.
+    EigenGradCam,
     /// Guided backpropagation.
     GuidedBackprop,
+    /// Guided Grad-CAM at `--layer`.
+    GuidedGradCam,
     /// Integrated Gradients (`--steps`).
     IntegratedGradients,
     /// SmoothGrad (`--samples`).
@@ -103,9 +109,19 @@ pub(crate) enum Method {
 }
 
 impl Method {
-    /// Whether it is a class activation map (at `--layer`).
-    pub(crate) fn is_cam(self) -> bool {
-        matches!(self, Self::GradCam | Self::GradCamPlusPlus | Self::XgradCam | Self::HiresCam | Self::LayerCam)
+    /// Whether it is taken at a layer (`--layer`).
+    pub(crate) fn takes_layer(self) -> bool {
+        matches!(
+            self,
+            Self::GradCam
+                | Self::GradCamPlusPlus
+                | Self::XgradCam
+                | Self::HiresCam
+                | Self::LayerCam
+                | Self::EigenCam
+                | Self::EigenGradCam
+                | Self::GuidedGradCam
+        )
     }
 }
 

@@ -282,7 +282,7 @@ fn report(tally: &Tally, options: &EvalOptions, model: &ServedModel) {
     let [deletion, deletion_random, insertion, insertion_random] = tally.areas.map(|area| ratio(area, tally.curves));
     let spearman = ratio(tally.spearman, tally.correlated);
     let method = options.method.to_possible_value().map(|v| v.get_name().to_owned()).unwrap_or_default();
-    let layer = options.method.is_cam().then_some(model.cam_layer.as_str());
+    let layer = options.method.takes_layer().then_some(model.cam_layer.as_str());
     if options.json {
         println!(
             "{}",

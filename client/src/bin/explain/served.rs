@@ -60,7 +60,10 @@ impl ServedModel {
             Method::XgradCam => request.cam(proto::CamVariant::XgradCam, &self.cam_layer, true),
             Method::HiresCam => request.cam(proto::CamVariant::HiresCam, &self.cam_layer, true),
             Method::LayerCam => request.cam(proto::CamVariant::LayerCam, &self.cam_layer, true),
+            Method::EigenCam => request.cam(proto::CamVariant::EigenCam, &self.cam_layer, true),
+            Method::EigenGradCam => request.cam(proto::CamVariant::EigenGradCam, &self.cam_layer, true),
             Method::GuidedBackprop => request.guided_backprop(),
+            Method::GuidedGradCam => request.guided_grad_cam(&self.cam_layer),
             Method::IntegratedGradients => request.integrated_gradients(options.steps),
             Method::SmoothGrad => request.smooth_grad(options.samples, options.noise_level, options.seed),
         }
