@@ -98,6 +98,13 @@ impl ExplainBuilder {
         self.attribution(Method::GuidedGradCam(proto::GuidedGradCam { layer: layer.to_owned() }))
     }
 
+    /// Occlusion (Captum's `Occlusion`) with square windows of `window` pixels stepping by `stride`
+    /// (0: the server's defaults, a seventh of the input's side and half the window), filled with
+    /// zeros: `attribution/occlusion`. One forward row per window.
+    pub fn occlusion(self, window: u32, stride: u32) -> Self {
+        self.attribution(Method::Occlusion(proto::Occlusion { window, stride, baseline: None }))
+    }
+
     /// Integrated Gradients from a zero baseline in `steps` points (0: 50).
     pub fn integrated_gradients(self, steps: u32) -> Self {
         self.attribution(Method::IntegratedGradients(proto::IntegratedGradients { steps, baseline: None }))

@@ -10,6 +10,7 @@ mod info;
 mod job;
 mod load;
 mod methods;
+mod occlusion;
 mod picture;
 mod prediction;
 mod rows;
@@ -26,7 +27,8 @@ pub use self::{
     info::{GradientSupport, LabelsError, LayerInfo, ModelInfo},
     job::{
         Attribution, Baseline, CamVariant, ChannelSelection, ClassifyJob, Encoding, ExplainJob, FeatureMapRequest,
-        ImageInput, LayerQuantity, Objective, RenderOptions, SmoothGradVariant, TargetClass, engine_rows,
+        ImageInput, LayerQuantity, Objective, OcclusionWindows, RenderOptions, SmoothGradVariant, TargetClass,
+        engine_rows,
     },
     load::{LoadError, LoadOptions, build_gradient_graph},
     picture::Picture,

@@ -2,8 +2,9 @@
 //! references): input gradients (target logit and cross-entropy), every layer's gradient, input ×
 //! gradient, Integrated Gradients (32 steps, trapezoid, zero baseline) and its convergence delta,
 //! Grad-CAM at three layers (raw and upsampled) and guided backpropagation, each within 1e-4
-//! relative L2 (1e-6 absolute where the reference is all zeros); Grad-CAM++, XGrad-CAM, HiResCAM
-//! and LayerCAM against pytorch-grad-cam.
+//! relative L2 (1e-6 absolute where the reference is all zeros); Grad-CAM++, XGrad-CAM, HiResCAM,
+//! LayerCAM, EigenCAM and EigenGradCAM against pytorch-grad-cam; Guided Grad-CAM and Occlusion
+//! against Captum.
 
 use explain_client::{Explanation, proto};
 use explain_service::model::ModelSource;
@@ -233,6 +234,42 @@ async fn cam_variants_match_pytorch_grad_cam() {
             let key = format!("guided_grad_cam/{layer}");
             let what = format!("image {image}: {key}");
             assert_close(tensor(&explanation, &format!("attribution/{key}")), &cams.row(&key, image), &what);
+        }
+    }
+}
+
+/// Occlusion's bound. Its values are small differences between forward passes (rms 4e-4 to 1.4e-3
+/// here), so float32's rounding in each pass is ~1e-4 of a value: Captum's own Occlusion in float32
+/// is 2.1e-5 to 7.3e-5 from the float64 reference on these images
+/// (`tools/references/occlusion_float32.py`), the service 3.2e-5 to 1.6e-4.
+const OCCLUSION_TOLERANCE: f64 = 3e-4;
+
+/// Occlusion in three settings (windows cut at the edge, a non-zero baseline) against Captum 0.9's
+/// `Occlusion` in float64 (`tests/fixtures/tiny_resnet18_w8.occlusion.npz`, made by
+/// `tools/references/occlusion.py`).
+#[tokio::test]
+async fn occlusion_matches_captum() {
+    let refs = Refs::load(&fixture("tiny_resnet18_w8.refs.npz"));
+    let occlusion = Refs::load(&fixture("tiny_resnet18_w8.occlusion.npz"));
+    let server = TestServer::with_model(ModelSource::File(fixture("tiny_resnet18_w8.legacy.onnx"))).await;
+    let black = proto::Baseline { kind: Some(proto::baseline::Kind::Black(proto::BaselineBlack {})) };
+    for (window, stride, baseline) in [(8, 4, None), (12, 5, None), (12, 5, Some(black))] {
+        let key = format!("occlusion/w{window}s{stride}/{}", if baseline.is_some() { "black" } else { "zeros" });
+        for image in 0..refs.images() {
+            let request = proto::ExplainRequest {
+                image: Some(tensor_image(&refs.row("input", image))),
+                target: Some(proto::Target { kind: Some(proto::target::Kind::ClassIndex(refs.target(image))) }),
+                attributions: vec![method(Method::Occlusion(proto::Occlusion {
+                    window,
+                    stride,
+                    baseline: baseline.clone(),
+                }))],
+                ..Default::default()
+            };
+            let explanation = server.client.send(request).await.expect("explain");
+            let what = format!("image {image}: {key}");
+            let bound = OCCLUSION_TOLERANCE.max(tolerance());
+            assert_within(tensor(&explanation, "attribution/occlusion"), &occlusion.row(&key, image), bound, &what);
         }
     }
 }

@@ -7,8 +7,8 @@ use ndarray::Array4;
 
 use crate::explain::{
     Attribution, Baseline, CamVariant, ChannelSelection, ClassifyJob, DEFAULT_BLUR_SIGMA, Encoding, ExplainJob,
-    FeatureMapRequest, ImageInput, LayerQuantity, Limits, ModelInfo, Objective, RenderOptions, SmoothGradVariant,
-    TargetClass, engine_rows,
+    FeatureMapRequest, ImageInput, LayerQuantity, Limits, ModelInfo, Objective, OcclusionWindows, RenderOptions,
+    SmoothGradVariant, TargetClass, engine_rows,
 };
 use explain_imaging::render::ColorMap;
 
@@ -80,7 +80,7 @@ pub fn explain_job(request: pb::ExplainRequest, info: &ModelInfo, limits: &Limit
         return Err(invalid(
             "attributions",
             format!(
-                "need {rows} engine rows (steps and samples included); the limit is {}",
+                "need {rows} engine rows (steps, samples and windows included); the limit is {}",
                 limits.max_rows_per_request
             ),
         ));
@@ -295,7 +295,7 @@ fn attribution(spec: pb::AttributionSpec, field: &str, info: &ModelInfo) -> Resu
         None => {
             return Err(invalid(
                 field,
-                "set one method: saliency, input_x_gradient, grad_cam, guided_backprop, guided_grad_cam, integrated_gradients or smooth_grad",
+                "set one method: saliency, input_x_gradient, grad_cam, guided_backprop, guided_grad_cam, integrated_gradients, smooth_grad or occlusion",
             ));
         }
         Some(Method::Saliency(options)) => Attribution::Saliency { absolute: options.absolute },
@@ -330,6 +330,30 @@ fn attribution(spec: pb::AttributionSpec, field: &str, info: &ModelInfo) -> Resu
             };
             let baseline = baseline(options.baseline, &format!("{field}.integrated_gradients.baseline"), info)?;
             Attribution::IntegratedGradients { steps, baseline }
+        }
+        Some(Method::Occlusion(options)) => {
+            let (height, width) = (info.input.height as usize, info.input.width as usize);
+            let shorter = height.min(width);
+            let side = match options.window as usize {
+                0 => ((shorter as f64 / 7.0).round() as usize).max(1),
+                side if side > shorter => {
+                    let message = format!("{side} is larger than the input ({height} × {width})");
+                    return Err(invalid(format!("{field}.occlusion.window"), message));
+                }
+                side => side,
+            };
+            let stride = match options.stride as usize {
+                0 => (side / 2).max(1),
+                stride if stride > side => {
+                    let message = format!("{stride} is larger than the window ({side}); windows would skip pixels");
+                    return Err(invalid(format!("{field}.occlusion.stride"), message));
+                }
+                stride => stride,
+            };
+            let windows = OcclusionWindows::new(side, stride, height, width)
+                .ok_or_else(|| invalid(format!("{field}.occlusion"), format!("window {side}, stride {stride}")))?;
+            let baseline = baseline(options.baseline, &format!("{field}.occlusion.baseline"), info)?;
+            Attribution::Occlusion { windows, baseline }
         }
         Some(Method::SmoothGrad(options)) => {
             let noise_level = match options.noise_level {

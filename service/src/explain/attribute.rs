@@ -1,8 +1,8 @@
 //! The gradient path of an explanation: one run of the image (its plain row for the prediction,
 //! saliency, input × gradient, the class activation maps, layer gradients and activations; its
 //! guided row for guided backpropagation and Guided Grad-CAM), then the extra rows of Integrated
-//! Gradients and SmoothGrad in engine batches of bounded size, all with the class resolved by the
-//! first run.
+//! Gradients and SmoothGrad (gradient rows) and Occlusion (forward rows) in engine batches of
+//! bounded size, all with the class resolved by the first run.
 
 use std::{sync::Arc, time::Instant};
 
@@ -10,9 +10,11 @@ use ndarray::{Array4, ArrayD, ArrayView2, ArrayView4, Axis, Ix2, Ix4, s};
 
 use super::{
     Call, ExplainError, Explainer, Explanation, ModelInfo, NamedTensor, Stats, baseline, channels,
-    job::{Attribution, CamVariant, ExplainJob, FeatureMapRequest, LayerQuantity, Objective, TargetClass},
-    methods, output, prediction,
-    rows::{IntegratedGradients, RowSet, SmoothGrad},
+    job::{Attribution, Baseline, CamVariant, ExplainJob, FeatureMapRequest, LayerQuantity, Objective, TargetClass},
+    methods,
+    occlusion::Occlusion,
+    output, prediction,
+    rows::{IntegratedGradients, RowOutputs, RowSet, SmoothGrad, objective_value},
     take,
 };
 use crate::engine::{GraphKind, Output, Outputs, RowSettings};
@@ -83,7 +85,7 @@ fn image_attribution(
         }
         Attribution::GuidedBackprop => guided()?.to_owned(),
         Attribution::GuidedGradCam { layer } => methods::guided_grad_cam(guided()?, &cam(*layer, CamVariant::GradCam)?),
-        Attribution::IntegratedGradients { .. } | Attribution::SmoothGrad { .. } => {
+        Attribution::IntegratedGradients { .. } | Attribution::Occlusion { .. } | Attribution::SmoothGrad { .. } => {
             return Err(ExplainError::Internal(format!("{name} is not computed from the image's run")));
         }
     };
@@ -182,12 +184,14 @@ impl Explainer {
             let name = attribution.output_name(&self.info);
             let rows: Box<dyn RowSet> = match attribution {
                 Attribution::IntegratedGradients { steps, baseline } => {
-                    let (image, preprocessing) = (input.clone(), self.info.preprocessing.clone());
-                    let start = self
-                        .compute
-                        .run("the baseline", move || baseline::baseline(&baseline, &image, &preprocessing))
-                        .await?;
+                    let start = self.baseline_image(&baseline, &input).await?;
                     Box::new(IntegratedGradients::new(name, input.clone(), start, steps, target, job.objective))
+                }
+                Attribution::Occlusion { windows, baseline } => {
+                    let fill = self.baseline_image(&baseline, &input).await?;
+                    let unoccluded = objective_value(self.logits(&image)?, target, job.objective);
+                    let goal = (target, job.objective);
+                    Box::new(Occlusion::new(name, input.clone(), fill, windows, goal, unoccluded))
                 }
                 Attribution::SmoothGrad { samples, noise_level, seed, variant } => {
                     Box::new(SmoothGrad::new(name, input.clone(), samples, noise_level, seed, variant))
@@ -204,7 +208,10 @@ impl Explainer {
             planned.push(Planned::Rows(row_sets.len()));
             row_sets.push(rows);
         }
-        let row_sets = self.run_rows(row_sets, (target as i64, job.objective), &mut stats, call).await?;
+        let mut row_sets =
+            self.run_rows(row_sets, GraphKind::Gradient, (target as i64, job.objective), &mut stats, call).await?;
+        row_sets =
+            self.run_rows(row_sets, GraphKind::Forward, (target as i64, job.objective), &mut stats, call).await?;
         let finished = self
             .compute
             .run("folding rows", move || row_sets.into_iter().map(|rows| Some(rows.finish())).collect::<Vec<_>>())
@@ -249,6 +256,7 @@ impl Explainer {
             | Attribution::GuidedBackprop
             | Attribution::GuidedGradCam { .. }
             | Attribution::IntegratedGradients { .. }
+            | Attribution::Occlusion { .. }
             | Attribution::SmoothGrad { .. } => false,
         });
         let layers_fit = job.feature_maps.iter().all(|f| f.quantity == LayerQuantity::Activation || f.layer >= head);
@@ -279,57 +287,81 @@ impl Explainer {
             .collect()
     }
 
-    /// Runs every row of `row_sets` for `(target, objective)` in batches of at most the engine's
-    /// batch size, filling each batch from successive sets and handing the gradients back to the
-    /// set they belong to; filling and folding run on the compute pool. Returns the sets.
+    /// The image `baseline` makes of `input`, computed on the compute pool.
+    async fn baseline_image(&self, baseline: &Baseline, input: &Array4<f32>) -> Result<Array4<f32>, ExplainError> {
+        let (baseline, image, preprocessing) = (baseline.clone(), input.clone(), self.info.preprocessing.clone());
+        self.compute.run("the baseline", move || baseline::baseline(&baseline, &image, &preprocessing)).await
+    }
+
+    /// Runs every row of the sets of `row_sets` whose rows go through `graph` (the gradient graph
+    /// for `(target, objective)`, or the forward graph) in batches of at most the engine's batch
+    /// size, filling each batch from successive sets and handing the outputs back to the set they
+    /// belong to; filling and folding run on the compute pool. Returns every set.
     async fn run_rows(
         &self,
         mut row_sets: Vec<Box<dyn RowSet>>,
+        graph: GraphKind,
         (target, objective): (i64, Objective),
         stats: &mut Stats,
         call: &Call,
     ) -> Result<Vec<Box<dyn RowSet>>, ExplainError> {
-        let total: usize = row_sets.iter().map(|rows| rows.len()).sum();
+        let order: Vec<usize> = (0..row_sets.len()).filter(|&set| row_sets[set].graph() == graph).collect();
+        let total: usize = order.iter().map(|&set| row_sets[set].len()).sum();
         let (height, width) = (self.info.input.height as usize, self.info.input.width as usize);
-        // (set, first row of the set in this batch, rows) for each piece of the next batch.
+        // (set, first row of the set in this batch, offset in the batch, rows) for each piece of
+        // the next batch; the cursor is (position in `order`, next row of that set).
         let mut cursor = (0_usize, 0_usize);
         let mut done = 0;
         while done < total {
             let size = (total - done).min(self.batching.max_batch_size.max(1));
+            let order = order.clone();
             let (sets, images, pieces, next) = self
                 .compute
                 .run("filling rows", move || {
                     let mut images = Array4::<f32>::zeros((size, 3, height, width));
                     let (mut pieces, mut filled, mut cursor) = (Vec::new(), 0, cursor);
                     while filled < size {
-                        let (set, start) = cursor;
+                        let (position, start) = cursor;
+                        let set = order[position];
                         let count = (row_sets[set].len() - start).min(size - filled);
                         row_sets[set].fill(start, images.slice_mut(s![filled..filled + count, .., .., ..]));
                         pieces.push((set, start, filled, count));
                         filled += count;
-                        cursor = if start + count == row_sets[set].len() { (set + 1, 0) } else { (set, start + count) };
+                        cursor = if start + count == row_sets[set].len() {
+                            (position + 1, 0)
+                        } else {
+                            (position, start + count)
+                        };
                     }
                     (row_sets, images, pieces, cursor)
                 })
                 .await?;
             cursor = next;
-            let outputs = vec![Output::Logits, Output::InputGradient];
-            let settings = row_settings(target, objective, &vec![false; size]);
-            let ran = self.run_batch(GraphKind::Gradient, images, settings, outputs, call).await?;
+            let ran = if graph == GraphKind::Forward {
+                self.run_batch(graph, images, RowSettings::default(), vec![Output::Logits], call).await?
+            } else {
+                let settings = row_settings(target, objective, &vec![false; size]);
+                self.run_batch(graph, images, settings, vec![Output::Logits, Output::InputGradient], call).await?
+            };
             stats.add(&ran);
             row_sets = self
                 .compute
-                .run("folding gradients", move || {
+                .run("folding rows", move || {
                     let mut sets = sets;
-                    let gradients = view4(&ran.outputs, Output::InputGradient)?;
+                    let gradients = match graph {
+                        GraphKind::Forward => None,
+                        GraphKind::Gradient | GraphKind::HeadGradient => {
+                            Some(view4(&ran.outputs, Output::InputGradient)?)
+                        }
+                    };
                     let logits = view2(&ran.outputs, Output::Logits)?;
                     for (set, start, offset, count) in pieces {
                         let range = offset..offset + count;
-                        sets[set].absorb(
-                            start,
-                            gradients.slice(s![range.clone(), .., .., ..]),
-                            logits.slice(s![range, ..]),
-                        );
+                        let outputs = RowOutputs {
+                            logits: logits.slice(s![range.clone(), ..]),
+                            gradients: gradients.as_ref().map(|g| g.slice(s![range, .., .., ..])),
+                        };
+                        sets[set].absorb(start, outputs)?;
                     }
                     Ok::<_, ExplainError>(sets)
                 })

@@ -163,6 +163,49 @@ impl CamVariant {
     }
 }
 
+/// Square occlusion windows over a `height × width` input, validated: `1 ≤ stride ≤ side ≤
+/// min(height, width)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OcclusionWindows {
+    /// The window's side.
+    pub side: usize,
+    /// The step between windows.
+    pub stride: usize,
+    /// Window positions down the input.
+    pub rows: usize,
+    /// Window positions across the input.
+    pub columns: usize,
+}
+
+impl OcclusionWindows {
+    /// Windows of `side` stepping by `stride` over `height × width` as Captum places them
+    /// (`⌈(extent − side) / stride⌉ + 1` positions per axis); `None` unless `1 ≤ stride ≤ side ≤
+    /// min(height, width)`.
+    pub fn new(side: usize, stride: usize, height: usize, width: usize) -> Option<Self> {
+        if stride == 0 || stride > side || side > height.min(width) {
+            return None;
+        }
+        let positions = |extent: usize| (extent - side).div_ceil(stride) + 1;
+        Some(Self { side, stride, rows: positions(height), columns: positions(width) })
+    }
+
+    /// Number of windows (one engine row each).
+    pub fn count(&self) -> usize {
+        self.rows * self.columns
+    }
+
+    /// The pixel rows and columns window `index` covers (row-major order), cut at the edge.
+    pub fn window(
+        &self,
+        index: usize,
+        height: usize,
+        width: usize,
+    ) -> (std::ops::Range<usize>, std::ops::Range<usize>) {
+        let (top, left) = ((index / self.columns) * self.stride, (index % self.columns) * self.stride);
+        (top..(top + self.side).min(height), left..(left + self.side).min(width))
+    }
+}
+
 /// One attribution method with its options, validated.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Attribution {
@@ -194,6 +237,13 @@ pub enum Attribution {
         /// Points on the path (≥ 2).
         steps: usize,
         /// The path's start.
+        baseline: Baseline,
+    },
+    /// Occlusion: one forward row per window position.
+    Occlusion {
+        /// The geometry of the windows.
+        windows: OcclusionWindows,
+        /// What occluded pixels become.
         baseline: Baseline,
     },
     /// SmoothGrad and its variants.
@@ -289,6 +339,7 @@ impl Attribution {
             Self::GuidedBackprop => "attribution/guided_backprop".into(),
             Self::GuidedGradCam { layer } => format!("attribution/guided_grad_cam/{}", info.layers[*layer].name),
             Self::IntegratedGradients { .. } => "attribution/integrated_gradients".into(),
+            Self::Occlusion { .. } => "attribution/occlusion".into(),
             Self::SmoothGrad { variant: SmoothGradVariant::Mean, .. } => "attribution/smooth_grad".into(),
             Self::SmoothGrad { variant: SmoothGradVariant::Squared, .. } => "attribution/smooth_grad_squared".into(),
             Self::SmoothGrad { variant: SmoothGradVariant::Variance, .. } => "attribution/smooth_grad_variance".into(),
@@ -304,6 +355,7 @@ impl Attribution {
             Self::GuidedBackprop => "guided_backprop",
             Self::GuidedGradCam { .. } => "guided_grad_cam",
             Self::IntegratedGradients { .. } => "integrated_gradients",
+            Self::Occlusion { .. } => "occlusion",
             Self::SmoothGrad { .. } => "smooth_grad",
         }
     }
@@ -320,6 +372,7 @@ impl Attribution {
             Self::Saliency { .. } | Self::InputXGradient | Self::GradCam { .. } => 0,
             Self::GuidedBackprop | Self::GuidedGradCam { .. } => 1,
             Self::IntegratedGradients { steps, .. } => *steps,
+            Self::Occlusion { windows, .. } => windows.count(),
             Self::SmoothGrad { samples, .. } => *samples,
         }
     }
@@ -338,5 +391,20 @@ mod tests {
         let smooth_grad =
             Attribution::SmoothGrad { samples: 5, noise_level: 0.1, seed: 0, variant: SmoothGradVariant::Mean };
         assert_eq!(engine_rows(&[guided_grad_cam, Attribution::InputXGradient, smooth_grad]), 7);
+    }
+
+    #[test]
+    fn occlusion_windows_are_placed_as_captum_places_them() {
+        // 64 wide, window 12, stride 5: ⌈52 / 5⌉ + 1 = 12 positions, the last at 55, cut to 55..64.
+        let windows = OcclusionWindows::new(12, 5, 64, 64).unwrap();
+        assert_eq!((windows.rows, windows.columns, windows.count()), (12, 12, 144));
+        assert_eq!(windows.window(0, 64, 64), (0..12, 0..12));
+        assert_eq!(windows.window(13, 64, 64), (5..17, 5..17));
+        assert_eq!(windows.window(143, 64, 64), (55..64, 55..64));
+        // As tall as the input: one position down; 16 more columns across: a second, cut, window.
+        assert_eq!(OcclusionWindows::new(64, 64, 64, 80).map(|w| (w.rows, w.columns)), Some((1, 2)));
+        assert_eq!(OcclusionWindows::new(8, 0, 64, 64), None, "stride 0");
+        assert_eq!(OcclusionWindows::new(8, 9, 64, 64), None, "stride over the window");
+        assert_eq!(OcclusionWindows::new(65, 4, 64, 80), None, "window over the input");
     }
 }

@@ -1,25 +1,41 @@
-//! Attributions that need rows beyond the image itself: Integrated Gradients (one row per point
-//! of the path) and SmoothGrad (one row per noisy copy).
-//! Each is a [`RowSet`]: it fills its rows on demand, in order, and folds in their gradients as
+//! Attributions that need rows beyond the image itself: Integrated Gradients (one gradient row per
+//! point of the path), SmoothGrad (one gradient row per noisy copy) and Occlusion (one forward row
+//! per window, in `occlusion.rs`).
+//! Each is a [`RowSet`]: it fills its rows on demand, in order, and folds in their outputs as
 //! they come back, so memory stays bounded by one engine batch whatever the number of rows.
 
 use ndarray::{Array4, ArrayView1, ArrayView2, ArrayView4, ArrayViewMut4, Axis, Zip};
 
 use super::{
-    NamedTensor,
+    ExplainError, NamedTensor,
     job::{Objective, SmoothGradVariant},
 };
-use crate::noise::Noise;
+use crate::{engine::GraphKind, noise::Noise};
+
+/// What the engine returned for a run of rows.
+pub(super) struct RowOutputs<'a> {
+    /// `[rows, classes]`.
+    pub(super) logits: ArrayView2<'a, f32>,
+    /// The objective's input gradients, `[rows, 3, H, W]`: present for rows of the gradient graph.
+    pub(super) gradients: Option<ArrayView4<'a, f32>>,
+}
+
+impl<'a> RowOutputs<'a> {
+    fn gradients(&self) -> Result<ArrayView4<'a, f32>, ExplainError> {
+        self.gradients.ok_or_else(|| ExplainError::Internal("gradient rows ran without gradients".into()))
+    }
+}
 
 /// Rows of one attribution method.
 pub(super) trait RowSet: Send {
     /// Number of rows.
     fn len(&self) -> usize;
+    /// The graph its rows run through: [`GraphKind::Gradient`] or [`GraphKind::Forward`].
+    fn graph(&self) -> GraphKind;
     /// Writes rows `start..start + out.len()` into `out` (`[rows, 3, H, W]`); called in order.
     fn fill(&mut self, start: usize, out: ArrayViewMut4<'_, f32>);
-    /// Folds in the input gradients (`[rows, 3, H, W]`) and logits (`[rows, classes]`) of rows
-    /// `start..start + rows`.
-    fn absorb(&mut self, start: usize, gradients: ArrayView4<'_, f32>, logits: ArrayView2<'_, f32>);
+    /// Folds in the outputs of rows `start..start + rows`.
+    fn absorb(&mut self, start: usize, outputs: RowOutputs<'_>) -> Result<(), ExplainError>;
     /// The attribution tensors.
     fn finish(self: Box<Self>) -> Vec<NamedTensor>;
 }
@@ -37,7 +53,8 @@ pub(super) fn objective_value(logits: ArrayView1<'_, f32>, target: usize, object
     }
 }
 
-fn named(name: String, tensor: Array4<f32>) -> NamedTensor {
+/// A method's attribution tensor.
+pub(super) fn named(name: String, tensor: Array4<f32>) -> NamedTensor {
     NamedTensor { name, tensor: tensor.into_dyn(), channel_indices: Vec::new() }
 }
 
@@ -84,6 +101,10 @@ impl RowSet for IntegratedGradients {
         self.steps
     }
 
+    fn graph(&self) -> GraphKind {
+        GraphKind::Gradient
+    }
+
     fn fill(&mut self, start: usize, mut out: ArrayViewMut4<'_, f32>) {
         for (i, mut row) in out.axis_iter_mut(Axis(0)).enumerate() {
             let alpha = self.alpha(start + i);
@@ -94,7 +115,8 @@ impl RowSet for IntegratedGradients {
         }
     }
 
-    fn absorb(&mut self, start: usize, gradients: ArrayView4<'_, f32>, logits: ArrayView2<'_, f32>) {
+    fn absorb(&mut self, start: usize, outputs: RowOutputs<'_>) -> Result<(), ExplainError> {
+        let (gradients, logits) = (outputs.gradients()?, outputs.logits);
         for (i, gradient) in gradients.axis_iter(Axis(0)).enumerate() {
             let row = start + i;
             let weight = self.weight(row);
@@ -107,6 +129,7 @@ impl RowSet for IntegratedGradients {
                 self.ends[1] = value();
             }
         }
+        Ok(())
     }
 
     fn finish(self: Box<Self>) -> Vec<NamedTensor> {
@@ -163,6 +186,10 @@ impl RowSet for SmoothGrad {
         self.samples
     }
 
+    fn graph(&self) -> GraphKind {
+        GraphKind::Gradient
+    }
+
     fn fill(&mut self, _start: usize, mut out: ArrayViewMut4<'_, f32>) {
         // Each row draws its own stretch of the stream, so batch boundaries change nothing.
         let sigma = self.sigma as f32;
@@ -176,8 +203,8 @@ impl RowSet for SmoothGrad {
         }
     }
 
-    fn absorb(&mut self, _start: usize, gradients: ArrayView4<'_, f32>, _logits: ArrayView2<'_, f32>) {
-        for gradient in gradients.axis_iter(Axis(0)) {
+    fn absorb(&mut self, _start: usize, outputs: RowOutputs<'_>) -> Result<(), ExplainError> {
+        for gradient in outputs.gradients()?.axis_iter(Axis(0)) {
             Zip::from(self.sum.index_axis_mut(Axis(0), 0))
                 .and(self.sum_of_squares.index_axis_mut(Axis(0), 0))
                 .and(&gradient)
@@ -186,6 +213,7 @@ impl RowSet for SmoothGrad {
                     *q += f64::from(g) * f64::from(g);
                 });
         }
+        Ok(())
     }
 
     fn finish(self: Box<Self>) -> Vec<NamedTensor> {

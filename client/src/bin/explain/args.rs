@@ -106,6 +106,8 @@ pub(crate) enum Method {
     IntegratedGradients,
     /// SmoothGrad (`--samples`).
     SmoothGrad,
+    /// Occlusion (`--window`, `--stride`).
+    Occlusion,
 }
 
 impl Method {
@@ -143,6 +145,12 @@ pub(crate) struct MethodOptions {
     /// SmoothGrad's noise seed.
     #[arg(long, default_value_t = 0)]
     pub(crate) seed: u64,
+    /// Occlusion's window side in input pixels (0: the server's default, a seventh of the input).
+    #[arg(long, default_value_t = 0)]
+    pub(crate) window: u32,
+    /// Occlusion's stride (0: half the window).
+    #[arg(long, default_value_t = 0)]
+    pub(crate) stride: u32,
 }
 
 /// Settings of `explain run`.

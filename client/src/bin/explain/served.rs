@@ -66,6 +66,7 @@ impl ServedModel {
             Method::GuidedGradCam => request.guided_grad_cam(&self.cam_layer),
             Method::IntegratedGradients => request.integrated_gradients(options.steps),
             Method::SmoothGrad => request.smooth_grad(options.samples, options.noise_level, options.seed),
+            Method::Occlusion => request.occlusion(options.window, options.stride),
         }
     }
 }
