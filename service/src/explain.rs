@@ -27,7 +27,7 @@ pub use self::{
     info::{GradientSupport, LabelsError, LayerInfo, ModelInfo},
     job::{
         Attribution, Baseline, CamVariant, ChannelSelection, ClassifyJob, Encoding, ExplainJob, FeatureMapRequest,
-        ImageInput, LayerQuantity, Objective, OcclusionWindows, RenderOptions, SmoothGradVariant, TargetClass,
+        ImageInput, LayerQuantity, METHODS, Objective, OcclusionWindows, RenderOptions, SmoothGradVariant, TargetClass,
         engine_rows,
     },
     load::{LoadError, LoadOptions, build_gradient_graph},
@@ -228,10 +228,10 @@ impl Explainer {
         stats: Stats,
         call: &Call,
     ) -> Result<Explanation, ExplainError> {
-        if job.needs_gradients() {
-            return self.explain_with_gradients(job, images, stats, call).await;
+        if job.attributions.is_empty() && !job.needs_gradients() {
+            return self.explain_forward(job, images, stats, call).await;
         }
-        self.explain_forward(job, images, stats, call).await
+        self.explain_with_attributions(job, images, stats, call).await
     }
 
     /// Predictions and activations only: the forward graph, which is cheaper.

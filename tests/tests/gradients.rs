@@ -114,10 +114,20 @@ async fn a_model_without_gradient_rules_is_served_without_gradients() {
     assert_eq!(status.code(), Code::FailedPrecondition);
     assert!(status.message().contains("Sigmoid"), "{status:?}");
 
-    // Predictions and activations are still served.
+    // Predictions, activations and Occlusion (forward passes only) are still served, and listed.
+    assert_eq!(info.methods, ["occlusion"]);
     let feature_maps = vec![proto::FeatureMapSpec { layer: "squashed".into(), ..Default::default() }];
-    let explanation = explain(&mut client, &image, proto::ExplainRequest { feature_maps, ..Default::default() }).await;
+    let occlusion = proto::AttributionSpec {
+        method: Some(proto::attribution_spec::Method::Occlusion(proto::Occlusion {
+            window: 4,
+            stride: 4,
+            baseline: None,
+        })),
+    };
+    let request = proto::ExplainRequest { feature_maps, attributions: vec![occlusion], ..Default::default() };
+    let explanation = explain(&mut client, &image, request).await;
     assert_eq!(explanation.tensors["activation/squashed"].array.shape(), &[1, 4, 8, 8]);
+    assert_eq!(explanation.tensors["attribution/occlusion"].array.shape(), &[1, 3, 8, 8]);
 }
 
 #[tokio::test]

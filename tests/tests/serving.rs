@@ -30,6 +30,9 @@ async fn model_info_describes_the_embedded_model() {
     assert_eq!(layers[10], ("avgpool", &[-1, 128][..]));
     let shapes = ["circle", "square", "triangle", "star", "cross", "ring", "ellipse", "hexagon", "heart", "arrow"];
     assert_eq!(info.labels, shapes, "the embedded model's own labels");
+    assert!(info.gradients_available);
+    assert_eq!(info.methods.len(), 8, "every method: {:?}", info.methods);
+    assert!(info.methods.iter().any(|m| m == "grad_cam") && info.methods.iter().any(|m| m == "occlusion"));
 }
 
 #[tokio::test]

@@ -40,6 +40,7 @@ METHODS=(
   "guided-grad-cam --layer layer4.1"
   "integrated-gradients --steps 32"
   "smooth-grad --samples 16"
+  "occlusion"
 )
 start_release_server "$TRAINED_PORT" "$WORK/trained.log"
 evaluate() { "$ROOT/target/release/explain" --endpoint "http://127.0.0.1:$TRAINED_PORT" eval "$WORK/held-out" --json "$@"; }

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::{
-    explain::{ClassScore, Encoding, ModelInfo, NamedTensor, Objective, Prediction, Stats},
+    explain::{ClassScore, Encoding, METHODS, ModelInfo, NamedTensor, Objective, Prediction, Stats},
     model::layers::Naming,
 };
 use explain_proto::{
@@ -42,6 +42,11 @@ pub fn model_info(info: &ModelInfo) -> pb::GetModelInfoResponse {
         execution_provider: info.execution_provider.clone(),
         gradients_available: info.gradients.unavailable().is_none(),
         gradients_unavailable_reason: info.gradients.unavailable().unwrap_or_default().to_owned(),
+        methods: METHODS
+            .iter()
+            .filter(|(_, needs_gradients)| info.gradients.unavailable().is_none() || !needs_gradients)
+            .map(|(name, _)| (*name).to_owned())
+            .collect(),
     }
 }
 
@@ -117,4 +122,24 @@ pub fn tensor_chunks(tensor: &NamedTensor, encoding: Encoding, max_chunk: usize)
             quantization: quantization.clone(),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_method_list_names_every_field_of_attribution_spec() {
+        let descriptors =
+            <prost_types::FileDescriptorSet as prost::Message>::decode(explain_proto::FILE_DESCRIPTOR_SET)
+                .expect("descriptor set");
+        let file = descriptors.file.iter().find(|file| file.package() == "explain.v1").expect("explain.v1");
+        let spec =
+            file.message_type.iter().find(|message| message.name() == "AttributionSpec").expect("AttributionSpec");
+        let mut fields: Vec<&str> = spec.field.iter().map(|field| field.name()).collect();
+        let mut listed: Vec<&str> = METHODS.iter().map(|(name, _)| *name).collect();
+        fields.sort_unstable();
+        listed.sort_unstable();
+        assert_eq!(listed, fields);
+    }
 }

@@ -99,15 +99,15 @@ enum Planned {
 }
 
 impl Explainer {
-    /// Explains `input` (`[1, 3, H, W]`) with gradients.
-    pub(super) async fn explain_with_gradients(
+    /// Explains `input` (`[1, 3, H, W]`) with attributions (and gradients where they need them).
+    pub(super) async fn explain_with_attributions(
         &self,
         job: ExplainJob,
         input: Array4<f32>,
         mut stats: Stats,
         call: &Call,
     ) -> Result<Explanation, ExplainError> {
-        if let Some(reason) = self.info.gradients.unavailable() {
+        if let Some(reason) = self.info.gradients.unavailable().filter(|_| job.needs_gradients()) {
             return Err(ExplainError::GradientsUnavailable(reason.to_owned()));
         }
         // The image's own run: its plain row (saliency, input × gradient, Grad-CAM, layer

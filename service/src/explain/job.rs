@@ -206,6 +206,19 @@ impl OcclusionWindows {
     }
 }
 
+/// Every attribution method by its name in `AttributionSpec.method`, and whether it needs the
+/// gradient graph.
+pub const METHODS: [(&str, bool); 8] = [
+    ("saliency", true),
+    ("input_x_gradient", true),
+    ("grad_cam", true),
+    ("guided_backprop", true),
+    ("integrated_gradients", true),
+    ("smooth_grad", true),
+    ("guided_grad_cam", true),
+    ("occlusion", false),
+];
+
 /// One attribution method with its options, validated.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Attribution {
@@ -309,7 +322,8 @@ pub struct ExplainJob {
 impl ExplainJob {
     /// Whether the job needs the gradient graph.
     pub fn needs_gradients(&self) -> bool {
-        !self.attributions.is_empty() || self.feature_maps.iter().any(|f| f.quantity == LayerQuantity::Gradient)
+        self.attributions.iter().any(Attribution::needs_gradients)
+            || self.feature_maps.iter().any(|f| f.quantity == LayerQuantity::Gradient)
     }
 
     /// Engine rows the job puts through the engine.
@@ -358,6 +372,11 @@ impl Attribution {
             Self::Occlusion { .. } => "occlusion",
             Self::SmoothGrad { .. } => "smooth_grad",
         }
+    }
+
+    /// Whether the attribution needs the gradient graph (every method but Occlusion).
+    pub fn needs_gradients(&self) -> bool {
+        !matches!(self, Self::Occlusion { .. })
     }
 
     /// Whether the attribution needs the image's guided row (guided backpropagation).
