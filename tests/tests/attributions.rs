@@ -46,6 +46,16 @@ fn assert_close(actual: &ArrayD<f32>, expected: &ArrayD<f32>, what: &str) {
     assert_within(actual, expected, tolerance(), what);
 }
 
+/// A request for `attributions` of reference image `image`, explaining its reference target.
+fn reference_request(refs: &Refs, image: usize, attributions: Vec<proto::AttributionSpec>) -> proto::ExplainRequest {
+    proto::ExplainRequest {
+        image: Some(tensor_image(&refs.row("input", image))),
+        target: Some(proto::Target { kind: Some(proto::target::Kind::ClassIndex(refs.target(image))) }),
+        attributions,
+        ..Default::default()
+    }
+}
+
 fn tensor<'e>(explanation: &'e Explanation, name: &str) -> &'e ArrayD<f32> {
     &explanation.tensors.get(name).unwrap_or_else(|| panic!("no `{name}` in {:?}", explanation.tensors.keys())).array
 }
@@ -204,13 +214,7 @@ async fn cam_variants_match_pytorch_grad_cam() {
                     attributions.push(method(Method::GradCam(options)));
                 }
             }
-            let request = proto::ExplainRequest {
-                image: Some(tensor_image(&refs.row("input", image))),
-                target: Some(proto::Target { kind: Some(proto::target::Kind::ClassIndex(refs.target(image))) }),
-                attributions,
-                ..Default::default()
-            };
-            let explanation = server.client.send(request).await.expect("explain");
+            let explanation = server.client.send(reference_request(&refs, image, attributions)).await.expect("explain");
             for layer in CAM_LAYERS {
                 for suffix in ["", "/upsampled"] {
                     let key = format!("{name}/{layer}{suffix}");
@@ -223,13 +227,7 @@ async fn cam_variants_match_pytorch_grad_cam() {
             .iter()
             .map(|layer| method(Method::GuidedGradCam(proto::GuidedGradCam { layer: (*layer).into() })))
             .collect();
-        let request = proto::ExplainRequest {
-            image: Some(tensor_image(&refs.row("input", image))),
-            target: Some(proto::Target { kind: Some(proto::target::Kind::ClassIndex(refs.target(image))) }),
-            attributions,
-            ..Default::default()
-        };
-        let explanation = server.client.send(request).await.expect("explain");
+        let explanation = server.client.send(reference_request(&refs, image, attributions)).await.expect("explain");
         for layer in CAM_LAYERS {
             let key = format!("guided_grad_cam/{layer}");
             let what = format!("image {image}: {key}");
@@ -256,16 +254,8 @@ async fn occlusion_matches_captum() {
     for (window, stride, baseline) in [(8, 4, None), (12, 5, None), (12, 5, Some(black))] {
         let key = format!("occlusion/w{window}s{stride}/{}", if baseline.is_some() { "black" } else { "zeros" });
         for image in 0..refs.images() {
-            let request = proto::ExplainRequest {
-                image: Some(tensor_image(&refs.row("input", image))),
-                target: Some(proto::Target { kind: Some(proto::target::Kind::ClassIndex(refs.target(image))) }),
-                attributions: vec![method(Method::Occlusion(proto::Occlusion {
-                    window,
-                    stride,
-                    baseline: baseline.clone(),
-                }))],
-                ..Default::default()
-            };
+            let options = proto::Occlusion { window, stride, baseline: baseline.clone() };
+            let request = reference_request(&refs, image, vec![method(Method::Occlusion(options))]);
             let explanation = server.client.send(request).await.expect("explain");
             let what = format!("image {image}: {key}");
             let bound = OCCLUSION_TOLERANCE.max(tolerance());

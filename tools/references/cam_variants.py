@@ -23,9 +23,6 @@ Keys: `<variant>/<layer>` [N, 1, h, w] and `<variant>/<layer>/upsampled` [N, 1, 
     python tools/references/cam_variants.py      # torch 2.11, torchvision 0.26, grad-cam 1.5.7, captum 0.9.0, safetensors
 """
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -33,13 +30,7 @@ from captum.attr import GuidedGradCam
 from pytorch_grad_cam import EigenCAM, EigenGradCAM, GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from pytorch_grad_cam.utils.svd_on_activations import get_2d_projection_with_sign_correction
-from safetensors.torch import load_file
-
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tools" / "train"))
-from train import NarrowResNet  # noqa: E402
-
-FIXTURES = ROOT / "tests" / "fixtures"
+from tiny import FIXTURES, load
 VARIANTS = {
     "grad_cam": GradCAM,
     "grad_cam_plus_plus": GradCAMPlusPlus,
@@ -58,12 +49,8 @@ LAYERS = ["layer4.1", "layer3.1", "layer2.1"]
 
 
 def main():
-    model = NarrowResNet(8, [2, 2, 2, 2], 10)
-    model.load_state_dict(load_file(FIXTURES / "tiny_resnet18_w8.safetensors"))
-    model = model.double().eval()
-    refs = np.load(FIXTURES / "tiny_resnet18_w8.refs.npz")
-    images = torch.from_numpy(refs["input"].astype(np.float64))
-    targets = [ClassifierOutputTarget(int(t)) for t in refs["target"]]
+    model, refs, images, classes = load()
+    targets = [ClassifierOutputTarget(c) for c in classes]
     modules = dict(model.named_modules())
     out = {}
     for name, variant in VARIANTS.items():
@@ -85,7 +72,7 @@ def main():
             out[f"{name}/{layer}/upsampled"] = upsampled.numpy().astype(np.float32)
             cam.activations_and_grads.release()
     for layer in LAYERS:
-        guided = GuidedGradCam(model, modules[layer]).attribute(images, target=[int(t) for t in refs["target"]])
+        guided = GuidedGradCam(model, modules[layer]).attribute(images, target=classes)
         out[f"guided_grad_cam/{layer}"] = guided.detach().numpy().astype(np.float32)
     np.savez_compressed(FIXTURES / "tiny_resnet18_w8.cams.npz", **out)
     print(f"wrote {len(out)} arrays to {FIXTURES / 'tiny_resnet18_w8.cams.npz'}")

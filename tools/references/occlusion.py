@@ -14,31 +14,18 @@ Keys: `occlusion/w<window>s<stride>/<baseline>` [N, 3, H, W], float32.
     python tools/references/occlusion.py      # torch 2.11, torchvision 0.26, captum 0.9.0, safetensors
 """
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import torch
 from captum.attr import Occlusion
-from safetensors.torch import load_file
+from tiny import FIXTURES, load
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tools" / "train"))
-from train import NarrowResNet  # noqa: E402
-
-FIXTURES = ROOT / "tests" / "fixtures"
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
 SETTINGS = [(8, 4, "zeros"), (12, 5, "zeros"), (12, 5, "black")]
 
 
 def main():
-    model = NarrowResNet(8, [2, 2, 2, 2], 10)
-    model.load_state_dict(load_file(FIXTURES / "tiny_resnet18_w8.safetensors"))
-    model = model.double().eval()
-    refs = np.load(FIXTURES / "tiny_resnet18_w8.refs.npz")
-    images = torch.from_numpy(refs["input"].astype(np.float64))
-    targets = [int(t) for t in refs["target"]]
+    model, _, images, targets = load()
     black = torch.tensor([-m / s for m, s in zip(MEAN, STD)], dtype=torch.float64).reshape(1, 3, 1, 1)
     baselines = {"zeros": 0.0, "black": black.expand_as(images).contiguous()}
     out = {}

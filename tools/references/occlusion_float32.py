@@ -5,30 +5,16 @@ service, which computes in float32, can match (tests/tests/attributions.rs, OCCL
     python tools/references/occlusion_float32.py      # torch 2.11, torchvision 0.26, captum 0.9.0, safetensors
 """
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import torch
 from captum.attr import Occlusion
-from safetensors.torch import load_file
-
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tools" / "train"))
-from train import NarrowResNet  # noqa: E402
-
-FIXTURES = ROOT / "tests" / "fixtures"
+from tiny import FIXTURES, load
 
 
 def main():
     torch.set_num_threads(1)
-    model = NarrowResNet(8, [2, 2, 2, 2], 10)
-    model.load_state_dict(load_file(FIXTURES / "tiny_resnet18_w8.safetensors"))
-    model.eval()
-    refs = np.load(FIXTURES / "tiny_resnet18_w8.refs.npz")
+    model, refs, images, targets = load(torch.float32)
     references = np.load(FIXTURES / "tiny_resnet18_w8.occlusion.npz")
-    images = torch.from_numpy(refs["input"].astype(np.float32))
-    targets = [int(t) for t in refs["target"]]
     for window, stride in [(8, 4), (12, 5)]:
         attribution = Occlusion(model).attribute(
             images, sliding_window_shapes=(3, window, window), strides=(3, stride, stride), baselines=0.0, target=targets
