@@ -87,6 +87,12 @@ impl ExplainBuilder {
         self.attribution(Method::GradCam(proto::GradCam { layer: layer.to_owned(), upsample, variant: variant as i32 }))
     }
 
+    /// Score-CAM at `layer` (one forward row per channel, no gradient), upsampled to the input or
+    /// not: `attribution/score_cam/<layer>[/upsampled]`.
+    pub fn score_cam(self, layer: &str, upsample: bool) -> Self {
+        self.attribution(Method::ScoreCam(proto::ScoreCam { layer: layer.to_owned(), upsample }))
+    }
+
     /// Guided backpropagation: `attribution/guided_backprop`.
     pub fn guided_backprop(self) -> Self {
         self.attribution(Method::GuidedBackprop(proto::GuidedBackprop {}))

@@ -14,6 +14,7 @@ mod occlusion;
 mod picture;
 mod prediction;
 mod rows;
+mod score_cam;
 
 use std::{
     sync::Arc,

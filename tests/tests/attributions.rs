@@ -3,7 +3,7 @@
 //! gradient, Integrated Gradients (32 steps, trapezoid, zero baseline) and its convergence delta,
 //! Grad-CAM at three layers (raw and upsampled) and guided backpropagation, each within 1e-4
 //! relative L2 (1e-6 absolute where the reference is all zeros); Grad-CAM++, XGrad-CAM, HiResCAM,
-//! LayerCAM, EigenCAM and EigenGradCAM against pytorch-grad-cam; Guided Grad-CAM and Occlusion
+//! LayerCAM, EigenCAM, EigenGradCAM and Score-CAM against pytorch-grad-cam; Guided Grad-CAM and Occlusion
 //! against Captum.
 
 use explain_client::{Explanation, proto};
@@ -187,8 +187,8 @@ async fn attributions_match(settings: ServeOptions, refs: &Refs, label: &str, ig
     }
 }
 
-/// Grad-CAM's relatives at three layers, raw and upsampled, against the maps pytorch-grad-cam 1.5
-/// computes in float64 on the same weights, and Guided Grad-CAM against Captum 0.9's
+/// Grad-CAM's relatives and Score-CAM at three layers, raw and upsampled, against the maps
+/// pytorch-grad-cam 1.5 computes in float64 on the same weights, and Guided Grad-CAM against Captum 0.9's
 /// `GuidedGradCam` (`tests/fixtures/tiny_resnet18_w8.cams.npz`, made by
 /// `tools/references/cam_variants.py`).
 #[tokio::test]
@@ -223,15 +223,25 @@ async fn cam_variants_match_pytorch_grad_cam() {
                 }
             }
         }
-        let attributions = CAM_LAYERS
+        let mut attributions: Vec<_> = CAM_LAYERS
             .iter()
             .map(|layer| method(Method::GuidedGradCam(proto::GuidedGradCam { layer: (*layer).into() })))
             .collect();
+        for layer in CAM_LAYERS {
+            for upsample in [false, true] {
+                attributions.push(method(Method::ScoreCam(proto::ScoreCam { layer: layer.into(), upsample })));
+            }
+        }
         let explanation = server.client.send(reference_request(&refs, image, attributions)).await.expect("explain");
         for layer in CAM_LAYERS {
-            let key = format!("guided_grad_cam/{layer}");
-            let what = format!("image {image}: {key}");
-            assert_close(tensor(&explanation, &format!("attribution/{key}")), &cams.row(&key, image), &what);
+            for key in [
+                format!("guided_grad_cam/{layer}"),
+                format!("score_cam/{layer}"),
+                format!("score_cam/{layer}/upsampled"),
+            ] {
+                let what = format!("image {image}: {key}");
+                assert_close(tensor(&explanation, &format!("attribution/{key}")), &cams.row(&key, image), &what);
+            }
         }
     }
 }

@@ -114,8 +114,9 @@ async fn a_model_without_gradient_rules_is_served_without_gradients() {
     assert_eq!(status.code(), Code::FailedPrecondition);
     assert!(status.message().contains("Sigmoid"), "{status:?}");
 
-    // Predictions, activations and Occlusion (forward passes only) are still served, and listed.
-    assert_eq!(info.methods, ["occlusion"]);
+    // Predictions, activations, Occlusion and Score-CAM (forward passes only) are still served, and
+    // the last two listed.
+    assert_eq!(info.methods, ["occlusion", "score_cam"]);
     let feature_maps = vec![proto::FeatureMapSpec { layer: "squashed".into(), ..Default::default() }];
     let occlusion = proto::AttributionSpec {
         method: Some(proto::attribution_spec::Method::Occlusion(proto::Occlusion {
@@ -124,10 +125,18 @@ async fn a_model_without_gradient_rules_is_served_without_gradients() {
             baseline: None,
         })),
     };
-    let request = proto::ExplainRequest { feature_maps, attributions: vec![occlusion], ..Default::default() };
+    let score_cam = proto::AttributionSpec {
+        method: Some(proto::attribution_spec::Method::ScoreCam(proto::ScoreCam {
+            layer: "squashed".into(),
+            upsample: false,
+        })),
+    };
+    let attributions = vec![occlusion, score_cam];
+    let request = proto::ExplainRequest { feature_maps, attributions, ..Default::default() };
     let explanation = explain(&mut client, &image, request).await;
     assert_eq!(explanation.tensors["activation/squashed"].array.shape(), &[1, 4, 8, 8]);
     assert_eq!(explanation.tensors["attribution/occlusion"].array.shape(), &[1, 3, 8, 8]);
+    assert_eq!(explanation.tensors["attribution/score_cam/squashed"].array.shape(), &[1, 1, 8, 8]);
 }
 
 #[tokio::test]

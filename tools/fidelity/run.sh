@@ -36,6 +36,7 @@ METHODS=(
   "layer-cam --layer layer4.1"
   "eigen-cam --layer layer4.1"
   "eigen-grad-cam --layer layer4.1"
+  "score-cam --layer layer4.1"
   "guided-backprop"
   "guided-grad-cam --layer layer4.1"
   "integrated-gradients --steps 32"

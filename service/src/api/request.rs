@@ -284,7 +284,10 @@ fn spatial_layer(name: &str, field: &str, info: &ModelInfo) -> Result<usize, Req
         .layer(name)
         .ok_or_else(|| invalid(field, format!("`{name}` is not a layer; layers: {}", info.layer_names())))?;
     if !spatial(layer) {
-        return Err(invalid(field, format!("`{}` has shape {:?}; Grad-CAM needs [C, h, w]", layer.name, layer.shape)));
+        return Err(invalid(
+            field,
+            format!("`{}` has shape {:?}; a class activation map needs [C, h, w]", layer.name, layer.shape),
+        ));
     }
     Ok(index)
 }
@@ -295,7 +298,7 @@ fn attribution(spec: pb::AttributionSpec, field: &str, info: &ModelInfo) -> Resu
         None => {
             return Err(invalid(
                 field,
-                "set one method: saliency, input_x_gradient, grad_cam, guided_backprop, guided_grad_cam, integrated_gradients, smooth_grad or occlusion",
+                "set one method: saliency, input_x_gradient, grad_cam, guided_backprop, guided_grad_cam, integrated_gradients, smooth_grad, occlusion or score_cam",
             ));
         }
         Some(Method::Saliency(options)) => Attribution::Saliency { absolute: options.absolute },
@@ -330,6 +333,10 @@ fn attribution(spec: pb::AttributionSpec, field: &str, info: &ModelInfo) -> Resu
             };
             let baseline = baseline(options.baseline, &format!("{field}.integrated_gradients.baseline"), info)?;
             Attribution::IntegratedGradients { steps, baseline }
+        }
+        Some(Method::ScoreCam(options)) => {
+            let layer = spatial_layer(&options.layer, &format!("{field}.score_cam.layer"), info)?;
+            Attribution::ScoreCam { layer, upsample: options.upsample, channels: info.layers[layer].shape[0] }
         }
         Some(Method::Occlusion(options)) => {
             let (height, width) = (info.input.height as usize, info.input.width as usize);

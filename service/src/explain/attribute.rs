@@ -1,8 +1,8 @@
 //! The gradient path of an explanation: one run of the image (its plain row for the prediction,
 //! saliency, input × gradient, the class activation maps, layer gradients and activations; its
 //! guided row for guided backpropagation and Guided Grad-CAM), then the extra rows of Integrated
-//! Gradients and SmoothGrad (gradient rows) and Occlusion (forward rows) in engine batches of
-//! bounded size, all with the class resolved by the first run.
+//! Gradients and SmoothGrad (gradient rows) and Occlusion and Score-CAM (forward rows) in engine
+//! batches of bounded size, all with the class resolved by the first run.
 
 use std::{sync::Arc, time::Instant};
 
@@ -15,6 +15,7 @@ use super::{
     occlusion::Occlusion,
     output, prediction,
     rows::{IntegratedGradients, RowOutputs, RowSet, SmoothGrad, objective_value},
+    score_cam::ScoreCam,
     take,
 };
 use crate::engine::{GraphKind, Output, Outputs, RowSettings};
@@ -85,7 +86,10 @@ fn image_attribution(
         }
         Attribution::GuidedBackprop => guided()?.to_owned(),
         Attribution::GuidedGradCam { layer } => methods::guided_grad_cam(guided()?, &cam(*layer, CamVariant::GradCam)?),
-        Attribution::IntegratedGradients { .. } | Attribution::Occlusion { .. } | Attribution::SmoothGrad { .. } => {
+        Attribution::IntegratedGradients { .. }
+        | Attribution::Occlusion { .. }
+        | Attribution::ScoreCam { .. }
+        | Attribution::SmoothGrad { .. } => {
             return Err(ExplainError::Internal(format!("{name} is not computed from the image's run")));
         }
     };
@@ -141,9 +145,18 @@ impl Explainer {
             }
         };
         for attribution in &job.attributions {
-            if let Attribution::GradCam { layer, .. } | Attribution::GuidedGradCam { layer } = attribution {
-                want(Output::Activation(*layer));
-                want(Output::LayerGradient(*layer));
+            match attribution {
+                Attribution::GradCam { layer, .. } | Attribution::GuidedGradCam { layer } => {
+                    want(Output::Activation(*layer));
+                    want(Output::LayerGradient(*layer));
+                }
+                Attribution::ScoreCam { layer, .. } => want(Output::Activation(*layer)),
+                Attribution::Saliency { .. }
+                | Attribution::InputXGradient
+                | Attribution::GuidedBackprop
+                | Attribution::IntegratedGradients { .. }
+                | Attribution::Occlusion { .. }
+                | Attribution::SmoothGrad { .. } => {}
             }
         }
         for request in &job.feature_maps {
@@ -186,6 +199,10 @@ impl Explainer {
                 Attribution::IntegratedGradients { steps, baseline } => {
                     let start = self.baseline_image(&baseline, &input).await?;
                     Box::new(IntegratedGradients::new(name, input.clone(), start, steps, target, job.objective))
+                }
+                Attribution::ScoreCam { layer, upsample, .. } => {
+                    let activation = view4(&image, Output::Activation(layer))?.to_owned();
+                    Box::new(ScoreCam::new(name, input.clone(), activation, upsample, target))
                 }
                 Attribution::Occlusion { windows, baseline } => {
                     let fill = self.baseline_image(&baseline, &input).await?;
@@ -251,6 +268,7 @@ impl Explainer {
         let Some(head) = self.info.head_layer else { return GraphKind::Gradient };
         let attributions_fit = job.attributions.iter().all(|attribution| match attribution {
             Attribution::GradCam { layer, .. } => *layer >= head,
+            Attribution::ScoreCam { .. } => true,
             Attribution::Saliency { .. }
             | Attribution::InputXGradient
             | Attribution::GuidedBackprop

@@ -208,7 +208,7 @@ impl OcclusionWindows {
 
 /// Every attribution method by its name in `AttributionSpec.method`, and whether it needs the
 /// gradient graph.
-pub const METHODS: [(&str, bool); 8] = [
+pub const METHODS: [(&str, bool); 9] = [
     ("saliency", true),
     ("input_x_gradient", true),
     ("grad_cam", true),
@@ -217,6 +217,7 @@ pub const METHODS: [(&str, bool); 8] = [
     ("smooth_grad", true),
     ("guided_grad_cam", true),
     ("occlusion", false),
+    ("score_cam", false),
 ];
 
 /// One attribution method with its options, validated.
@@ -258,6 +259,15 @@ pub enum Attribution {
         windows: OcclusionWindows,
         /// What occluded pixels become.
         baseline: Baseline,
+    },
+    /// Score-CAM: one forward row per channel of the layer.
+    ScoreCam {
+        /// Index of the layer in `ModelInfo::layers` (a spatial layer).
+        layer: usize,
+        /// Bilinear upsampling to the input size.
+        upsample: bool,
+        /// The layer's channels (its rows).
+        channels: usize,
     },
     /// SmoothGrad and its variants.
     SmoothGrad {
@@ -354,6 +364,10 @@ impl Attribution {
             Self::GuidedGradCam { layer } => format!("attribution/guided_grad_cam/{}", info.layers[*layer].name),
             Self::IntegratedGradients { .. } => "attribution/integrated_gradients".into(),
             Self::Occlusion { .. } => "attribution/occlusion".into(),
+            Self::ScoreCam { layer, upsample, .. } => {
+                let suffix = if *upsample { "/upsampled" } else { "" };
+                format!("attribution/score_cam/{}{suffix}", info.layers[*layer].name)
+            }
             Self::SmoothGrad { variant: SmoothGradVariant::Mean, .. } => "attribution/smooth_grad".into(),
             Self::SmoothGrad { variant: SmoothGradVariant::Squared, .. } => "attribution/smooth_grad_squared".into(),
             Self::SmoothGrad { variant: SmoothGradVariant::Variance, .. } => "attribution/smooth_grad_variance".into(),
@@ -370,13 +384,14 @@ impl Attribution {
             Self::GuidedGradCam { .. } => "guided_grad_cam",
             Self::IntegratedGradients { .. } => "integrated_gradients",
             Self::Occlusion { .. } => "occlusion",
+            Self::ScoreCam { .. } => "score_cam",
             Self::SmoothGrad { .. } => "smooth_grad",
         }
     }
 
-    /// Whether the attribution needs the gradient graph (every method but Occlusion).
+    /// Whether the attribution needs the gradient graph (every method but Occlusion and Score-CAM).
     pub fn needs_gradients(&self) -> bool {
-        !matches!(self, Self::Occlusion { .. })
+        !matches!(self, Self::Occlusion { .. } | Self::ScoreCam { .. })
     }
 
     /// Whether the attribution needs the image's guided row (guided backpropagation).
@@ -392,6 +407,7 @@ impl Attribution {
             Self::GuidedBackprop | Self::GuidedGradCam { .. } => 1,
             Self::IntegratedGradients { steps, .. } => *steps,
             Self::Occlusion { windows, .. } => windows.count(),
+            Self::ScoreCam { channels, .. } => *channels,
             Self::SmoothGrad { samples, .. } => *samples,
         }
     }

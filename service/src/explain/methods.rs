@@ -103,26 +103,50 @@ fn upsample_nearest(map: ArrayView2<'_, f32>, height: usize, width: usize) -> Ar
     Array2::from_shape_fn((height, width), |(y, x)| map[[rows[y], columns[x]]])
 }
 
-/// Source index and weight of bilinear interpolation along one axis (align_corners = false).
-fn source(destination: usize, from: usize, to: usize) -> (usize, usize, f32) {
-    let scale = from as f32 / to as f32;
-    let position = ((destination as f32 + 0.5) * scale - 0.5).max(0.0);
+/// Where bilinear interpolation takes its source positions from: PyTorch's `align_corners`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Alignment {
+    /// `align_corners=False` (`interpolate`'s default): pixel centres scale with the size.
+    Centres,
+    /// `align_corners=True` (`nn.UpsamplingBilinear2d`): the corner pixels stay in place.
+    Corners,
+}
+
+/// Source indices and weight of bilinear interpolation along one axis.
+fn source(destination: usize, from: usize, to: usize, alignment: Alignment) -> (usize, usize, f32) {
+    let position = match alignment {
+        Alignment::Centres => ((destination as f32 + 0.5) * (from as f32 / to as f32) - 0.5).max(0.0),
+        Alignment::Corners if to > 1 => destination as f32 * ((from - 1) as f32 / (to - 1) as f32),
+        Alignment::Corners => 0.0,
+    };
     let low = (position as usize).min(from - 1);
     let high = (low + 1).min(from - 1);
     (low, high, position - low as f32)
 }
 
+/// Bilinear resize of an `[h, w]` map to `[height, width]`, as `torch.nn.functional.interpolate(
+/// mode="bilinear")` with `align_corners` as `alignment` says.
+pub(super) fn resize_bilinear(
+    map: ArrayView2<'_, f32>,
+    height: usize,
+    width: usize,
+    alignment: Alignment,
+) -> Array2<f32> {
+    let (h, w) = map.dim();
+    let rows: Vec<_> = (0..height).map(|y| source(y, h, height, alignment)).collect();
+    let columns: Vec<_> = (0..width).map(|x| source(x, w, width, alignment)).collect();
+    Array2::from_shape_fn((height, width), |(y, x)| {
+        let ((y0, y1, ly), (x0, x1, lx)) = (rows[y], columns[x]);
+        let at = |yy: usize, xx: usize| map[[yy, xx]];
+        (1.0 - ly) * ((1.0 - lx) * at(y0, x0) + lx * at(y0, x1)) + ly * ((1.0 - lx) * at(y1, x0) + lx * at(y1, x1))
+    })
+}
+
 /// Bilinear resize of a `[1, 1, h, w]` map to `[1, 1, height, width]`, as
 /// `torch.nn.functional.interpolate(mode="bilinear", align_corners=False)`.
 pub(super) fn upsample_bilinear(map: &Array4<f32>, height: usize, width: usize) -> Array4<f32> {
-    let (_, _, h, w) = map.dim();
-    let rows: Vec<_> = (0..height).map(|y| source(y, h, height)).collect();
-    let columns: Vec<_> = (0..width).map(|x| source(x, w, width)).collect();
-    Array4::from_shape_fn((1, 1, height, width), |(_, _, y, x)| {
-        let ((y0, y1, ly), (x0, x1, lx)) = (rows[y], columns[x]);
-        let at = |yy: usize, xx: usize| map[[0, 0, yy, xx]];
-        (1.0 - ly) * ((1.0 - lx) * at(y0, x0) + lx * at(y0, x1)) + ly * ((1.0 - lx) * at(y1, x0) + lx * at(y1, x1))
-    })
+    let plane = map.index_axis(Axis(0), 0).index_axis_move(Axis(0), 0);
+    resize_bilinear(plane, height, width, Alignment::Centres).insert_axis(Axis(0)).insert_axis(Axis(0))
 }
 
 #[cfg(test)]
@@ -193,6 +217,14 @@ mod tests {
         let cam = array![[[[2.0_f32]]]];
         let result = guided_grad_cam(guided.view(), &cam);
         assert_eq!(result, &guided * 2.0);
+    }
+
+    #[test]
+    fn corner_aligned_upsampling_matches_pytorch() {
+        // torch.nn.UpsamplingBilinear2d(size=(1, 5))(torch.tensor([[[[0., 4.]]]])) → [0, 1, 2, 3, 4].
+        let map = array![[0.0_f32, 4.0]];
+        let resized = resize_bilinear(map.view(), 1, 5, Alignment::Corners);
+        assert!(resized.iter().zip([0.0_f32, 1.0, 2.0, 3.0, 4.0]).all(|(a, b)| (a - b).abs() < 1e-6), "{resized:?}");
     }
 
     #[test]

@@ -98,6 +98,8 @@ pub(crate) enum Method {
     EigenCam,
     /// EigenGradCAM at `--layer`, upsampled to the input.
     EigenGradCam,
+    /// Score-CAM at `--layer` (a forward row per channel), upsampled to the input.
+    ScoreCam,
     /// Guided backpropagation.
     GuidedBackprop,
     /// Guided Grad-CAM at `--layer`.
@@ -122,6 +124,7 @@ impl Method {
                 | Self::LayerCam
                 | Self::EigenCam
                 | Self::EigenGradCam
+                | Self::ScoreCam
                 | Self::GuidedGradCam
         )
     }
