@@ -80,7 +80,7 @@ impl Explanation {
 #[derive(Clone, Debug)]
 pub struct Client {
     pub(crate) inner: ExplainServiceClient<Channel>,
-    settings: Settings,
+    pub(crate) settings: Settings,
 }
 
 impl Client {

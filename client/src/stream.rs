@@ -1,5 +1,7 @@
 //! Many images over one `ExplainStream` call, at most `in_flight` outstanding: the next request is
-//! sent when a result completes. Results arrive as they finish, with their request's index.
+//! sent when a result completes. Results arrive as they finish, with their request's index. A
+//! request refused in band with a retryable status (the engine full: RESOURCE_EXHAUSTED) is sent
+//! again on the same stream after the client's retry policy's delay, keeping its slot.
 
 use std::{collections::HashMap, sync::Arc};
 
@@ -15,7 +17,11 @@ pub type Completed = (usize, Result<Explanation, Error>);
 
 impl Client {
     /// Explains every request over one bidirectional stream, keeping at most `in_flight` of them
-    /// outstanding. A request that fails yields its error; the others go on.
+    /// outstanding. A request that fails yields its error; the others go on. One refused for lack
+    /// of room (RESOURCE_EXHAUSTED, UNAVAILABLE) is retried as the client's [`RetryPolicy`]
+    /// says, honouring the server's retry delay.
+    ///
+    /// [`RetryPolicy`]: crate::RetryPolicy
     pub fn explain_many(&self, requests: Vec<proto::ExplainRequest>, in_flight: usize) -> ReceiverStream<Completed> {
         let in_flight = in_flight.max(1);
         let (results, receiver) = mpsc::channel(in_flight);
@@ -26,20 +32,31 @@ impl Client {
 
     async fn drive(self, requests: Vec<proto::ExplainRequest>, in_flight: usize, results: mpsc::Sender<Completed>) {
         let total = requests.len();
+        let requests = Arc::new(requests);
+        let item = {
+            let requests = requests.clone();
+            move |index: usize| proto::ExplainStreamRequest {
+                request_id: index.to_string(),
+                request: Some(requests[index].clone()),
+            }
+        };
         let slots = Arc::new(Semaphore::new(in_flight));
         let (outgoing, outgoing_stream) = mpsc::channel(in_flight);
+        // Kept for retries until every request has completed, then dropped to end the stream.
+        let mut retries = (total > 0).then(|| outgoing.clone());
         let feeder_slots = slots.clone();
+        let feed = item.clone();
         tokio::spawn(async move {
-            for (index, request) in requests.into_iter().enumerate() {
+            for index in 0..total {
                 let Ok(slot) = feeder_slots.acquire().await else { return };
                 slot.forget();
-                let item = proto::ExplainStreamRequest { request_id: index.to_string(), request: Some(request) };
-                if outgoing.send(item).await.is_err() {
+                if outgoing.send(feed(index)).await.is_err() {
                     return;
                 }
             }
         });
-        let mut progress = Progress { done: vec![false; total], slots: slots.clone() };
+        let mut attempts = vec![1_u32; total];
+        let mut progress = Progress { done: vec![false; total], left: total, slots: slots.clone() };
         let mut pending: HashMap<usize, Vec<proto::ExplainResponse>> = HashMap::new();
         let mut inner = self.inner.clone();
         let failure = match inner.explain_stream(self.request(ReceiverStream::new(outgoing_stream))).await {
@@ -66,7 +83,18 @@ impl Client {
                                 }
                                 Some(proto::explain_stream_response::Result::Error(error)) => {
                                     pending.remove(&index);
-                                    progress.finish(index, Err(Error::Status(status_of(error))))
+                                    let status = status_of(error);
+                                    let delay = self.settings.retry.delay(attempts[index], &status);
+                                    if let (Some(delay), Some(sender)) = (delay, &retries) {
+                                        attempts[index] += 1;
+                                        let (sender, again) = (sender.clone(), item(index));
+                                        tokio::spawn(async move {
+                                            tokio::time::sleep(delay).await;
+                                            let _ = sender.send(again).await;
+                                        });
+                                        continue;
+                                    }
+                                    progress.finish(index, Err(Error::Status(status)))
                                 }
                                 None => continue,
                             };
@@ -74,6 +102,10 @@ impl Client {
                                 && results.send(completed).await.is_err()
                             {
                                 return;
+                            }
+                            if progress.left == 0 {
+                                // Nothing more to send: end the request stream, and the call.
+                                retries = None;
                             }
                         }
                     }
@@ -99,6 +131,7 @@ impl Client {
 /// Which requests have completed; completing one frees an in-flight slot.
 struct Progress {
     done: Vec<bool>,
+    left: usize,
     slots: Arc<Semaphore>,
 }
 
@@ -107,6 +140,7 @@ impl Progress {
     fn finish(&mut self, index: usize, result: Result<Explanation, Error>) -> Option<Completed> {
         let first = !std::mem::replace(&mut self.done[index], true);
         self.slots.add_permits(1);
+        self.left -= usize::from(first);
         first.then_some((index, result))
     }
 }

@@ -289,6 +289,48 @@ async fn many_images_stream_with_bounded_in_flight_work() {
     assert_eq!(seen, (0..9).collect::<Vec<_>>());
 }
 
+/// Requests of an `ExplainStream` refused in band for lack of room are sent again after the retry
+/// policy's delay: with 12 requests of 5 rows on an engine that holds 4, only one is admitted at a
+/// time, and every one still succeeds; without retries some are refused.
+#[tokio::test]
+async fn a_stream_retries_requests_refused_for_lack_of_room() {
+    let mut settings = explain_tests::options(tiny_model());
+    settings.load.queue_capacity = 4;
+    let server = TestServer::start(settings).await;
+    let occlusion =
+        proto::attribution_spec::Method::Occlusion(proto::Occlusion { window: 32, stride: 32, baseline: None });
+    let requests = |client: &Client| -> Vec<proto::ExplainRequest> {
+        (0..12)
+            .map(|i| {
+                let mut request = client.explain(sample_png(64 + i)).into_request();
+                request.attributions.push(proto::AttributionSpec { method: Some(occlusion.clone()) });
+                request
+            })
+            .collect()
+    };
+    let connect = |retry: RetryPolicy| Client::builder(format!("http://{}", server.address())).retry(retry).build();
+    let patient = connect(RetryPolicy { max_attempts: 200, ..RetryPolicy::default() }).await.expect("connect");
+    let mut results = patient.explain_many(requests(&patient), 6);
+    let mut served = 0;
+    while let Some((index, result)) = results.next().await {
+        let explanation = result.unwrap_or_else(|e| panic!("request {index}: {e}"));
+        assert_eq!(explanation.tensors["attribution/occlusion"].array.shape(), &[1, 3, 64, 64]);
+        served += 1;
+    }
+    assert_eq!(served, 12);
+
+    let impatient = connect(RetryPolicy::none()).await.expect("connect");
+    let mut results = impatient.explain_many(requests(&impatient), 6);
+    let mut refused = 0;
+    while let Some((_, result)) = results.next().await {
+        if let Err(Error::Status(status)) = result {
+            assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+            refused += 1;
+        }
+    }
+    assert!(refused > 0, "six requests of five rows on a four-row engine: some must be refused");
+}
+
 #[tokio::test]
 async fn tls_with_a_custom_ca_and_a_client_certificate() {
     use tonic::transport::{Certificate, Identity, ServerTlsConfig};
