@@ -111,6 +111,13 @@ impl ExplainBuilder {
         self.attribution(Method::Occlusion(proto::Occlusion { window, stride, baseline: None }))
     }
 
+    /// Feature Ablation (Captum's `FeatureAblation`) over the caller's segments: `segment_ids` has
+    /// one id per pixel of the model's input (row-major, after resizing and cropping; each distinct
+    /// id a segment), ablated to zeros: `attribution/feature_ablation`. One forward row per segment.
+    pub fn feature_ablation(self, segment_ids: Vec<u32>) -> Self {
+        self.attribution(Method::FeatureAblation(proto::FeatureAblation { segment_ids, baseline: None }))
+    }
+
     /// Integrated Gradients from a zero baseline in `steps` points (0: 50).
     pub fn integrated_gradients(self, steps: u32) -> Self {
         self.attribution(Method::IntegratedGradients(proto::IntegratedGradients { steps, baseline: None }))

@@ -1,6 +1,7 @@
 //! The explanation pipeline, independent of gRPC: load a model and its engine, then turn validated
 //! jobs into predictions and named tensors (request → preprocess → engine → post-process).
 
+mod ablation;
 mod attribute;
 mod baseline;
 mod channels;
@@ -10,7 +11,6 @@ mod info;
 mod job;
 mod load;
 mod methods;
-mod occlusion;
 mod picture;
 mod prediction;
 mod rows;
@@ -28,8 +28,8 @@ pub use self::{
     info::{GradientSupport, LabelsError, LayerInfo, ModelInfo},
     job::{
         Attribution, Baseline, CamVariant, ChannelSelection, ClassifyJob, Encoding, ExplainJob, FeatureMapRequest,
-        ImageInput, LayerQuantity, METHODS, Objective, OcclusionWindows, RenderOptions, SmoothGradVariant, TargetClass,
-        engine_rows,
+        ImageInput, LayerQuantity, METHODS, Objective, OcclusionWindows, RenderOptions, Segments, SmoothGradVariant,
+        TargetClass, engine_rows,
     },
     load::{LoadError, LoadOptions, build_gradient_graph},
     picture::Picture,

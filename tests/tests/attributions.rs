@@ -3,8 +3,8 @@
 //! gradient, Integrated Gradients (32 steps, trapezoid, zero baseline) and its convergence delta,
 //! Grad-CAM at three layers (raw and upsampled) and guided backpropagation, each within 1e-4
 //! relative L2 (1e-6 absolute where the reference is all zeros); Grad-CAM++, XGrad-CAM, HiResCAM,
-//! LayerCAM, EigenCAM, EigenGradCAM and Score-CAM against pytorch-grad-cam; Guided Grad-CAM and Occlusion
-//! against Captum.
+//! LayerCAM, EigenCAM, EigenGradCAM and Score-CAM against pytorch-grad-cam; Guided Grad-CAM,
+//! Occlusion and Feature Ablation against Captum.
 
 use explain_client::{Explanation, proto};
 use explain_service::model::ModelSource;
@@ -253,12 +253,12 @@ async fn cam_variants_match_pytorch_grad_cam() {
 const OCCLUSION_TOLERANCE: f64 = 3e-4;
 
 /// Occlusion in three settings (windows cut at the edge, a non-zero baseline) against Captum 0.9's
-/// `Occlusion` in float64 (`tests/fixtures/tiny_resnet18_w8.occlusion.npz`, made by
-/// `tools/references/occlusion.py`).
+/// `Occlusion` in float64 (`tests/fixtures/tiny_resnet18_w8.perturbation.npz`, made by
+/// `tools/references/perturbation.py`).
 #[tokio::test]
 async fn occlusion_matches_captum() {
     let refs = Refs::load(&fixture("tiny_resnet18_w8.refs.npz"));
-    let occlusion = Refs::load(&fixture("tiny_resnet18_w8.occlusion.npz"));
+    let perturbation = Refs::load(&fixture("tiny_resnet18_w8.perturbation.npz"));
     let server = TestServer::with_model(ModelSource::File(fixture("tiny_resnet18_w8.legacy.onnx"))).await;
     let black = proto::Baseline { kind: Some(proto::baseline::Kind::Black(proto::BaselineBlack {})) };
     for (window, stride, baseline) in [(8, 4, None), (12, 5, None), (12, 5, Some(black))] {
@@ -269,8 +269,27 @@ async fn occlusion_matches_captum() {
             let explanation = server.client.send(request).await.expect("explain");
             let what = format!("image {image}: {key}");
             let bound = OCCLUSION_TOLERANCE.max(tolerance());
-            assert_within(tensor(&explanation, "attribution/occlusion"), &occlusion.row(&key, image), bound, &what);
+            assert_within(tensor(&explanation, "attribution/occlusion"), &perturbation.row(&key, image), bound, &what);
         }
+    }
+}
+
+/// Feature Ablation over 9 segments (most not connected; sent as arbitrary ids) against Captum
+/// 0.9's `FeatureAblation` with the same feature mask, in float64 (worst 5.9e-5: its segments are
+/// larger than Occlusion's windows, so its differences are, too).
+#[tokio::test]
+async fn feature_ablation_matches_captum() {
+    let refs = Refs::load(&fixture("tiny_resnet18_w8.refs.npz"));
+    let perturbation = Refs::load(&fixture("tiny_resnet18_w8.perturbation.npz"));
+    let server = TestServer::with_model(ModelSource::File(fixture("tiny_resnet18_w8.legacy.onnx"))).await;
+    let segment_ids: Vec<u32> = perturbation.get("segments").iter().map(|&segment| segment as u32 * 1000 + 5).collect();
+    for image in 0..refs.images() {
+        let options = proto::FeatureAblation { segment_ids: segment_ids.clone(), baseline: None };
+        let request = reference_request(&refs, image, vec![method(Method::FeatureAblation(options))]);
+        let explanation = server.client.send(request).await.expect("explain");
+        let what = format!("image {image}: feature_ablation/zeros");
+        let expected = perturbation.row("feature_ablation/zeros", image);
+        assert_close(tensor(&explanation, "attribution/feature_ablation"), &expected, &what);
     }
 }
 

@@ -114,9 +114,9 @@ async fn a_model_without_gradient_rules_is_served_without_gradients() {
     assert_eq!(status.code(), Code::FailedPrecondition);
     assert!(status.message().contains("Sigmoid"), "{status:?}");
 
-    // Predictions, activations, Occlusion and Score-CAM (forward passes only) are still served, and
-    // the last two listed.
-    assert_eq!(info.methods, ["occlusion", "score_cam"]);
+    // Predictions, activations, Occlusion and Score-CAM (forward passes only) are still served;
+    // those and Feature Ablation are listed.
+    assert_eq!(info.methods, ["occlusion", "score_cam", "feature_ablation"]);
     let feature_maps = vec![proto::FeatureMapSpec { layer: "squashed".into(), ..Default::default() }];
     let occlusion = proto::AttributionSpec {
         method: Some(proto::attribution_spec::Method::Occlusion(proto::Occlusion {

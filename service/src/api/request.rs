@@ -8,7 +8,7 @@ use ndarray::Array4;
 use crate::explain::{
     Attribution, Baseline, CamVariant, ChannelSelection, ClassifyJob, DEFAULT_BLUR_SIGMA, Encoding, ExplainJob,
     FeatureMapRequest, ImageInput, LayerQuantity, Limits, ModelInfo, Objective, OcclusionWindows, RenderOptions,
-    SmoothGradVariant, TargetClass, engine_rows,
+    Segments, SmoothGradVariant, TargetClass, engine_rows,
 };
 use explain_imaging::render::ColorMap;
 
@@ -298,7 +298,7 @@ fn attribution(spec: pb::AttributionSpec, field: &str, info: &ModelInfo) -> Resu
         None => {
             return Err(invalid(
                 field,
-                "set one method: saliency, input_x_gradient, grad_cam, guided_backprop, guided_grad_cam, integrated_gradients, smooth_grad, occlusion or score_cam",
+                "set one method: saliency, input_x_gradient, grad_cam, guided_backprop, guided_grad_cam, integrated_gradients, smooth_grad, occlusion, score_cam or feature_ablation",
             ));
         }
         Some(Method::Saliency(options)) => Attribution::Saliency { absolute: options.absolute },
@@ -333,6 +333,19 @@ fn attribution(spec: pb::AttributionSpec, field: &str, info: &ModelInfo) -> Resu
             };
             let baseline = baseline(options.baseline, &format!("{field}.integrated_gradients.baseline"), info)?;
             Attribution::IntegratedGradients { steps, baseline }
+        }
+        Some(Method::FeatureAblation(options)) => {
+            let (height, width) = (info.input.height as usize, info.input.width as usize);
+            let segments = Segments::new(&options.segment_ids, height, width).ok_or_else(|| {
+                let message = format!(
+                    "has {} values; the model's input has {height} × {width} = {} pixels",
+                    options.segment_ids.len(),
+                    height * width
+                );
+                invalid(format!("{field}.feature_ablation.segment_ids"), message)
+            })?;
+            let baseline = baseline(options.baseline, &format!("{field}.feature_ablation.baseline"), info)?;
+            Attribution::FeatureAblation { segments, baseline }
         }
         Some(Method::ScoreCam(options)) => {
             let layer = spatial_layer(&options.layer, &format!("{field}.score_cam.layer"), info)?;

@@ -1,19 +1,19 @@
 //! The gradient path of an explanation: one run of the image (its plain row for the prediction,
 //! saliency, input × gradient, the class activation maps, layer gradients and activations; its
 //! guided row for guided backpropagation and Guided Grad-CAM), then the extra rows of Integrated
-//! Gradients and SmoothGrad (gradient rows) and Occlusion and Score-CAM (forward rows) in engine
-//! batches of bounded size, all with the class resolved by the first run.
+//! Gradients and SmoothGrad (gradient rows) and Occlusion, Feature Ablation and Score-CAM (forward
+//! rows) in engine batches of bounded size, all with the class resolved by the first run.
 
 use std::{sync::Arc, time::Instant};
 
 use ndarray::{Array4, ArrayD, ArrayView2, ArrayView4, Axis, Ix2, Ix4, s};
 
 use super::{
-    Call, ExplainError, Explainer, Explanation, ModelInfo, NamedTensor, Stats, baseline, channels,
+    Call, ExplainError, Explainer, Explanation, ModelInfo, NamedTensor, Stats,
+    ablation::{Ablation, Regions},
+    baseline, channels,
     job::{Attribution, Baseline, CamVariant, ExplainJob, FeatureMapRequest, LayerQuantity, Objective, TargetClass},
-    methods,
-    occlusion::Occlusion,
-    output, prediction,
+    methods, output, prediction,
     rows::{IntegratedGradients, RowOutputs, RowSet, SmoothGrad, objective_value},
     score_cam::ScoreCam,
     take,
@@ -88,6 +88,7 @@ fn image_attribution(
         Attribution::GuidedGradCam { layer } => methods::guided_grad_cam(guided()?, &cam(*layer, CamVariant::GradCam)?),
         Attribution::IntegratedGradients { .. }
         | Attribution::Occlusion { .. }
+        | Attribution::FeatureAblation { .. }
         | Attribution::ScoreCam { .. }
         | Attribution::SmoothGrad { .. } => {
             return Err(ExplainError::Internal(format!("{name} is not computed from the image's run")));
@@ -156,6 +157,7 @@ impl Explainer {
                 | Attribution::GuidedBackprop
                 | Attribution::IntegratedGradients { .. }
                 | Attribution::Occlusion { .. }
+                | Attribution::FeatureAblation { .. }
                 | Attribution::SmoothGrad { .. } => {}
             }
         }
@@ -206,9 +208,15 @@ impl Explainer {
                 }
                 Attribution::Occlusion { windows, baseline } => {
                     let fill = self.baseline_image(&baseline, &input).await?;
-                    let unoccluded = objective_value(self.logits(&image)?, target, job.objective);
-                    let goal = (target, job.objective);
-                    Box::new(Occlusion::new(name, input.clone(), fill, windows, goal, unoccluded))
+                    let intact = objective_value(self.logits(&image)?, target, job.objective);
+                    let images = (input.clone(), fill);
+                    Box::new(Ablation::new(name, images, Regions::Windows(windows), (target, job.objective), intact))
+                }
+                Attribution::FeatureAblation { segments, baseline } => {
+                    let fill = self.baseline_image(&baseline, &input).await?;
+                    let intact = objective_value(self.logits(&image)?, target, job.objective);
+                    let images = (input.clone(), fill);
+                    Box::new(Ablation::new(name, images, Regions::Segments(segments), (target, job.objective), intact))
                 }
                 Attribution::SmoothGrad { samples, noise_level, seed, variant } => {
                     Box::new(SmoothGrad::new(name, input.clone(), samples, noise_level, seed, variant))
@@ -275,6 +283,7 @@ impl Explainer {
             | Attribution::GuidedGradCam { .. }
             | Attribution::IntegratedGradients { .. }
             | Attribution::Occlusion { .. }
+            | Attribution::FeatureAblation { .. }
             | Attribution::SmoothGrad { .. } => false,
         });
         let layers_fit = job.feature_maps.iter().all(|f| f.quantity == LayerQuantity::Activation || f.layer >= head);

@@ -208,7 +208,7 @@ impl OcclusionWindows {
 
 /// Every attribution method by its name in `AttributionSpec.method`, and whether it needs the
 /// gradient graph.
-pub const METHODS: [(&str, bool); 9] = [
+pub const METHODS: [(&str, bool); 10] = [
     ("saliency", true),
     ("input_x_gradient", true),
     ("grad_cam", true),
@@ -218,7 +218,31 @@ pub const METHODS: [(&str, bool); 9] = [
     ("guided_grad_cam", true),
     ("occlusion", false),
     ("score_cam", false),
+    ("feature_ablation", false),
 ];
+
+/// The caller's segments of the input's pixels, validated: `index[[y, x]]` numbers the segment of
+/// each pixel `0..count`, every number used.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Segments {
+    /// The segment of each pixel, `[height, width]`.
+    pub index: std::sync::Arc<ndarray::Array2<u32>>,
+    /// Number of segments.
+    pub count: usize,
+}
+
+impl Segments {
+    /// Segments from the caller's `ids` (row-major, `height × width` of them): each distinct id is
+    /// one segment, numbered in increasing order of id. `None` unless there are `height × width`.
+    pub fn new(ids: &[u32], height: usize, width: usize) -> Option<Self> {
+        let mut distinct = ids.to_vec();
+        distinct.sort_unstable();
+        distinct.dedup();
+        let numbered = ids.iter().map(|id| distinct.binary_search(id).unwrap_or_default() as u32).collect();
+        let index = ndarray::Array2::from_shape_vec((height, width), numbered).ok()?;
+        Some(Self { index: std::sync::Arc::new(index), count: distinct.len() })
+    }
+}
 
 /// One attribution method with its options, validated.
 #[derive(Clone, Debug, PartialEq)]
@@ -258,6 +282,13 @@ pub enum Attribution {
         /// The geometry of the windows.
         windows: OcclusionWindows,
         /// What occluded pixels become.
+        baseline: Baseline,
+    },
+    /// Feature Ablation: one forward row per segment.
+    FeatureAblation {
+        /// The segments.
+        segments: Segments,
+        /// What ablated pixels become.
         baseline: Baseline,
     },
     /// Score-CAM: one forward row per channel of the layer.
@@ -364,6 +395,7 @@ impl Attribution {
             Self::GuidedGradCam { layer } => format!("attribution/guided_grad_cam/{}", info.layers[*layer].name),
             Self::IntegratedGradients { .. } => "attribution/integrated_gradients".into(),
             Self::Occlusion { .. } => "attribution/occlusion".into(),
+            Self::FeatureAblation { .. } => "attribution/feature_ablation".into(),
             Self::ScoreCam { layer, upsample, .. } => {
                 let suffix = if *upsample { "/upsampled" } else { "" };
                 format!("attribution/score_cam/{}{suffix}", info.layers[*layer].name)
@@ -384,14 +416,16 @@ impl Attribution {
             Self::GuidedGradCam { .. } => "guided_grad_cam",
             Self::IntegratedGradients { .. } => "integrated_gradients",
             Self::Occlusion { .. } => "occlusion",
+            Self::FeatureAblation { .. } => "feature_ablation",
             Self::ScoreCam { .. } => "score_cam",
             Self::SmoothGrad { .. } => "smooth_grad",
         }
     }
 
-    /// Whether the attribution needs the gradient graph (every method but Occlusion and Score-CAM).
+    /// Whether the attribution needs the gradient graph (every method but the perturbation ones:
+    /// Occlusion, Feature Ablation and Score-CAM).
     pub fn needs_gradients(&self) -> bool {
-        !matches!(self, Self::Occlusion { .. } | Self::ScoreCam { .. })
+        !matches!(self, Self::Occlusion { .. } | Self::FeatureAblation { .. } | Self::ScoreCam { .. })
     }
 
     /// Whether the attribution needs the image's guided row (guided backpropagation).
@@ -407,6 +441,7 @@ impl Attribution {
             Self::GuidedBackprop | Self::GuidedGradCam { .. } => 1,
             Self::IntegratedGradients { steps, .. } => *steps,
             Self::Occlusion { windows, .. } => windows.count(),
+            Self::FeatureAblation { segments, .. } => segments.count,
             Self::ScoreCam { channels, .. } => *channels,
             Self::SmoothGrad { samples, .. } => *samples,
         }
@@ -426,6 +461,14 @@ mod tests {
         let smooth_grad =
             Attribution::SmoothGrad { samples: 5, noise_level: 0.1, seed: 0, variant: SmoothGradVariant::Mean };
         assert_eq!(engine_rows(&[guided_grad_cam, Attribution::InputXGradient, smooth_grad]), 7);
+    }
+
+    #[test]
+    fn segment_ids_are_numbered_in_increasing_order() {
+        let segments = Segments::new(&[70, 3, 3, 9, 70, 9], 2, 3).unwrap();
+        assert_eq!(segments.count, 3);
+        assert_eq!(*segments.index, ndarray::array![[2_u32, 0, 0], [1, 2, 1]]);
+        assert_eq!(Segments::new(&[1, 2, 3], 2, 2), None, "three ids for four pixels");
     }
 
     #[test]
