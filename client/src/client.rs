@@ -27,6 +27,9 @@ pub struct Explanation {
     pub tensors: BTreeMap<String, crate::ReceivedTensor>,
     /// Rendered PNGs by name.
     pub images: BTreeMap<String, proto::RenderedImage>,
+    /// How faithful each attribution map is, by its tensor name, when the request asked
+    /// ([`ExplainBuilder::faithfulness`](crate::ExplainBuilder::faithfulness)).
+    pub faithfulness: BTreeMap<String, proto::Faithfulness>,
     /// The summary (last message).
     pub summary: proto::Summary,
 }
@@ -37,13 +40,16 @@ impl Explanation {
         use proto::explain_response::Item;
         let (mut prediction, mut summary) = (None, None);
         let mut assembler = Assembler::default();
-        let mut images = BTreeMap::new();
+        let (mut images, mut faithfulness) = (BTreeMap::new(), BTreeMap::new());
         for message in messages {
             match message.item {
                 Some(Item::Prediction(p)) => prediction = Some(p),
                 Some(Item::TensorChunk(chunk)) => assembler.push(chunk)?,
                 Some(Item::RenderedImage(image)) => {
                     images.insert(image.name.clone(), image);
+                }
+                Some(Item::Faithfulness(scores)) => {
+                    faithfulness.insert(scores.attribution.clone(), scores);
                 }
                 Some(Item::Summary(s)) => summary = Some(s),
                 None => return Err(Error::Assembly("an empty message in the stream".into())),
@@ -53,6 +59,7 @@ impl Explanation {
             prediction: prediction.ok_or_else(|| Error::Assembly("no prediction in the stream".into()))?,
             tensors: assembler.finish()?,
             images,
+            faithfulness,
             summary: summary.ok_or_else(|| Error::Assembly("the stream ended without a summary".into()))?,
         })
     }

@@ -140,6 +140,15 @@ impl ExplainBuilder {
         self
     }
 
+    /// Also score how faithful each attribution map is: deletion and insertion curves of `steps`
+    /// steps (0: 16), 2 × (steps + 1) forward rows per map, in [`Explanation::faithfulness`].
+    ///
+    /// [`Explanation::faithfulness`]: crate::Explanation::faithfulness
+    pub fn faithfulness(mut self, steps: u32) -> Self {
+        self.request.faithfulness = Some(proto::FaithfulnessSpec { steps, blur_sigma: 0.0 });
+        self
+    }
+
     /// Every channel of `layer`'s activation: `activation/<layer>`.
     pub fn feature_maps(self, layer: &str) -> Self {
         self.layer(layer, None, proto::LayerQuantity::Activation)

@@ -4,8 +4,8 @@
 //! curves, Petsiuk et al. 2018), and whether it changes when the model does (Spearman rank
 //! correlation, for the parameter-randomisation test of Adebayo et al. 2018).
 //!
-//! Pure arithmetic on `ndarray` maps, owned by neither the service nor the SDK; the CLI's `explain
-//! eval` drives it against a live server.
+//! Pure arithmetic on `ndarray` maps, owned by neither the service nor the SDK: the service scores
+//! the maps it returns with it when asked, and the CLI's `explain eval` drives it against a live server.
 
 mod correlation;
 mod error;
@@ -17,6 +17,8 @@ pub use self::{
     correlation::spearman,
     error::FidelityError,
     localisation::{pointing_game, relevance_mass},
-    perturbation::{Perturbation, area_under_curve, by_relevance, curve_images, random_order, step_counts},
+    perturbation::{
+        Perturbation, area_under_curve, by_relevance, curve_image, curve_images, random_order, step_counts,
+    },
     relevance::pixel_relevance,
 };

@@ -55,6 +55,22 @@ pub fn curve_images(
     order: &[usize],
     steps: usize,
 ) -> Result<Vec<Array3<f32>>, FidelityError> {
+    step_counts(order.len(), steps)
+        .into_iter()
+        .map(|changed| curve_image(kind, image, removed, order, changed))
+        .collect()
+}
+
+/// One image of a curve: the starting image with its first `changed` pixels of `order` (at most
+/// all of them) taken from the other one. [`curve_images`] gives a whole curve; this, one point at a
+/// time, without holding the others.
+pub fn curve_image(
+    kind: Perturbation,
+    image: ArrayView3<'_, f32>,
+    removed: ArrayView3<'_, f32>,
+    order: &[usize],
+    changed: usize,
+) -> Result<Array3<f32>, FidelityError> {
     let (_, height, width) = image.dim();
     if image.dim() != removed.dim() {
         let (_, h, w) = removed.dim();
@@ -68,19 +84,13 @@ pub fn curve_images(
         Perturbation::Insertion => (removed, image),
     };
     let mut current = from.to_owned();
-    let mut images = Vec::with_capacity(steps + 1);
-    let mut changed = 0;
-    for count in step_counts(order.len(), steps) {
-        for &pixel in &order[changed..count] {
-            let (y, x) = (pixel / width, pixel % width);
-            for channel in 0..current.len_of(Axis(0)) {
-                current[[channel, y, x]] = to[[channel, y, x]];
-            }
+    for &pixel in &order[..changed.min(order.len())] {
+        let (y, x) = (pixel / width, pixel % width);
+        for channel in 0..current.len_of(Axis(0)) {
+            current[[channel, y, x]] = to[[channel, y, x]];
         }
-        changed = count;
-        images.push(current.clone());
     }
-    Ok(images)
+    Ok(current)
 }
 
 /// The area under a curve sampled at equally spaced fractions from 0 to 1 (trapezoid rule).

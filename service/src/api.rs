@@ -5,4 +5,4 @@ mod request;
 mod response;
 
 pub use self::request::{MAX_ATTRIBUTIONS, MAX_FEATURE_MAPS, RequestError, classify_job, explain_job};
-pub use self::response::{model_info, prediction, summary, tensor_chunks};
+pub use self::response::{faithfulness, model_info, prediction, summary, tensor_chunks};

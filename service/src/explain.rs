@@ -7,6 +7,7 @@ mod baseline;
 mod channels;
 mod compute;
 mod eigen;
+mod faithfulness;
 mod info;
 mod job;
 mod load;
@@ -25,11 +26,12 @@ use ndarray::{Array4, ArrayD, Axis};
 
 pub use self::{
     baseline::DEFAULT_BLUR_SIGMA,
+    faithfulness::Faithfulness,
     info::{GradientSupport, LabelsError, LayerInfo, ModelInfo},
     job::{
-        Attribution, Baseline, CamVariant, ChannelSelection, ClassifyJob, Encoding, ExplainJob, FeatureMapRequest,
-        ImageInput, LayerQuantity, METHODS, Objective, OcclusionWindows, RenderOptions, Segments, SmoothGradVariant,
-        TargetClass, engine_rows,
+        Attribution, Baseline, CamVariant, ChannelSelection, ClassifyJob, Encoding, ExplainJob, FaithfulnessSettings,
+        FeatureMapRequest, ImageInput, LayerQuantity, METHODS, Objective, OcclusionWindows, RenderOptions, Segments,
+        SmoothGradVariant, TargetClass, engine_rows,
     },
     load::{LoadError, LoadOptions, build_gradient_graph},
     picture::Picture,
@@ -137,6 +139,8 @@ pub struct Explanation {
     pub tensors: Vec<NamedTensor>,
     /// Pictures of the tensors, when the job asks for them.
     pub pictures: Vec<Picture>,
+    /// How faithful each attribution map is, when the job asks.
+    pub faithfulness: Vec<Faithfulness>,
     /// Timings.
     pub stats: Stats,
 }
@@ -256,7 +260,7 @@ impl Explainer {
         let prediction = prediction::predict(self.logits(&ran.outputs)?, job.top_k, job.target, job.objective);
         let tensors = self.feature_maps(&job.feature_maps, ran.outputs)?;
         stats.postprocess += started.elapsed();
-        Ok(Explanation { prediction, tensors, pictures: Vec::new(), stats })
+        Ok(Explanation { prediction, tensors, pictures: Vec::new(), faithfulness: Vec::new(), stats })
     }
 
     /// Decodes and preprocesses the image on the compute pool; returns the tensor, and for

@@ -153,3 +153,35 @@ async fn explain_eval_tells_a_randomised_model_from_the_trained_one() {
     assert!(number(&against, "spearman") < 0.3, "a randomised model's saliency still looks alike: {against}");
     assert!(against["curve_images"] == 0, "--no-curves: {against}");
 }
+
+/// `explain run --faithfulness` on the README's star: the server scores each map, and on the
+/// trained model deleting the pixels Grad-CAM and Occlusion rank first loses the star quickly
+/// (deletion AUC under 0.5 and under the insertion AUC).
+#[tokio::test]
+async fn explain_run_prints_the_faithfulness_the_server_scores() {
+    let server = TestServer::with_model(ModelSource::Embedded).await;
+    let out = std::env::temp_dir().join(format!("explain-faithfulness-{}", std::process::id()));
+    std::fs::create_dir_all(&out).expect("out folder");
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_explain-under-test"));
+    command
+        .args(["--endpoint", &format!("http://{}", server.address()), "run"])
+        .arg(samples().join("images/00013.png"))
+        .args(["--method", "grad-cam", "--method", "occlusion", "--faithfulness", "8", "--json", "--out"])
+        .arg(&out);
+    let output = tokio::task::spawn_blocking(move || command.output()).await.expect("task").expect("explain runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    let line: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    let scores = line["faithfulness"].as_object().unwrap_or_else(|| panic!("no faithfulness: {line}"));
+    let names: Vec<&str> = scores.keys().map(String::as_str).collect();
+    assert_eq!(names, ["attribution/grad_cam/layer4.1/upsampled", "attribution/occlusion"]);
+    for (name, score) in scores {
+        let (deletion, insertion) = (number(score, "deletion_auc"), number(score, "insertion_auc"));
+        println!(
+            "{name}: deletion AUC {deletion:.3}, insertion AUC {insertion:.3}, drop {}",
+            score["deletion_drop_at_quarter"]
+        );
+        assert!(deletion < 0.5 && deletion < insertion, "{name}: {score}");
+    }
+    std::fs::remove_dir_all(&out).ok();
+}

@@ -7,8 +7,8 @@ use ndarray::Array4;
 
 use crate::explain::{
     Attribution, Baseline, CamVariant, ChannelSelection, ClassifyJob, DEFAULT_BLUR_SIGMA, Encoding, ExplainJob,
-    FeatureMapRequest, ImageInput, LayerQuantity, Limits, ModelInfo, Objective, OcclusionWindows, RenderOptions,
-    Segments, SmoothGradVariant, TargetClass, engine_rows,
+    FaithfulnessSettings, FeatureMapRequest, ImageInput, LayerQuantity, Limits, ModelInfo, Objective, OcclusionWindows,
+    RenderOptions, Segments, SmoothGradVariant, TargetClass, engine_rows,
 };
 use explain_imaging::render::ColorMap;
 
@@ -75,12 +75,13 @@ pub fn explain_job(request: pb::ExplainRequest, info: &ModelInfo, limits: &Limit
         }
         attributions.push(attribution);
     }
-    let rows = engine_rows(&attributions);
+    let faithfulness = request.faithfulness.map(faithfulness).transpose()?;
+    let rows = engine_rows(&attributions, faithfulness.as_ref());
     if rows > limits.max_rows_per_request {
         return Err(invalid(
             "attributions",
             format!(
-                "need {rows} engine rows (steps, samples and windows included); the limit is {}",
+                "need {rows} engine rows (steps, samples, windows and faithfulness curves included); the limit is {}",
                 limits.max_rows_per_request
             ),
         ));
@@ -107,7 +108,27 @@ pub fn explain_job(request: pb::ExplainRequest, info: &ModelInfo, limits: &Limit
         encoding: encoding(request.encoding)?,
         render: render(request.render)?,
         top_k: top_k(request.top_k, info),
+        faithfulness,
     })
+}
+
+/// Most points of a faithfulness curve.
+const MAX_CURVE_STEPS: u32 = 64;
+
+fn faithfulness(spec: pb::FaithfulnessSpec) -> Result<FaithfulnessSettings, RequestError> {
+    let steps = match spec.steps {
+        0 => 16,
+        steps if steps <= MAX_CURVE_STEPS => steps as usize,
+        steps => {
+            return Err(invalid("faithfulness.steps", format!("{steps} is over the limit of {MAX_CURVE_STEPS}")));
+        }
+    };
+    let blur_sigma = match spec.blur_sigma {
+        0.0 => DEFAULT_BLUR_SIGMA,
+        sigma if sigma.is_finite() && (0.0..=100.0).contains(&sigma) => sigma,
+        sigma => return Err(invalid("faithfulness.blur_sigma", format!("{sigma} is not in (0, 100]"))),
+    };
+    Ok(FaithfulnessSettings { steps, blur_sigma })
 }
 
 /// Largest feature-map grid side.

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::{
-    explain::{ClassScore, Encoding, METHODS, ModelInfo, NamedTensor, Objective, Prediction, Stats},
+    explain::{ClassScore, Encoding, Faithfulness, METHODS, ModelInfo, NamedTensor, Objective, Prediction, Stats},
     model::layers::Naming,
 };
 use explain_proto::{
@@ -47,6 +47,19 @@ pub fn model_info(info: &ModelInfo) -> pb::GetModelInfoResponse {
             .filter(|(_, needs_gradients)| info.gradients.unavailable().is_none() || !needs_gradients)
             .map(|(name, _)| (*name).to_owned())
             .collect(),
+    }
+}
+
+/// `Faithfulness` message.
+pub fn faithfulness(scores: &Faithfulness) -> pb::Faithfulness {
+    let curve = |values: &[f64]| values.iter().map(|&v| v as f32).collect();
+    pb::Faithfulness {
+        attribution: scores.attribution.clone(),
+        deletion_auc: scores.deletion_auc() as f32,
+        insertion_auc: scores.insertion_auc() as f32,
+        deletion_drop_at_quarter: scores.deletion_drop_at_quarter() as f32,
+        deletion_curve: curve(&scores.deletion_curve),
+        insertion_curve: curve(&scores.insertion_curve),
     }
 }
 

@@ -8,7 +8,7 @@ use ndarray::{Array2, Array4, ArrayViewMut4, Axis, Zip, s};
 use super::{
     ExplainError, NamedTensor,
     job::{Objective, OcclusionWindows, Segments},
-    rows::{RowOutputs, RowSet, named, objective_value},
+    rows::{AttributionRows, RowOutputs, RowSet, named, objective_value},
 };
 use crate::engine::GraphKind;
 
@@ -114,7 +114,9 @@ impl RowSet for Ablation {
         }
         Ok(())
     }
+}
 
+impl AttributionRows for Ablation {
     fn finish(self: Box<Self>) -> Vec<NamedTensor> {
         let (_, channels, height, width) = self.input.dim();
         let mut covering = Array2::<u32>::zeros((height, width));

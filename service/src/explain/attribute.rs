@@ -12,9 +12,13 @@ use super::{
     Call, ExplainError, Explainer, Explanation, ModelInfo, NamedTensor, Stats,
     ablation::{Ablation, Regions},
     baseline, channels,
-    job::{Attribution, Baseline, CamVariant, ExplainJob, FeatureMapRequest, LayerQuantity, Objective, TargetClass},
+    faithfulness::{CurveEnds, Faithfulness, FaithfulnessRows},
+    job::{
+        Attribution, Baseline, CamVariant, ExplainJob, FaithfulnessSettings, FeatureMapRequest, LayerQuantity,
+        Objective, TargetClass,
+    },
     methods, output, prediction,
-    rows::{IntegratedGradients, RowOutputs, RowSet, SmoothGrad, objective_value},
+    rows::{AttributionRows, IntegratedGradients, RowOutputs, RowSet, SmoothGrad, objective_value},
     score_cam::ScoreCam,
     take,
 };
@@ -193,11 +197,11 @@ impl Explainer {
         let target = prediction.target.index;
 
         // Extra rows, with the class fixed by the image's run.
-        let mut row_sets: Vec<Box<dyn RowSet>> = Vec::new();
+        let mut row_sets: Vec<Box<dyn AttributionRows>> = Vec::new();
         let mut planned = Vec::with_capacity(job.attributions.len());
         for attribution in job.attributions {
             let name = attribution.output_name(&self.info);
-            let rows: Box<dyn RowSet> = match attribution {
+            let rows: Box<dyn AttributionRows> = match attribution {
                 Attribution::IntegratedGradients { steps, baseline } => {
                     let start = self.baseline_image(&baseline, &input).await?;
                     Box::new(IntegratedGradients::new(name, input.clone(), start, steps, target, job.objective))
@@ -244,6 +248,7 @@ impl Explainer {
 
         let started = Instant::now();
         let info = Arc::clone(&self.info);
+        let scoring = job.faithfulness.map(|settings| (settings, input.clone()));
         let (tensors, image) = self
             .compute
             .run("attributions from the image's run", move || {
@@ -264,10 +269,53 @@ impl Explainer {
                 Ok::<_, ExplainError>((tensors, image))
             })
             .await??;
+        stats.postprocess += started.elapsed();
+        let faithfulness = match scoring {
+            Some((settings, input)) => {
+                let goal = (target, job.objective);
+                self.score_faithfulness(&tensors, &input, goal, settings, &mut stats, call).await?
+            }
+            None => Vec::new(),
+        };
+        let started = Instant::now();
         let mut tensors = tensors;
         tensors.extend(self.feature_maps(&job.feature_maps, image)?);
         stats.postprocess += started.elapsed();
-        Ok(Explanation { prediction, tensors, pictures: Vec::new(), stats })
+        Ok(Explanation { prediction, tensors, pictures: Vec::new(), faithfulness, stats })
+    }
+
+    /// Scores each attribution map of `tensors` (the `[1, C, h, w]` ones) by deletion and insertion
+    /// curves for `target`, in forward rows batched like the methods' own.
+    async fn score_faithfulness(
+        &self,
+        tensors: &[NamedTensor],
+        input: &Array4<f32>,
+        (target, objective): (usize, Objective),
+        settings: FaithfulnessSettings,
+        stats: &mut Stats,
+        call: &Call,
+    ) -> Result<Vec<Faithfulness>, ExplainError> {
+        let black = self.baseline_image(&Baseline::Black, input).await?;
+        let blurred = self.baseline_image(&Baseline::Blurred(settings.blur_sigma), input).await?;
+        let first = |image: Array4<f32>| image.index_axis_move(Axis(0), 0);
+        let ends = Arc::new(CurveEnds { image: first(input.clone()), black: first(black), blurred: first(blurred) });
+        let maps: Vec<(String, ArrayD<f32>)> = tensors
+            .iter()
+            .filter(|tensor| tensor.tensor.ndim() == 4)
+            .map(|tensor| (tensor.name.clone(), tensor.tensor.clone()))
+            .collect();
+        let rows = self
+            .compute
+            .run("ranking pixels", move || {
+                maps.into_iter()
+                    .map(|(name, map)| {
+                        FaithfulnessRows::new(name, &map, ends.clone(), target, settings.steps).map(Box::new)
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .await??;
+        let rows = self.run_rows(rows, GraphKind::Forward, (target as i64, objective), stats, call).await?;
+        Ok(rows.into_iter().map(|rows| rows.scores()).collect())
     }
 
     /// The graph for the image's own run: the head-gradient graph when the job needs no gradient
@@ -324,14 +372,14 @@ impl Explainer {
     /// for `(target, objective)`, or the forward graph) in batches of at most the engine's batch
     /// size, filling each batch from successive sets and handing the outputs back to the set they
     /// belong to; filling and folding run on the compute pool. Returns every set.
-    async fn run_rows(
+    async fn run_rows<Rows: RowSet + ?Sized + 'static>(
         &self,
-        mut row_sets: Vec<Box<dyn RowSet>>,
+        mut row_sets: Vec<Box<Rows>>,
         graph: GraphKind,
         (target, objective): (i64, Objective),
         stats: &mut Stats,
         call: &Call,
-    ) -> Result<Vec<Box<dyn RowSet>>, ExplainError> {
+    ) -> Result<Vec<Box<Rows>>, ExplainError> {
         let order: Vec<usize> = (0..row_sets.len()).filter(|&set| row_sets[set].graph() == graph).collect();
         let total: usize = order.iter().map(|&set| row_sets[set].len()).sum();
         let (height, width) = (self.info.input.height as usize, self.info.input.width as usize);

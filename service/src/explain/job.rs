@@ -358,6 +358,24 @@ pub struct ExplainJob {
     pub render: Option<RenderOptions>,
     /// Number of classes in the prediction.
     pub top_k: usize,
+    /// How to score each attribution's faithfulness, if at all.
+    pub faithfulness: Option<FaithfulnessSettings>,
+}
+
+/// How attributions' faithfulness is scored, validated.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FaithfulnessSettings {
+    /// Points of each curve after the unchanged image (1 to 64).
+    pub steps: usize,
+    /// σ of the blur insertion starts from, in input pixels.
+    pub blur_sigma: f32,
+}
+
+impl FaithfulnessSettings {
+    /// Forward rows it takes per attribution: two curves of `steps + 1` points.
+    pub fn rows_per_attribution(&self) -> usize {
+        2 * (self.steps + 1)
+    }
 }
 
 impl ExplainJob {
@@ -369,15 +387,17 @@ impl ExplainJob {
 
     /// Engine rows the job puts through the engine.
     pub fn rows(&self) -> usize {
-        engine_rows(&self.attributions)
+        engine_rows(&self.attributions, self.faithfulness.as_ref())
     }
 }
 
 /// Engine rows of a job with these attributions: the image's own row, its guided row once however
-/// many methods share it, and the extra rows of the path methods.
-pub fn engine_rows(attributions: &[Attribution]) -> usize {
+/// many methods share it, the extra rows of the path and perturbation methods, and the rows that
+/// score each attribution's faithfulness.
+pub fn engine_rows(attributions: &[Attribution], faithfulness: Option<&FaithfulnessSettings>) -> usize {
     let guided = attributions.iter().filter(|attribution| attribution.uses_guided_row()).count();
-    1 + attributions.iter().map(Attribution::extra_rows).sum::<usize>() - guided.saturating_sub(1)
+    let scoring = faithfulness.map_or(0, |settings| attributions.len() * settings.rows_per_attribution());
+    1 + attributions.iter().map(Attribution::extra_rows).sum::<usize>() - guided.saturating_sub(1) + scoring
 }
 
 impl Attribution {
@@ -455,12 +475,16 @@ mod tests {
     #[test]
     fn guided_methods_share_one_guided_row() {
         let guided_grad_cam = Attribution::GuidedGradCam { layer: 0 };
-        assert_eq!(engine_rows(&[]), 1);
-        assert_eq!(engine_rows(&[Attribution::GuidedBackprop]), 2);
-        assert_eq!(engine_rows(&[Attribution::GuidedBackprop, guided_grad_cam.clone()]), 2);
+        assert_eq!(engine_rows(&[], None), 1);
+        assert_eq!(engine_rows(&[Attribution::GuidedBackprop], None), 2);
+        assert_eq!(engine_rows(&[Attribution::GuidedBackprop, guided_grad_cam.clone()], None), 2);
         let smooth_grad =
             Attribution::SmoothGrad { samples: 5, noise_level: 0.1, seed: 0, variant: SmoothGradVariant::Mean };
-        assert_eq!(engine_rows(&[guided_grad_cam, Attribution::InputXGradient, smooth_grad]), 7);
+        let attributions = [guided_grad_cam, Attribution::InputXGradient, smooth_grad];
+        assert_eq!(engine_rows(&attributions, None), 7);
+        // Scoring three maps with 16-step curves: 3 × 34 rows more.
+        let scoring = FaithfulnessSettings { steps: 16, blur_sigma: 5.0 };
+        assert_eq!(engine_rows(&attributions, Some(&scoring)), 7 + 3 * 34);
     }
 
     #[test]

@@ -26,7 +26,7 @@ impl<'a> RowOutputs<'a> {
     }
 }
 
-/// Rows of one attribution method.
+/// Rows beyond the image's own run, filled and folded in on demand.
 pub(super) trait RowSet: Send {
     /// Number of rows.
     fn len(&self) -> usize;
@@ -36,6 +36,10 @@ pub(super) trait RowSet: Send {
     fn fill(&mut self, start: usize, out: ArrayViewMut4<'_, f32>);
     /// Folds in the outputs of rows `start..start + rows`.
     fn absorb(&mut self, start: usize, outputs: RowOutputs<'_>) -> Result<(), ExplainError>;
+}
+
+/// The rows of one attribution method.
+pub(super) trait AttributionRows: RowSet {
     /// The attribution tensors.
     fn finish(self: Box<Self>) -> Vec<NamedTensor>;
 }
@@ -131,7 +135,9 @@ impl RowSet for IntegratedGradients {
         }
         Ok(())
     }
+}
 
+impl AttributionRows for IntegratedGradients {
     fn finish(self: Box<Self>) -> Vec<NamedTensor> {
         let mut attribution = Array4::<f32>::zeros(self.input.raw_dim());
         let mut total = 0.0_f64;
@@ -215,7 +221,9 @@ impl RowSet for SmoothGrad {
         }
         Ok(())
     }
+}
 
+impl AttributionRows for SmoothGrad {
     fn finish(self: Box<Self>) -> Vec<NamedTensor> {
         let n = self.samples as f64;
         let values = match self.variant {

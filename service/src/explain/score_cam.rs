@@ -7,7 +7,7 @@ use ndarray::{Array1, Array3, Array4, ArrayViewMut4, Axis, Zip};
 use super::{
     ExplainError, NamedTensor,
     methods::{self, Alignment},
-    rows::{RowOutputs, RowSet, named},
+    rows::{AttributionRows, RowOutputs, RowSet, named},
 };
 use crate::engine::GraphKind;
 
@@ -70,7 +70,9 @@ impl RowSet for ScoreCam {
         }
         Ok(())
     }
+}
 
+impl AttributionRows for ScoreCam {
     fn finish(self: Box<Self>) -> Vec<NamedTensor> {
         let max = self.scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         let exponentials = self.scores.mapv(|score| (score - max).exp());

@@ -152,7 +152,7 @@ pub(super) struct Wire {
 }
 
 /// Sends the messages of one explanation through `sender`, each wrapped by `wrap`, in stream
-/// order: prediction, tensor chunks, pictures, summary. Each tensor is encoded on the compute
+/// order: prediction, tensor chunks, pictures, faithfulness scores, summary. Each tensor is encoded on the compute
 /// pool once the caller has taken what came before (the channel is bounded); a failure there
 /// (a panic, contained) ends the explanation with INTERNAL, never with a silent OK. False if the
 /// caller went away.
@@ -165,7 +165,7 @@ pub(super) async fn send_explanation<T>(
 ) -> bool {
     use pb::explain_response::Item;
     let send = |item: Item| sender.send(wrap(Ok(pb::ExplainResponse { item: Some(item) })));
-    let Explanation { prediction, tensors, pictures, stats } = explanation;
+    let Explanation { prediction, tensors, pictures, faithfulness, stats } = explanation;
     let count = tensors.len();
     if send(Item::Prediction(api::prediction(&prediction, explainer.info()))).await.is_err() {
         return false;
@@ -193,6 +193,11 @@ pub(super) async fn send_explanation<T>(
             height: picture.height,
         };
         if send(Item::RenderedImage(picture)).await.is_err() {
+            return false;
+        }
+    }
+    for scores in &faithfulness {
+        if send(Item::Faithfulness(api::faithfulness(scores))).await.is_err() {
             return false;
         }
     }

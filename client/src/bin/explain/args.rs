@@ -198,6 +198,10 @@ pub(crate) struct RunOptions {
     /// Print one JSON object per image instead of text.
     #[arg(long)]
     pub(crate) json: bool,
+    /// Also score each map's faithfulness on the server: deletion and insertion curves of this many
+    /// steps (2 × (steps + 1) forward rows per map); printed with the image's line.
+    #[arg(long, value_name = "STEPS", value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub(crate) faithfulness: Option<u32>,
     /// Images explained at once over the stream.
     #[arg(long, default_value_t = 4)]
     pub(crate) in_flight: usize,

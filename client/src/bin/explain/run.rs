@@ -42,6 +42,9 @@ pub(crate) async fn run(client: &Client, options: &RunOptions) -> Result<(), Fai
         if options.cross_entropy {
             request = request.cross_entropy();
         }
+        if let Some(steps) = options.faithfulness {
+            request = request.faithfulness(steps);
+        }
         for &method in &options.methods {
             request = model.with_method(request, method, &options.method_options);
         }
@@ -134,11 +137,23 @@ fn report(image: &Path, explanation: &Explanation, files: &[PathBuf], json: bool
     let target = explanation.prediction.target.clone().unwrap_or_default();
     let class = if target.label.is_empty() { target.index.to_string() } else { target.label.clone() };
     if json {
+        let faithfulness: serde_json::Map<String, serde_json::Value> = explanation
+            .faithfulness
+            .iter()
+            .map(|(name, scores)| {
+                let scores = serde_json::json!({
+                    "deletion_auc": scores.deletion_auc, "insertion_auc": scores.insertion_auc,
+                    "deletion_drop_at_quarter": scores.deletion_drop_at_quarter,
+                });
+                (name.clone(), scores)
+            })
+            .collect();
         println!(
             "{}",
             serde_json::json!({
                 "image": image, "class": target.index, "label": target.label, "probability": target.probability,
                 "files": files, "total_ms": explanation.summary.timings.as_ref().map(|t| t.total_ms),
+                "faithfulness": faithfulness,
             })
         );
     } else {
@@ -150,6 +165,12 @@ fn report(image: &Path, explanation: &Explanation, files: &[PathBuf], json: bool
                 files.len(),
                 files.first().and_then(|f| f.parent()).map_or_else(String::new, |d| d.display().to_string())
             );
+            for (name, scores) in &explanation.faithfulness {
+                println!(
+                    "  {name}: deletion AUC {:.3}, insertion AUC {:.3}, drop at a quarter deleted {:.3}",
+                    scores.deletion_auc, scores.insertion_auc, scores.deletion_drop_at_quarter
+                );
+            }
         });
     }
 }
