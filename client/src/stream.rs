@@ -1,9 +1,13 @@
 //! Many images over one `ExplainStream` call, at most `in_flight` outstanding: the next request is
 //! sent when a result completes. Results arrive as they finish, with their request's index. A
-//! request refused in band with a retryable status (the engine full: RESOURCE_EXHAUSTED) is sent
-//! again on the same stream after the client's retry policy's delay, keeping its slot.
+//! request refused in band for lack of room (RESOURCE_EXHAUSTED) while others of the stream are
+//! running is sent again when one of them completes; otherwise a request refused with a retryable
+//! status is sent again after the client's retry policy's delay. Either way it keeps its slot.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::Arc,
+};
 
 use prost::Message;
 use tokio::sync::{Semaphore, mpsc};
@@ -18,8 +22,9 @@ pub type Completed = (usize, Result<Explanation, Error>);
 impl Client {
     /// Explains every request over one bidirectional stream, keeping at most `in_flight` of them
     /// outstanding. A request that fails yields its error; the others go on. One refused for lack
-    /// of room (RESOURCE_EXHAUSTED, UNAVAILABLE) is retried as the client's [`RetryPolicy`]
-    /// says, honouring the server's retry delay.
+    /// of room (RESOURCE_EXHAUSTED) while others of the stream run is sent again when one of them
+    /// completes; else a retryable refusal is retried as the client's [`RetryPolicy`] says,
+    /// honouring the server's retry delay ([`RetryPolicy::none`] turns both off).
     ///
     /// [`RetryPolicy`]: crate::RetryPolicy
     pub fn explain_many(&self, requests: Vec<proto::ExplainRequest>, in_flight: usize) -> ReceiverStream<Completed> {
@@ -56,6 +61,9 @@ impl Client {
             }
         });
         let mut attempts = vec![1_u32; total];
+        // Refused for lack of room while others of this stream were running: sent again, one per
+        // completion, since each completion frees the room it held.
+        let mut parked: VecDeque<usize> = VecDeque::new();
         let mut progress = Progress { done: vec![false; total], left: total, slots: slots.clone() };
         let mut pending: HashMap<usize, Vec<proto::ExplainResponse>> = HashMap::new();
         let mut inner = self.inner.clone();
@@ -84,6 +92,13 @@ impl Client {
                                 Some(proto::explain_stream_response::Result::Error(error)) => {
                                     pending.remove(&index);
                                     let status = status_of(error);
+                                    let running = in_flight - slots.available_permits();
+                                    let others = running.saturating_sub(1 + parked.len());
+                                    let retrying = self.settings.retry.max_attempts > 1 && retries.is_some();
+                                    if status.code() == Code::ResourceExhausted && others > 0 && retrying {
+                                        parked.push_back(index);
+                                        continue;
+                                    }
                                     let delay = self.settings.retry.delay(attempts[index], &status);
                                     if let (Some(delay), Some(sender)) = (delay, &retries) {
                                         attempts[index] += 1;
@@ -98,9 +113,14 @@ impl Client {
                                 }
                                 None => continue,
                             };
-                            if let Some(completed) = completed
-                                && results.send(completed).await.is_err()
-                            {
+                            let Some(completed) = completed else { continue };
+                            if let (Some(next), Some(sender)) = (parked.pop_front(), &retries) {
+                                let (sender, again) = (sender.clone(), item(next));
+                                tokio::spawn(async move {
+                                    let _ = sender.send(again).await;
+                                });
+                            }
+                            if results.send(completed).await.is_err() {
                                 return;
                             }
                             if progress.left == 0 {
