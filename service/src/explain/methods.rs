@@ -3,7 +3,7 @@
 //! EigenGradCAM — with PyTorch's bilinear upsampling (`align_corners = false`), and Guided
 //! Grad-CAM with its nearest-neighbour upsampling.
 
-use ndarray::{Array2, Array4, ArrayView2, ArrayView4, Axis, Zip};
+use ndarray::{Array2, Array4, ArrayView2, ArrayView3, ArrayView4, Axis, Zip};
 
 use super::{
     eigen::{NotConverged, first_component_projection},
@@ -30,53 +30,49 @@ pub(super) fn class_activation_map(
 ) -> Result<Array4<f32>, NotConverged> {
     let (activation, gradient) = (activation.index_axis_move(Axis(0), 0), gradient.index_axis_move(Axis(0), 0));
     let mut map = match variant {
+        CamVariant::GradCam => weighted_channels(activation, gradient, |_, g| g.mean().unwrap_or(0.0)),
+        CamVariant::GradCamPlusPlus => weighted_channels(activation, gradient, grad_cam_plus_plus_weight),
+        CamVariant::XGradCam => weighted_channels(activation, gradient, xgrad_cam_weight),
+        CamVariant::HiResCam => (&gradient * &activation).sum_axis(Axis(0)),
+        CamVariant::LayerCam => (gradient.mapv(|g| g.max(0.0)) * activation).sum_axis(Axis(0)),
         CamVariant::EigenCam => first_component_projection(activation)?,
         CamVariant::EigenGradCam => first_component_projection((&gradient * &activation).view())?,
-        CamVariant::GradCam
-        | CamVariant::GradCamPlusPlus
-        | CamVariant::XGradCam
-        | CamVariant::HiResCam
-        | CamVariant::LayerCam => weighted_sum(activation, gradient, variant),
     };
     map.mapv_inplace(|v| v.max(0.0));
     Ok(map.insert_axis(Axis(0)).insert_axis(Axis(0)))
 }
 
-/// Σ_c of the variant's weighting of `activation` (`[C, h, w]`) by `gradient`, before the ReLU.
-fn weighted_sum(
-    activation: ndarray::ArrayView3<'_, f32>,
-    gradient: ndarray::ArrayView3<'_, f32>,
-    variant: CamVariant,
+/// Σ_c w_c A_c over the channels of `activation` (`[C, h, w]`), each channel's weight `w_c` from
+/// its activation and gradient.
+fn weighted_channels(
+    activation: ArrayView3<'_, f32>,
+    gradient: ArrayView3<'_, f32>,
+    weight: impl Fn(ArrayView2<'_, f32>, ArrayView2<'_, f32>) -> f32,
 ) -> Array2<f32> {
     let (_, height, width) = activation.dim();
     let mut out = Array2::<f32>::zeros((height, width));
     for (a, g) in activation.axis_iter(Axis(0)).zip(gradient.axis_iter(Axis(0))) {
-        let weight = match variant {
-            CamVariant::GradCam => Some(g.mean().unwrap_or(0.0)),
-            CamVariant::GradCamPlusPlus => {
-                let sum_a: f64 = a.iter().map(|&v| f64::from(v)).sum();
-                let weight = g.iter().filter(|&&v| v > 0.0).fold(0.0_f64, |sum, &v| {
-                    let v = f64::from(v);
-                    sum + v * v * v / (2.0 * v * v + sum_a * v * v * v + 1e-6)
-                });
-                Some(weight as f32)
-            }
-            CamVariant::XGradCam => {
-                let sum_a: f64 = a.iter().map(|&v| f64::from(v)).sum();
-                let sum_ga: f64 = Zip::from(&g).and(&a).fold(0.0, |sum, &g, &a| sum + f64::from(g) * f64::from(a));
-                Some((sum_ga / (sum_a + 1e-7)) as f32)
-            }
-            CamVariant::HiResCam | CamVariant::LayerCam | CamVariant::EigenCam | CamVariant::EigenGradCam => None,
-        };
-        match (weight, variant) {
-            (Some(weight), _) => Zip::from(&mut out).and(&a).for_each(|m, &a| *m += weight * a),
-            (None, CamVariant::LayerCam) => {
-                Zip::from(&mut out).and(&a).and(&g).for_each(|m, &a, &g| *m += g.max(0.0) * a)
-            }
-            (None, _) => Zip::from(&mut out).and(&a).and(&g).for_each(|m, &a, &g| *m += g * a),
-        }
+        let w = weight(a, g);
+        Zip::from(&mut out).and(&a).for_each(|m, &a| *m += w * a);
     }
     out
+}
+
+/// Grad-CAM++'s channel weight: Σ_ij ReLU(G) α, α = G² / (2 G² + (Σ_ij A) G³ + 1e-6).
+fn grad_cam_plus_plus_weight(a: ArrayView2<'_, f32>, g: ArrayView2<'_, f32>) -> f32 {
+    let sum_a: f64 = a.iter().map(|&v| f64::from(v)).sum();
+    let weight = g.iter().filter(|&&v| v > 0.0).fold(0.0_f64, |sum, &v| {
+        let v = f64::from(v);
+        sum + v * v * v / (2.0 * v * v + sum_a * v * v * v + 1e-6)
+    });
+    weight as f32
+}
+
+/// XGrad-CAM's channel weight: Σ_ij G A / (Σ_ij A + 1e-7).
+fn xgrad_cam_weight(a: ArrayView2<'_, f32>, g: ArrayView2<'_, f32>) -> f32 {
+    let sum_a: f64 = a.iter().map(|&v| f64::from(v)).sum();
+    let sum_ga: f64 = Zip::from(&g).and(&a).fold(0.0, |sum, &g, &a| sum + f64::from(g) * f64::from(a));
+    (sum_ga / (sum_a + 1e-7)) as f32
 }
 
 /// Guided Grad-CAM as Captum's `GuidedGradCam`: the guided-backpropagation gradient (`[1, 3, H, W]`)
