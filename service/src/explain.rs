@@ -31,7 +31,7 @@ pub use self::{
     job::{
         Attribution, Baseline, CamVariant, ChannelSelection, ClassifyJob, Encoding, ExplainJob, FaithfulnessSettings,
         FeatureMapRequest, ImageInput, LayerQuantity, METHODS, Objective, OcclusionWindows, RenderOptions, Segments,
-        SmoothGradVariant, TargetClass, engine_rows,
+        SmoothGradVariant, TargetClass, WindowsError, engine_rows,
     },
     load::{LoadError, LoadOptions, build_gradient_graph},
     picture::Picture,

@@ -8,7 +8,7 @@ use ndarray::Array4;
 use crate::explain::{
     Attribution, Baseline, CamVariant, ChannelSelection, ClassifyJob, DEFAULT_BLUR_SIGMA, Encoding, ExplainJob,
     FaithfulnessSettings, FeatureMapRequest, ImageInput, LayerQuantity, Limits, ModelInfo, Objective, OcclusionWindows,
-    RenderOptions, Segments, SmoothGradVariant, TargetClass, engine_rows,
+    RenderOptions, Segments, SmoothGradVariant, TargetClass, WindowsError, engine_rows,
 };
 use explain_imaging::render::ColorMap;
 
@@ -374,25 +374,24 @@ fn attribution(spec: pb::AttributionSpec, field: &str, info: &ModelInfo) -> Resu
         }
         Some(Method::Occlusion(options)) => {
             let (height, width) = (info.input.height as usize, info.input.width as usize);
-            let shorter = height.min(width);
             let side = match options.window as usize {
-                0 => ((shorter as f64 / 7.0).round() as usize).max(1),
-                side if side > shorter => {
-                    let message = format!("{side} is larger than the input ({height} × {width})");
-                    return Err(invalid(format!("{field}.occlusion.window"), message));
-                }
+                0 => ((height.min(width) as f64 / 7.0).round() as usize).max(1),
                 side => side,
             };
             let stride = match options.stride as usize {
                 0 => (side / 2).max(1),
-                stride if stride > side => {
-                    let message = format!("{stride} is larger than the window ({side}); windows would skip pixels");
-                    return Err(invalid(format!("{field}.occlusion.stride"), message));
-                }
                 stride => stride,
             };
-            let windows = OcclusionWindows::new(side, stride, height, width)
-                .ok_or_else(|| invalid(format!("{field}.occlusion"), format!("window {side}, stride {stride}")))?;
+            let windows = OcclusionWindows::new(side, stride, height, width).map_err(|error| match error {
+                WindowsError::WindowOverInput => invalid(
+                    format!("{field}.occlusion.window"),
+                    format!("{side} is larger than the input ({height} × {width})"),
+                ),
+                WindowsError::StrideOverWindow => invalid(
+                    format!("{field}.occlusion.stride"),
+                    format!("{stride} is larger than the window ({side}); windows would skip pixels"),
+                ),
+            })?;
             let baseline = baseline(options.baseline, &format!("{field}.occlusion.baseline"), info)?;
             Attribution::Occlusion { windows, baseline }
         }

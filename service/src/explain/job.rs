@@ -177,16 +177,28 @@ pub struct OcclusionWindows {
     pub columns: usize,
 }
 
+/// Why occlusion windows do not fit an input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WindowsError {
+    /// The window is larger than the input's shorter side.
+    WindowOverInput,
+    /// The stride is 0 or larger than the window (windows would skip pixels).
+    StrideOverWindow,
+}
+
 impl OcclusionWindows {
     /// Windows of `side` stepping by `stride` over `height × width` as Captum places them
-    /// (`⌈(extent − side) / stride⌉ + 1` positions per axis); `None` unless `1 ≤ stride ≤ side ≤
+    /// (`⌈(extent − side) / stride⌉ + 1` positions per axis), if `1 ≤ stride ≤ side ≤
     /// min(height, width)`.
-    pub fn new(side: usize, stride: usize, height: usize, width: usize) -> Option<Self> {
-        if stride == 0 || stride > side || side > height.min(width) {
-            return None;
+    pub fn new(side: usize, stride: usize, height: usize, width: usize) -> Result<Self, WindowsError> {
+        if side > height.min(width) {
+            return Err(WindowsError::WindowOverInput);
+        }
+        if stride == 0 || stride > side {
+            return Err(WindowsError::StrideOverWindow);
         }
         let positions = |extent: usize| (extent - side).div_ceil(stride) + 1;
-        Some(Self { side, stride, rows: positions(height), columns: positions(width) })
+        Ok(Self { side, stride, rows: positions(height), columns: positions(width) })
     }
 
     /// Number of windows (one engine row each).
@@ -504,9 +516,9 @@ mod tests {
         assert_eq!(windows.window(13, 64, 64), (5..17, 5..17));
         assert_eq!(windows.window(143, 64, 64), (55..64, 55..64));
         // As tall as the input: one position down; 16 more columns across: a second, cut, window.
-        assert_eq!(OcclusionWindows::new(64, 64, 64, 80).map(|w| (w.rows, w.columns)), Some((1, 2)));
-        assert_eq!(OcclusionWindows::new(8, 0, 64, 64), None, "stride 0");
-        assert_eq!(OcclusionWindows::new(8, 9, 64, 64), None, "stride over the window");
-        assert_eq!(OcclusionWindows::new(65, 4, 64, 80), None, "window over the input");
+        assert_eq!(OcclusionWindows::new(64, 64, 64, 80).map(|w| (w.rows, w.columns)), Ok((1, 2)));
+        assert_eq!(OcclusionWindows::new(8, 0, 64, 64), Err(WindowsError::StrideOverWindow), "stride 0");
+        assert_eq!(OcclusionWindows::new(8, 9, 64, 64), Err(WindowsError::StrideOverWindow));
+        assert_eq!(OcclusionWindows::new(65, 4, 64, 80), Err(WindowsError::WindowOverInput));
     }
 }
