@@ -211,16 +211,12 @@ impl Explainer {
                     Box::new(ScoreCam::new(name, input.clone(), activation, upsample, target))
                 }
                 Attribution::Occlusion { windows, baseline } => {
-                    let fill = self.baseline_image(&baseline, &input).await?;
-                    let intact = objective_value(self.logits(&image)?, target, job.objective);
-                    let images = (input.clone(), fill);
-                    Box::new(Ablation::new(name, images, Regions::Windows(windows), (target, job.objective), intact))
+                    let goal = (target, job.objective);
+                    Box::new(self.ablation(name, Regions::Windows(windows), &baseline, &input, &image, goal).await?)
                 }
                 Attribution::FeatureAblation { segments, baseline } => {
-                    let fill = self.baseline_image(&baseline, &input).await?;
-                    let intact = objective_value(self.logits(&image)?, target, job.objective);
-                    let images = (input.clone(), fill);
-                    Box::new(Ablation::new(name, images, Regions::Segments(segments), (target, job.objective), intact))
+                    let goal = (target, job.objective);
+                    Box::new(self.ablation(name, Regions::Segments(segments), &baseline, &input, &image, goal).await?)
                 }
                 Attribution::SmoothGrad { samples, noise_level, seed, variant } => {
                     Box::new(SmoothGrad::new(name, input.clone(), samples, noise_level, seed, variant))
@@ -248,8 +244,7 @@ impl Explainer {
 
         let started = Instant::now();
         let info = Arc::clone(&self.info);
-        let scoring = job.faithfulness.map(|settings| (settings, input.clone()));
-        let (tensors, image) = self
+        let (tensors, image, input) = self
             .compute
             .run("attributions from the image's run", move || {
                 let mut finished = finished;
@@ -266,56 +261,55 @@ impl Explainer {
                         )?),
                     }
                 }
-                Ok::<_, ExplainError>((tensors, image))
+                Ok::<_, ExplainError>((tensors, image, input))
             })
             .await??;
         stats.postprocess += started.elapsed();
-        let faithfulness = match scoring {
-            Some((settings, input)) => {
+        let (mut tensors, faithfulness) = match job.faithfulness {
+            Some(settings) => {
                 let goal = (target, job.objective);
-                self.score_faithfulness(&tensors, &input, goal, settings, &mut stats, call).await?
+                self.score_faithfulness(tensors, input, goal, settings, &mut stats, call).await?
             }
-            None => Vec::new(),
+            None => (tensors, Vec::new()),
         };
         let started = Instant::now();
-        let mut tensors = tensors;
         tensors.extend(self.feature_maps(&job.feature_maps, image)?);
         stats.postprocess += started.elapsed();
         Ok(Explanation { prediction, tensors, pictures: Vec::new(), faithfulness, stats })
     }
 
     /// Scores each attribution map of `tensors` (the `[1, C, h, w]` ones) by deletion and insertion
-    /// curves for `target`, in forward rows batched like the methods' own.
+    /// curves for `target`, in forward rows batched like the methods' own; hands `tensors` back.
     async fn score_faithfulness(
         &self,
-        tensors: &[NamedTensor],
-        input: &Array4<f32>,
+        tensors: Vec<NamedTensor>,
+        input: Array4<f32>,
         (target, objective): (usize, Objective),
         settings: FaithfulnessSettings,
         stats: &mut Stats,
         call: &Call,
-    ) -> Result<Vec<Faithfulness>, ExplainError> {
-        let black = self.baseline_image(&Baseline::Black, input).await?;
-        let blurred = self.baseline_image(&Baseline::Blurred(settings.blur_sigma), input).await?;
+    ) -> Result<(Vec<NamedTensor>, Vec<Faithfulness>), ExplainError> {
+        let black = self.baseline_image(&Baseline::Black, &input).await?;
+        let blurred = self.baseline_image(&Baseline::Blurred(settings.blur_sigma), &input).await?;
         let first = |image: Array4<f32>| image.index_axis_move(Axis(0), 0);
-        let ends = Arc::new(CurveEnds { image: first(input.clone()), black: first(black), blurred: first(blurred) });
-        let maps: Vec<(String, ArrayD<f32>)> = tensors
-            .iter()
-            .filter(|tensor| tensor.tensor.ndim() == 4)
-            .map(|tensor| (tensor.name.clone(), tensor.tensor.clone()))
-            .collect();
-        let rows = self
+        let ends = Arc::new(CurveEnds { image: first(input), black: first(black), blurred: first(blurred) });
+        let (rows, tensors) = self
             .compute
             .run("ranking pixels", move || {
-                maps.into_iter()
-                    .map(|(name, map)| {
-                        FaithfulnessRows::new(name, &map, ends.clone(), target, settings.steps).map(Box::new)
+                let rows = tensors
+                    .iter()
+                    .filter(|tensor| tensor.tensor.ndim() == 4)
+                    .map(|tensor| {
+                        let scored =
+                            FaithfulnessRows::new(&tensor.name, &tensor.tensor, ends.clone(), target, settings.steps);
+                        scored.map(Box::new)
                     })
-                    .collect::<Result<Vec<_>, _>>()
+                    .collect::<Result<Vec<_>, _>>();
+                rows.map(|rows| (rows, tensors))
             })
             .await??;
         let rows = self.run_rows(rows, GraphKind::Forward, (target as i64, objective), stats, call).await?;
-        Ok(rows.into_iter().map(|rows| rows.scores()).collect())
+        Ok((tensors, rows.into_iter().map(|rows| rows.scores()).collect()))
     }
 
     /// The graph for the image's own run: the head-gradient graph when the job needs no gradient
@@ -360,6 +354,22 @@ impl Explainer {
                 })
             })
             .collect()
+    }
+
+    /// The rows of Occlusion or Feature Ablation over `regions` of `input`, filled from `baseline`;
+    /// `image` holds the image's own logits.
+    async fn ablation(
+        &self,
+        name: String,
+        regions: Regions,
+        baseline: &Baseline,
+        input: &Array4<f32>,
+        image: &Outputs,
+        (target, objective): (usize, Objective),
+    ) -> Result<Ablation, ExplainError> {
+        let fill = self.baseline_image(baseline, input).await?;
+        let intact = objective_value(self.logits(image)?, target, objective);
+        Ok(Ablation::new(name, (input.clone(), fill), regions, (target, objective), intact))
     }
 
     /// The image `baseline` makes of `input`, computed on the compute pool.

@@ -77,7 +77,7 @@ impl FaithfulnessRows {
     /// The rows scoring `tensor` (`[1, C, H, W]`, or a class activation map `[1, 1, h, w]`, upsampled
     /// first) for class `target` in curves of `steps` steps between `ends`.
     pub(super) fn new(
-        attribution: String,
+        attribution: &str,
         tensor: &ArrayD<f32>,
         ends: Arc<CurveEnds>,
         target: usize,
@@ -95,7 +95,7 @@ impl FaithfulnessRows {
         let order = fidelity::by_relevance(relevance.view());
         let counts = fidelity::step_counts(order.len(), steps);
         let probabilities = vec![0.0; 2 * counts.len()];
-        Ok(Self { attribution, ends, order, counts, target, probabilities })
+        Ok(Self { attribution: attribution.to_owned(), ends, order, counts, target, probabilities })
     }
 
     /// The curves, once every row has been absorbed.
@@ -171,7 +171,7 @@ mod tests {
             Arc::new(CurveEnds { image, black: Array3::zeros((3, 1, 2)), blurred: Array3::from_elem((3, 1, 2), 0.5) });
         // The right pixel is the more relevant (a map at a layer's smaller size is upsampled first).
         let tensor = ArrayD::from_shape_vec(IxDyn(&[1, 1, 1, 2]), vec![0.1, 0.9]).unwrap();
-        let mut rows = FaithfulnessRows::new("m".into(), &tensor, ends, 0, 2).unwrap();
+        let mut rows = FaithfulnessRows::new("m", &tensor, ends, 0, 2).unwrap();
         assert_eq!(rows.len(), 6);
         let mut out = Array4::zeros((6, 3, 1, 2));
         rows.fill(0, out.view_mut());
