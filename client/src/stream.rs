@@ -7,6 +7,7 @@
 use std::{
     collections::{HashMap, VecDeque},
     sync::Arc,
+    time::Duration,
 };
 
 use prost::Message;
@@ -102,11 +103,7 @@ impl Client {
                                     let delay = self.settings.retry.delay(attempts[index], &status);
                                     if let (Some(delay), Some(sender)) = (delay, &retries) {
                                         attempts[index] += 1;
-                                        let (sender, again) = (sender.clone(), item(index));
-                                        tokio::spawn(async move {
-                                            tokio::time::sleep(delay).await;
-                                            let _ = sender.send(again).await;
-                                        });
+                                        send_later(sender, item(index), delay);
                                         continue;
                                     }
                                     progress.finish(index, Err(Error::Status(status)))
@@ -115,10 +112,7 @@ impl Client {
                             };
                             let Some(completed) = completed else { continue };
                             if let (Some(next), Some(sender)) = (parked.pop_front(), &retries) {
-                                let (sender, again) = (sender.clone(), item(next));
-                                tokio::spawn(async move {
-                                    let _ = sender.send(again).await;
-                                });
+                                send_later(sender, item(next), Duration::ZERO);
                             }
                             if results.send(completed).await.is_err() {
                                 return;
@@ -146,6 +140,20 @@ impl Client {
             }
         }
     }
+}
+
+/// Sends `request` on the stream again after `delay`, without holding up the reading of answers
+/// (the request channel may be full until the server reads on).
+fn send_later(
+    sender: &mpsc::Sender<proto::ExplainStreamRequest>,
+    request: proto::ExplainStreamRequest,
+    delay: Duration,
+) {
+    let sender = sender.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(delay).await;
+        let _ = sender.send(request).await;
+    });
 }
 
 /// Which requests have completed; completing one frees an in-flight slot.
