@@ -134,6 +134,19 @@ impl ExplainBuilder {
         self.attribution(Method::SmoothGrad(proto::SmoothGrad { samples, noise_level, seed, variant: 0 }))
     }
 
+    /// GradientSHAP (Captum's `GradientShap`) over `samples` draws (0: 5) from a zero baseline,
+    /// with input noise of σ = `stdev` in input units (0: none), seeded:
+    /// `attribution/gradient_shap`. One gradient row per draw.
+    pub fn gradient_shap(self, samples: u32, stdev: f32, seed: u64) -> Self {
+        self.attribution(Method::GradientShap(proto::GradientShap { samples, stdev, seed, baselines: Vec::new() }))
+    }
+
+    /// RISE over `masks` random masks (0: 500) of 8 × 8 cells kept with probability ½, seeded:
+    /// `attribution/rise`, `[1, 1, H, W]`. One forward row per mask.
+    pub fn rise(self, masks: u32, seed: u64) -> Self {
+        self.attribution(Method::Rise(proto::Rise { masks, cells: 0, keep: 0.0, seed }))
+    }
+
     /// Any attribution, with every option.
     pub fn with_attribution(mut self, spec: proto::AttributionSpec) -> Self {
         self.request.attributions.push(spec);

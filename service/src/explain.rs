@@ -8,12 +8,14 @@ mod channels;
 mod compute;
 mod eigen;
 mod faithfulness;
+mod gradient_shap;
 mod info;
 mod job;
 mod load;
 mod methods;
 mod picture;
 mod prediction;
+mod rise;
 mod rows;
 mod score_cam;
 
@@ -30,8 +32,8 @@ pub use self::{
     info::{GradientSupport, LabelsError, LayerInfo, ModelInfo},
     job::{
         Attribution, Baseline, CamVariant, ChannelSelection, ClassifyJob, Encoding, ExplainJob, FaithfulnessSettings,
-        FeatureMapRequest, ImageInput, LayerQuantity, METHODS, Objective, OcclusionWindows, RenderOptions, Segments,
-        SmoothGradVariant, TargetClass, WindowsError, engine_rows,
+        FeatureMapRequest, ImageInput, LayerQuantity, METHODS, Objective, OcclusionWindows, RenderOptions, RiseMasks,
+        Segments, SmoothGradVariant, TargetClass, WindowsError, engine_rows,
     },
     load::{LoadError, LoadOptions, build_gradient_graph},
     picture::Picture,

@@ -159,4 +159,17 @@ mod tests {
         assert_eq!(sin_cos_turns(0.0), (0.0, 1.0));
         assert_eq!(ln(1.0), 0.0);
     }
+
+    #[test]
+    fn the_stream_is_the_one_the_reference_scripts_reproduce() {
+        // tools/references/seeded.py: Draws(7).uniform(3) and Draws(7).normal(5).
+        let mut noise = Noise::new(7);
+        let uniforms: Vec<f64> = (0..3).map(|_| noise.uniform()).collect();
+        assert_eq!(uniforms, [0.3898297483912715, 0.01678829452815611, 0.9007606806068834]);
+        let expected =
+            [0.9884742782094533, 0.10465632597758467, -1.8642558608272304, -1.0700427272219295, 0.00392042349997836];
+        for (value, expected) in normals(7, 5).into_iter().zip(expected) {
+            assert!((f64::from(value) - expected).abs() < 1e-6, "{value} against {expected}");
+        }
+    }
 }

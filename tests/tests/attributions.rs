@@ -4,7 +4,7 @@
 //! Grad-CAM at three layers (raw and upsampled) and guided backpropagation, each within 1e-4
 //! relative L2 (1e-6 absolute where the reference is all zeros); Grad-CAM++, XGrad-CAM, HiResCAM,
 //! LayerCAM, EigenCAM, EigenGradCAM and Score-CAM against pytorch-grad-cam; Guided Grad-CAM,
-//! Occlusion and Feature Ablation against Captum.
+//! Occlusion, Feature Ablation and GradientSHAP against Captum; RISE against its definition.
 
 use explain_client::{Explanation, proto};
 use explain_service::model::ModelSource;
@@ -290,6 +290,43 @@ async fn feature_ablation_matches_captum() {
         let what = format!("image {image}: feature_ablation/zeros");
         let expected = perturbation.row("feature_ablation/zeros", image);
         assert_close(tensor(&explanation, "attribution/feature_ablation"), &expected, &what);
+    }
+}
+
+/// GradientSHAP (with noise from two baselines, and without noise) against Captum 0.9's
+/// `GradientShap` given the service's seeded draws, and RISE against its definition on the
+/// service's masks, in float64 (`tests/fixtures/tiny_resnet18_w8.sampled.npz`, made by
+/// `tools/references/sampled.py`).
+#[tokio::test]
+async fn sampled_methods_match_their_references() {
+    let refs = Refs::load(&fixture("tiny_resnet18_w8.refs.npz"));
+    let sampled = Refs::load(&fixture("tiny_resnet18_w8.sampled.npz"));
+    let server = TestServer::with_model(ModelSource::File(fixture("tiny_resnet18_w8.legacy.onnx"))).await;
+    let zeros = proto::Baseline { kind: Some(proto::baseline::Kind::Zeros(proto::BaselineZeros {})) };
+    let black = proto::Baseline { kind: Some(proto::baseline::Kind::Black(proto::BaselineBlack {})) };
+    let shap = [
+        (
+            "s16_sd0.1_zeros_black",
+            proto::GradientShap { samples: 16, stdev: 0.1, seed: 3, baselines: vec![zeros, black] },
+        ),
+        ("s8_sd0_zeros", proto::GradientShap { samples: 8, stdev: 0.0, seed: 1, baselines: Vec::new() }),
+    ];
+    let rise = [
+        ("m64_c4_k0.5_s2", proto::Rise { masks: 64, cells: 4, keep: 0.5, seed: 2 }),
+        ("m32_c7_k0.3_s9", proto::Rise { masks: 32, cells: 7, keep: 0.3, seed: 9 }),
+    ];
+    let requests = shap
+        .map(|(key, options)| {
+            (format!("gradient_shap/{key}"), "attribution/gradient_shap", Method::GradientShap(options))
+        })
+        .into_iter()
+        .chain(rise.map(|(key, options)| (format!("rise/{key}"), "attribution/rise", Method::Rise(options))));
+    for (key, name, options) in requests {
+        for image in 0..refs.images() {
+            let request = reference_request(&refs, image, vec![method(options.clone())]);
+            let explanation = server.client.send(request).await.expect("explain");
+            assert_close(tensor(&explanation, name), &sampled.row(&key, image), &format!("image {image}: {key}"));
+        }
     }
 }
 

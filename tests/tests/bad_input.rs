@@ -136,8 +136,24 @@ async fn bad_attribution_options_are_named() {
         client.send(with(vec![bad_baseline])).await,
         "attributions[0].integrated_gradients.baseline.tensor.shape",
     );
+    let shap = |stdev, baselines: usize| {
+        let baselines = vec![proto::Baseline::default(); baselines];
+        Some(Method::GradientShap(proto::GradientShap { samples: 2, stdev, seed: 0, baselines }))
+    };
+    assert_invalid(client.send(with(vec![shap(f32::NAN, 1)])).await, "attributions[0].gradient_shap.stdev");
+    assert_invalid(client.send(with(vec![shap(-0.5, 1)])).await, "attributions[0].gradient_shap.stdev");
+    assert_invalid(client.send(with(vec![shap(0.1, 17)])).await, "attributions[0].gradient_shap.baselines");
+    let rise = |masks, cells, keep| Some(Method::Rise(proto::Rise { masks, cells, keep, seed: 0 }));
+    let status = assert_invalid(client.send(with(vec![rise(4, 65, 0.5)])).await, "attributions[0].rise.cells");
+    assert!(status.message().contains("64 pixels"), "{status:?}");
+    assert_invalid(client.send(with(vec![rise(4, 8, 1.5)])).await, "attributions[0].rise.keep");
+    assert_invalid(client.send(with(vec![rise(4, 8, f32::NAN)])).await, "attributions[0].rise.keep");
+    let status = assert_invalid(client.send(with(vec![rise(u32::MAX, 8, 0.5)])).await, "attributions");
+    assert!(status.message().contains("4294967296 engine rows"), "{status:?}");
 
-    let ok = client.send(with(vec![cam(""), ig(4)])).await.expect("valid");
+    let ok = client.send(with(vec![cam(""), ig(4), shap(0.1, 2), rise(4, 64, 1.0)])).await.expect("valid");
+    assert_eq!(ok.tensors["attribution/gradient_shap"].array.shape(), [1, 3, 64, 64]);
+    assert_eq!(ok.tensors["attribution/rise"].array.shape(), [1, 1, 64, 64]);
     assert!(
         ok.tensors.contains_key("attribution/grad_cam/layer4.1"),
         "the default Grad-CAM layer is the last spatial one"

@@ -8,7 +8,7 @@ use ndarray::Array4;
 use crate::explain::{
     Attribution, Baseline, CamVariant, ChannelSelection, ClassifyJob, DEFAULT_BLUR_SIGMA, Encoding, ExplainJob,
     FaithfulnessSettings, FeatureMapRequest, ImageInput, LayerQuantity, Limits, ModelInfo, Objective, OcclusionWindows,
-    RenderOptions, Segments, SmoothGradVariant, TargetClass, WindowsError, engine_rows,
+    RenderOptions, RiseMasks, Segments, SmoothGradVariant, TargetClass, WindowsError, engine_rows,
 };
 use explain_imaging::render::ColorMap;
 
@@ -24,6 +24,18 @@ const DEFAULT_STEPS: usize = 50;
 const DEFAULT_SAMPLES: usize = 25;
 /// SmoothGrad noise level when the request says 0.
 const DEFAULT_NOISE_LEVEL: f32 = 0.15;
+/// GradientSHAP draws when the request says 0 (Captum's default).
+const DEFAULT_SHAP_SAMPLES: usize = 5;
+/// Most baselines of GradientSHAP's distribution.
+const MAX_SHAP_BASELINES: usize = 16;
+/// Largest GradientSHAP noise σ, in input units.
+const MAX_SHAP_STDEV: f32 = 100.0;
+/// RISE masks when the request says 0.
+const DEFAULT_RISE_MASKS: usize = 500;
+/// RISE grid cells per side when the request says 0 (OpenVINO XAI's default).
+const DEFAULT_RISE_CELLS: usize = 8;
+/// RISE's probability of keeping a cell when the request says 0.
+const DEFAULT_RISE_KEEP: f32 = 0.5;
 
 /// Why a request was refused before any work.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -319,7 +331,7 @@ fn attribution(spec: pb::AttributionSpec, field: &str, info: &ModelInfo) -> Resu
         None => {
             return Err(invalid(
                 field,
-                "set one method: saliency, input_x_gradient, grad_cam, guided_backprop, guided_grad_cam, integrated_gradients, smooth_grad, occlusion, score_cam or feature_ablation",
+                "set one method: saliency, input_x_gradient, grad_cam, guided_backprop, guided_grad_cam, integrated_gradients, smooth_grad, occlusion, score_cam, feature_ablation, gradient_shap or rise",
             ));
         }
         Some(Method::Saliency(options)) => Attribution::Saliency { absolute: options.absolute },
@@ -417,6 +429,47 @@ fn attribution(spec: pb::AttributionSpec, field: &str, info: &ModelInfo) -> Resu
             };
             let samples = if options.samples == 0 { DEFAULT_SAMPLES } else { options.samples as usize };
             Attribution::SmoothGrad { samples, noise_level, seed: options.seed, variant }
+        }
+        Some(Method::GradientShap(options)) => {
+            let field = format!("{field}.gradient_shap");
+            if !(options.stdev.is_finite() && (0.0..=MAX_SHAP_STDEV).contains(&options.stdev)) {
+                let message = format!("{} is not in [0, {MAX_SHAP_STDEV}]", options.stdev);
+                return Err(invalid(format!("{field}.stdev"), message));
+            }
+            if options.baselines.len() > MAX_SHAP_BASELINES {
+                let message = format!("{} baselines; at most {MAX_SHAP_BASELINES}", options.baselines.len());
+                return Err(invalid(format!("{field}.baselines"), message));
+            }
+            let mut baselines = options
+                .baselines
+                .into_iter()
+                .enumerate()
+                .map(|(i, spec)| baseline(Some(spec), &format!("{field}.baselines[{i}]"), info))
+                .collect::<Result<Vec<_>, _>>()?;
+            if baselines.is_empty() {
+                baselines.push(Baseline::Zeros);
+            }
+            let samples = if options.samples == 0 { DEFAULT_SHAP_SAMPLES } else { options.samples as usize };
+            Attribution::GradientShap { samples, stdev: options.stdev, seed: options.seed, baselines }
+        }
+        Some(Method::Rise(options)) => {
+            let field = format!("{field}.rise");
+            let side = info.input.height.min(info.input.width) as usize;
+            let cells = match options.cells as usize {
+                0 => DEFAULT_RISE_CELLS.min(side),
+                cells if cells <= side => cells,
+                cells => {
+                    let message = format!("{cells} cells per side; the input's shorter side has {side} pixels");
+                    return Err(invalid(format!("{field}.cells"), message));
+                }
+            };
+            let keep = match options.keep {
+                0.0 => DEFAULT_RISE_KEEP,
+                keep if keep.is_finite() && keep > 0.0 && keep <= 1.0 => keep,
+                keep => return Err(invalid(format!("{field}.keep"), format!("{keep} is not in (0, 1]"))),
+            };
+            let count = if options.masks == 0 { DEFAULT_RISE_MASKS } else { options.masks as usize };
+            Attribution::Rise(RiseMasks { count, cells, keep, seed: options.seed })
         }
     })
 }

@@ -1,8 +1,9 @@
 //! The gradient path of an explanation: one run of the image (its plain row for the prediction,
 //! saliency, input × gradient, the class activation maps, layer gradients and activations; its
 //! guided row for guided backpropagation and Guided Grad-CAM), then the extra rows of Integrated
-//! Gradients and SmoothGrad (gradient rows) and Occlusion, Feature Ablation and Score-CAM (forward
-//! rows) in engine batches of bounded size, all with the class resolved by the first run.
+//! Gradients, SmoothGrad and GradientSHAP (gradient rows) and Occlusion, Feature Ablation,
+//! Score-CAM and RISE (forward rows) in engine batches of bounded size, all with the class resolved
+//! by the first run.
 
 use std::{sync::Arc, time::Instant};
 
@@ -13,11 +14,13 @@ use super::{
     ablation::{Ablation, Regions},
     baseline, channels,
     faithfulness::{CurveEnds, Faithfulness, FaithfulnessRows},
+    gradient_shap::GradientShap,
     job::{
         Attribution, Baseline, CamVariant, ExplainJob, FaithfulnessSettings, FeatureMapRequest, LayerQuantity,
         Objective, TargetClass,
     },
     methods, output, prediction,
+    rise::Rise,
     rows::{AttributionRows, IntegratedGradients, RowOutputs, RowSet, SmoothGrad, objective_value},
     score_cam::ScoreCam,
     take,
@@ -94,6 +97,8 @@ fn image_attribution(
         | Attribution::Occlusion { .. }
         | Attribution::FeatureAblation { .. }
         | Attribution::ScoreCam { .. }
+        | Attribution::GradientShap { .. }
+        | Attribution::Rise(_)
         | Attribution::SmoothGrad { .. } => {
             return Err(ExplainError::Internal(format!("{name} is not computed from the image's run")));
         }
@@ -162,6 +167,8 @@ impl Explainer {
                 | Attribution::IntegratedGradients { .. }
                 | Attribution::Occlusion { .. }
                 | Attribution::FeatureAblation { .. }
+                | Attribution::GradientShap { .. }
+                | Attribution::Rise(_)
                 | Attribution::SmoothGrad { .. } => {}
             }
         }
@@ -221,6 +228,14 @@ impl Explainer {
                 Attribution::SmoothGrad { samples, noise_level, seed, variant } => {
                     Box::new(SmoothGrad::new(name, input.clone(), samples, noise_level, seed, variant))
                 }
+                Attribution::GradientShap { samples, stdev, seed, baselines } => {
+                    let mut images = Vec::with_capacity(baselines.len());
+                    for baseline in &baselines {
+                        images.push(self.baseline_image(baseline, &input).await?);
+                    }
+                    Box::new(GradientShap::new(name, input.clone(), images, samples, stdev, seed))
+                }
+                Attribution::Rise(masks) => Box::new(Rise::new(name, input.clone(), masks, target)),
                 attribution @ (Attribution::Saliency { .. }
                 | Attribution::InputXGradient
                 | Attribution::GradCam { .. }
@@ -318,7 +333,7 @@ impl Explainer {
         let Some(head) = self.info.head_layer else { return GraphKind::Gradient };
         let attributions_fit = job.attributions.iter().all(|attribution| match attribution {
             Attribution::GradCam { layer, .. } => *layer >= head,
-            Attribution::ScoreCam { .. } => true,
+            Attribution::ScoreCam { .. } | Attribution::Rise(_) => true,
             Attribution::Saliency { .. }
             | Attribution::InputXGradient
             | Attribution::GuidedBackprop
@@ -326,6 +341,7 @@ impl Explainer {
             | Attribution::IntegratedGradients { .. }
             | Attribution::Occlusion { .. }
             | Attribution::FeatureAblation { .. }
+            | Attribution::GradientShap { .. }
             | Attribution::SmoothGrad { .. } => false,
         });
         let layers_fit = job.feature_maps.iter().all(|f| f.quantity == LayerQuantity::Activation || f.layer >= head);

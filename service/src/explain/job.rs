@@ -220,7 +220,7 @@ impl OcclusionWindows {
 
 /// Every attribution method by its name in `AttributionSpec.method`, and whether it needs the
 /// gradient graph.
-pub const METHODS: [(&str, bool); 10] = [
+pub const METHODS: [(&str, bool); 12] = [
     ("saliency", true),
     ("input_x_gradient", true),
     ("grad_cam", true),
@@ -231,6 +231,8 @@ pub const METHODS: [(&str, bool); 10] = [
     ("occlusion", false),
     ("score_cam", false),
     ("feature_ablation", false),
+    ("gradient_shap", true),
+    ("rise", false),
 ];
 
 /// The caller's segments of the input's pixels, validated: `index[[y, x]]` numbers the segment of
@@ -312,6 +314,19 @@ pub enum Attribution {
         /// The layer's channels (its rows).
         channels: usize,
     },
+    /// GradientSHAP: gradients at random points between noisy inputs and random baselines.
+    GradientShap {
+        /// Draws (rows).
+        samples: usize,
+        /// σ of the noise added to the input, in input units.
+        stdev: f32,
+        /// Seed of the draws.
+        seed: u64,
+        /// The baseline distribution (at least one).
+        baselines: Vec<Baseline>,
+    },
+    /// RISE: one forward row per random mask.
+    Rise(RiseMasks),
     /// SmoothGrad and its variants.
     SmoothGrad {
         /// Noisy copies.
@@ -323,6 +338,19 @@ pub enum Attribution {
         /// How gradients are combined.
         variant: SmoothGradVariant,
     },
+}
+
+/// RISE's random masks, validated: `1 ≤ cells ≤ min(height, width)`, `0 < keep ≤ 1`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RiseMasks {
+    /// Number of masks (rows).
+    pub count: usize,
+    /// Cells per side of a mask's grid.
+    pub cells: usize,
+    /// Probability that a cell is kept.
+    pub keep: f32,
+    /// Seed of the masks.
+    pub seed: u64,
 }
 
 /// Pictures the server draws of a job's tensors.
@@ -428,6 +456,8 @@ impl Attribution {
             Self::IntegratedGradients { .. } => "attribution/integrated_gradients".into(),
             Self::Occlusion { .. } => "attribution/occlusion".into(),
             Self::FeatureAblation { .. } => "attribution/feature_ablation".into(),
+            Self::GradientShap { .. } => "attribution/gradient_shap".into(),
+            Self::Rise(_) => "attribution/rise".into(),
             Self::ScoreCam { layer, upsample, .. } => {
                 let suffix = if *upsample { "/upsampled" } else { "" };
                 format!("attribution/score_cam/{}{suffix}", info.layers[*layer].name)
@@ -449,15 +479,17 @@ impl Attribution {
             Self::IntegratedGradients { .. } => "integrated_gradients",
             Self::Occlusion { .. } => "occlusion",
             Self::FeatureAblation { .. } => "feature_ablation",
+            Self::GradientShap { .. } => "gradient_shap",
+            Self::Rise(_) => "rise",
             Self::ScoreCam { .. } => "score_cam",
             Self::SmoothGrad { .. } => "smooth_grad",
         }
     }
 
     /// Whether the attribution needs the gradient graph (every method but the perturbation ones:
-    /// Occlusion, Feature Ablation and Score-CAM).
+    /// Occlusion, Feature Ablation, Score-CAM and RISE).
     pub fn needs_gradients(&self) -> bool {
-        !matches!(self, Self::Occlusion { .. } | Self::FeatureAblation { .. } | Self::ScoreCam { .. })
+        !matches!(self, Self::Occlusion { .. } | Self::FeatureAblation { .. } | Self::ScoreCam { .. } | Self::Rise(_))
     }
 
     /// Whether the attribution needs the image's guided row (guided backpropagation).
@@ -475,7 +507,8 @@ impl Attribution {
             Self::Occlusion { windows, .. } => windows.count(),
             Self::FeatureAblation { segments, .. } => segments.count,
             Self::ScoreCam { channels, .. } => *channels,
-            Self::SmoothGrad { samples, .. } => *samples,
+            Self::SmoothGrad { samples, .. } | Self::GradientShap { samples, .. } => *samples,
+            Self::Rise(masks) => masks.count,
         }
     }
 }

@@ -21,7 +21,7 @@ pub(super) struct RowOutputs<'a> {
 }
 
 impl<'a> RowOutputs<'a> {
-    fn gradients(&self) -> Result<ArrayView4<'a, f32>, ExplainError> {
+    pub(super) fn gradients(&self) -> Result<ArrayView4<'a, f32>, ExplainError> {
         self.gradients.ok_or_else(|| ExplainError::Internal("gradient rows ran without gradients".into()))
     }
 }

@@ -110,6 +110,10 @@ pub(crate) enum Method {
     SmoothGrad,
     /// Occlusion (`--window`, `--stride`).
     Occlusion,
+    /// GradientSHAP (`--samples`, `--stdev`, `--seed`).
+    GradientShap,
+    /// RISE (`--masks`, `--seed`).
+    Rise,
 }
 
 impl Method {
@@ -139,13 +143,19 @@ pub(crate) struct MethodOptions {
     /// Integrated Gradients steps.
     #[arg(long, default_value_t = 50)]
     pub(crate) steps: u32,
-    /// SmoothGrad samples.
-    #[arg(long, default_value_t = 25)]
-    pub(crate) samples: u32,
+    /// SmoothGrad and GradientSHAP draws (default: the server's, 25 and 5).
+    #[arg(long)]
+    pub(crate) samples: Option<u32>,
     /// SmoothGrad's noise standard deviation, as a fraction of the input's range.
     #[arg(long, default_value_t = 0.15)]
     pub(crate) noise_level: f32,
-    /// SmoothGrad's noise seed.
+    /// GradientSHAP's noise σ, in the model's input units (after normalisation).
+    #[arg(long, default_value_t = 0.0)]
+    pub(crate) stdev: f32,
+    /// RISE masks (default: the server's, 500).
+    #[arg(long)]
+    pub(crate) masks: Option<u32>,
+    /// Seed of SmoothGrad's noise, GradientSHAP's draws and RISE's masks.
     #[arg(long, default_value_t = 0)]
     pub(crate) seed: u64,
     /// Occlusion's window side in input pixels (0: the server's default, a seventh of the input).

@@ -66,8 +66,10 @@ impl ServedModel {
             Method::GuidedBackprop => request.guided_backprop(),
             Method::GuidedGradCam => request.guided_grad_cam(&self.cam_layer),
             Method::IntegratedGradients => request.integrated_gradients(options.steps),
-            Method::SmoothGrad => request.smooth_grad(options.samples, options.noise_level, options.seed),
+            Method::SmoothGrad => request.smooth_grad(options.samples.unwrap_or(0), options.noise_level, options.seed),
             Method::Occlusion => request.occlusion(options.window, options.stride),
+            Method::GradientShap => request.gradient_shap(options.samples.unwrap_or(0), options.stdev, options.seed),
+            Method::Rise => request.rise(options.masks.unwrap_or(0), options.seed),
         }
     }
 }
