@@ -7,6 +7,7 @@
 # method's maps are compared (Spearman) over the first CASCADE_COUNT pictures (default 100).
 # Writes OUT/methods.jsonl, OUT/cascade.jsonl and OUT/report.md (tools/fidelity/report.py); the
 # pictures and the randomised copies go to .cache/fidelity (made again on each run).
+# ONLY, an extended regular expression, keeps the methods it matches (e.g. ONLY='^(rise|occlusion)').
 #   tools/fidelity/run.sh [OUT]      (default tools/fidelity/results/<date>)
 set -euo pipefail
 source "$(dirname "$0")/../../scripts/lib.sh"
@@ -42,7 +43,13 @@ METHODS=(
   "integrated-gradients --steps 32"
   "smooth-grad --samples 16"
   "occlusion"
+  "gradient-shap --samples 16 --stdev 0.1"
+  "rise"
 )
+if [[ -n ${ONLY:-} ]]; then
+  mapfile -t METHODS < <(printf '%s\n' "${METHODS[@]}" | grep -E "$ONLY")
+  ((${#METHODS[@]})) || { say "ONLY=$ONLY matches no method"; exit 1; }
+fi
 start_release_server "$TRAINED_PORT" "$WORK/trained.log"
 evaluate() { "$ROOT/target/release/explain" --endpoint "http://127.0.0.1:$TRAINED_PORT" eval "$WORK/held-out" --json "$@"; }
 for method in "${METHODS[@]}"; do
