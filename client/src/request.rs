@@ -93,6 +93,12 @@ impl ExplainBuilder {
         self.attribution(Method::ScoreCam(proto::ScoreCam { layer: layer.to_owned(), upsample }))
     }
 
+    /// Ablation-CAM at `layer` (one row per channel through the rest of the network, no gradient),
+    /// upsampled to the input or not: `attribution/ablation_cam/<layer>[/upsampled]`.
+    pub fn ablation_cam(self, layer: &str, upsample: bool) -> Self {
+        self.attribution(Method::AblationCam(proto::AblationCam { layer: layer.to_owned(), upsample }))
+    }
+
     /// Guided backpropagation: `attribution/guided_backprop`.
     pub fn guided_backprop(self) -> Self {
         self.attribution(Method::GuidedBackprop(proto::GuidedBackprop {}))

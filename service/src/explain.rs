@@ -2,6 +2,7 @@
 //! jobs into predictions and named tensors (request → preprocess → engine → post-process).
 
 mod ablation;
+mod ablation_cam;
 mod attribute;
 mod baseline;
 mod channels;

@@ -5,16 +5,17 @@ mod cache;
 pub mod layers;
 mod randomise;
 mod surgery;
+mod tail;
 mod torchvision;
 
 use std::path::{Path, PathBuf};
 
-use explain_proto::onnx::ModelProto;
+use explain_proto::onnx::{GraphProto, ModelProto};
 use prost::Message;
 use sha2::{Digest, Sha256};
 
 use self::layers::LayerMap;
-pub use self::{cache::GraphCache, randomise::HEAD};
+pub use self::{cache::GraphCache, randomise::HEAD, tail::TailError};
 use crate::augment::{self, AugmentError, AugmentSpec, Shapes};
 
 /// The model served when none is given: torchvision's ResNet-18 topology at base width 16 (layer
@@ -156,6 +157,17 @@ impl Model {
     /// logits and every named layer as outputs.
     pub fn forward_graph(&self) -> ModelProto {
         surgery::with_layer_outputs(&self.proto, &self.logits, &self.layers)
+    }
+
+    /// Whether the layer whose tensor is `layer` has a tail graph ([`Model::tail_graph`]): why not.
+    pub fn check_tail(&self, layer: &str) -> Result<(), TailError> {
+        let empty = GraphProto::default();
+        tail::tail_nodes(self.proto.graph.as_ref().unwrap_or(&empty), layer, &self.logits).map(|_| ())
+    }
+
+    /// The graph from the tensor `layer` (of shape `[C, h, w]` per row) to the logits.
+    pub fn tail_graph(&self, layer: &str, shape: &[i64]) -> Result<ModelProto, TailError> {
+        tail::tail(&self.proto, layer, shape, &self.logits)
     }
 
     /// The forward graph with every tensor as an output, to measure all shapes in one run.

@@ -3,7 +3,7 @@
 //! gradient, Integrated Gradients (32 steps, trapezoid, zero baseline) and its convergence delta,
 //! Grad-CAM at three layers (raw and upsampled) and guided backpropagation, each within 1e-4
 //! relative L2 (1e-6 absolute where the reference is all zeros); Grad-CAM++, XGrad-CAM, HiResCAM,
-//! LayerCAM, EigenCAM, EigenGradCAM and Score-CAM against pytorch-grad-cam; Guided Grad-CAM,
+//! LayerCAM, EigenCAM, EigenGradCAM, Score-CAM and Ablation-CAM against pytorch-grad-cam; Guided Grad-CAM,
 //! Occlusion, Feature Ablation and GradientSHAP against Captum; RISE against its definition.
 
 use explain_client::{Explanation, proto};
@@ -187,7 +187,7 @@ async fn attributions_match(settings: ServeOptions, refs: &Refs, label: &str, ig
     }
 }
 
-/// Grad-CAM's relatives and Score-CAM at three layers, raw and upsampled, against the maps
+/// Grad-CAM's relatives, Score-CAM and Ablation-CAM at three layers, raw and upsampled, against the maps
 /// pytorch-grad-cam 1.5 computes in float64 on the same weights, and Guided Grad-CAM against Captum 0.9's
 /// `GuidedGradCam` (`tests/fixtures/tiny_resnet18_w8.cams.npz`, made by
 /// `tools/references/cam_variants.py`).
@@ -230,6 +230,7 @@ async fn cam_variants_match_pytorch_grad_cam() {
         for layer in CAM_LAYERS {
             for upsample in [false, true] {
                 attributions.push(method(Method::ScoreCam(proto::ScoreCam { layer: layer.into(), upsample })));
+                attributions.push(method(Method::AblationCam(proto::AblationCam { layer: layer.into(), upsample })));
             }
         }
         let explanation = server.client.send(reference_request(&refs, image, attributions)).await.expect("explain");
@@ -238,10 +239,34 @@ async fn cam_variants_match_pytorch_grad_cam() {
                 format!("guided_grad_cam/{layer}"),
                 format!("score_cam/{layer}"),
                 format!("score_cam/{layer}/upsampled"),
+                format!("ablation_cam/{layer}"),
+                format!("ablation_cam/{layer}/upsampled"),
             ] {
                 let what = format!("image {image}: {key}");
                 assert_close(tensor(&explanation, &format!("attribution/{key}")), &cams.row(&key, image), &what);
             }
+        }
+    }
+}
+
+/// Ablation-CAM through the tail graphs of the dynamo export (whose head is ReduceMean and a
+/// Reshape, where the legacy export's, tested with the other CAMs, is GlobalAveragePool and
+/// Flatten) against pytorch-grad-cam's `AblationCAM`.
+#[tokio::test]
+async fn ablation_cam_runs_the_tails_of_the_dynamo_export() {
+    let refs = Refs::load(&fixture("tiny_resnet18_w8.refs.npz"));
+    let cams = Refs::load(&fixture("tiny_resnet18_w8.cams.npz"));
+    let server = TestServer::with_model(ModelSource::File(fixture("tiny_resnet18_w8.dynamo.onnx"))).await;
+    for image in 0..refs.images() {
+        let attributions = CAM_LAYERS
+            .iter()
+            .map(|layer| method(Method::AblationCam(proto::AblationCam { layer: (*layer).into(), upsample: false })))
+            .collect();
+        let explanation = server.client.send(reference_request(&refs, image, attributions)).await.expect("explain");
+        for layer in CAM_LAYERS {
+            let key = format!("ablation_cam/{layer}");
+            let what = format!("dynamo, image {image}: {key}");
+            assert_close(tensor(&explanation, &format!("attribution/{key}")), &cams.row(&key, image), &what);
         }
     }
 }

@@ -123,6 +123,8 @@ async fn bad_attribution_options_are_named() {
     let status = assert_invalid(client.send(with(vec![cam("avgpool")])).await, "attributions[0].grad_cam.layer");
     assert!(status.message().contains("[64]"), "{status:?}");
     assert_invalid(client.send(with(vec![cam("layer9")])).await, "attributions[0].grad_cam.layer");
+    let ablation = Some(Method::AblationCam(proto::AblationCam { layer: "avgpool".into(), upsample: false }));
+    assert_invalid(client.send(with(vec![ablation])).await, "attributions[0].ablation_cam.layer");
     let unknown_variant = Some(Method::GradCam(proto::GradCam { variant: 99, ..Default::default() }));
     assert_invalid(client.send(with(vec![unknown_variant])).await, "attributions[0].grad_cam.variant");
     let status = assert_invalid(client.send(with(vec![ig(600)])).await, "attributions");

@@ -14,7 +14,9 @@ use pytorch-grad-cam's sign-corrected projection (`get_2d_projection_with_sign_c
 when |min| > |max|), as the service does, on the activations (EigenCAM) or gradients × activations
 (EigenGradCAM) that the library's `get_cam_image` projects.
 
-Score-CAM's `get_cam_image` runs its own forward passes of the masked inputs (float64 here).
+Score-CAM's `get_cam_image` runs its own forward passes of the masked inputs (float64 here), and
+Ablation-CAM's its forward passes with the layer replaced by its `AblationLayer` (each row the
+layer's activation with one channel zeroed).
 
 Guided Grad-CAM is Captum's `GuidedGradCam` (guided backpropagation × Grad-CAM upsampled by
 nearest neighbour) for the same targets.
@@ -29,7 +31,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from captum.attr import GuidedGradCam
-from pytorch_grad_cam import EigenCAM, EigenGradCAM, GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, ScoreCAM, XGradCAM
+from pytorch_grad_cam import (
+    AblationCAM,
+    EigenCAM,
+    EigenGradCAM,
+    GradCAM,
+    GradCAMPlusPlus,
+    HiResCAM,
+    LayerCAM,
+    ScoreCAM,
+    XGradCAM,
+)
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from pytorch_grad_cam.utils.svd_on_activations import get_2d_projection_with_sign_correction
 from tiny import FIXTURES, load
@@ -42,6 +54,7 @@ VARIANTS = {
     "eigen_cam": EigenCAM,
     "eigen_grad_cam": EigenGradCAM,
     "score_cam": ScoreCAM,
+    "ablation_cam": AblationCAM,
 }
 # What each eigen variant's `get_cam_image` projects.
 PROJECTED = {

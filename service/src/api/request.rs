@@ -331,7 +331,7 @@ fn attribution(spec: pb::AttributionSpec, field: &str, info: &ModelInfo) -> Resu
         None => {
             return Err(invalid(
                 field,
-                "set one method: saliency, input_x_gradient, grad_cam, guided_backprop, guided_grad_cam, integrated_gradients, smooth_grad, occlusion, score_cam, feature_ablation, gradient_shap or rise",
+                "set one method: saliency, input_x_gradient, grad_cam, guided_backprop, guided_grad_cam, integrated_gradients, smooth_grad, occlusion, score_cam, feature_ablation, gradient_shap, rise or ablation_cam",
             ));
         }
         Some(Method::Saliency(options)) => Attribution::Saliency { absolute: options.absolute },
@@ -383,6 +383,18 @@ fn attribution(spec: pb::AttributionSpec, field: &str, info: &ModelInfo) -> Resu
         Some(Method::ScoreCam(options)) => {
             let layer = spatial_layer(&options.layer, &format!("{field}.score_cam.layer"), info)?;
             Attribution::ScoreCam { layer, upsample: options.upsample, channels: info.layers[layer].shape[0] }
+        }
+        Some(Method::AblationCam(options)) => {
+            let field = format!("{field}.ablation_cam.layer");
+            let layer = spatial_layer(&options.layer, &field, info)?;
+            if let Some(reason) = &info.layers[layer].tail_unavailable {
+                let message = format!(
+                    "Ablation-CAM needs a layer every path from the image to the logits passes through; `{}` is not: {reason}",
+                    info.layers[layer].name
+                );
+                return Err(invalid(field, message));
+            }
+            Attribution::AblationCam { layer, upsample: options.upsample, channels: info.layers[layer].shape[0] }
         }
         Some(Method::Occlusion(options)) => {
             let (height, width) = (info.input.height as usize, info.input.width as usize);

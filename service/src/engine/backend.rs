@@ -16,6 +16,9 @@ pub enum GraphKind {
     /// The forward pass and the backward pass down to the last feature layer only: activations
     /// and the gradients of that layer and those after it (Grad-CAM's default layer).
     HeadGradient,
+    /// The forward pass from the layer with this index to the logits: its rows are that layer's
+    /// activations (Ablation-CAM's ablated copies). Made on first use.
+    Tail(usize),
 }
 
 impl GraphKind {
@@ -25,6 +28,7 @@ impl GraphKind {
             Self::Forward => "forward",
             Self::Gradient => "gradient",
             Self::HeadGradient => "head_gradient",
+            Self::Tail(_) => "tail",
         }
     }
 }
@@ -99,9 +103,9 @@ impl GraphNames {
 pub struct Batch {
     /// The graph to run.
     pub graph: GraphKind,
-    /// Preprocessed images, `[rows, 3, H, W]`.
+    /// Preprocessed images, `[rows, 3, H, W]`; for a tail graph, the layer's activations.
     pub images: Array4<f32>,
-    /// The gradient graphs' per-row settings (empty for the forward graph).
+    /// The gradient graphs' per-row settings (empty for the forward and tail graphs).
     pub settings: RowSettings,
     /// The outputs to return.
     pub outputs: Vec<Output>,

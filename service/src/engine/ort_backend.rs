@@ -42,11 +42,17 @@ pub struct OrtOptions {
     pub allow_tf32: bool,
 }
 
+/// Makes the serialised tail graph after a layer (by index), for [`GraphKind::Tail`].
+pub type TailSource = Box<dyn FnMut(usize) -> Result<Vec<u8>, String> + Send>;
+
 /// ONNX Runtime sessions of one model.
 pub struct OrtBackend {
     sessions: HashMap<GraphKind, Session>,
     names: GraphNames,
     execution_provider: &'static str,
+    /// How sessions of tail graphs are made, on first use.
+    options: OrtOptions,
+    tails: Option<TailSource>,
 }
 
 impl std::fmt::Debug for OrtBackend {
@@ -80,7 +86,29 @@ impl OrtBackend {
             sessions.insert(*kind, session);
         }
         tracing::info!(execution_provider, "ONNX Runtime sessions ready");
-        Ok(Self { sessions, names, execution_provider })
+        Ok(Self { sessions, names, execution_provider, options: options.clone(), tails: None })
+    }
+
+    /// Serves [`GraphKind::Tail`] batches with sessions of the graphs `tails` makes, each made on
+    /// the first batch of its layer and kept.
+    pub fn with_tails(mut self, tails: TailSource) -> Self {
+        self.tails = Some(tails);
+        self
+    }
+
+    /// Makes the session of `graph` if it is a tail not run before.
+    fn make_tail(&mut self, graph: GraphKind) -> Result<(), BackendError> {
+        if let (GraphKind::Tail(layer), false, Some(tails)) =
+            (graph, self.sessions.contains_key(&graph), &mut self.tails)
+        {
+            let started = std::time::Instant::now();
+            let bytes = tails(layer).map_err(BackendError::Run)?;
+            let (mut builder, _) = session_builder(&environment(&self.options.library)?, &self.options)?;
+            let session = builder.commit_from_memory(&bytes).map_err(|e| BackendError::Run(e.to_string()))?;
+            tracing::info!(layer, elapsed = ?started.elapsed(), "tail graph session ready");
+            self.sessions.insert(graph, session);
+        }
+        Ok(())
     }
 }
 
@@ -143,13 +171,15 @@ fn session_builder(
 
 impl Backend for OrtBackend {
     fn run(&mut self, batch: &Batch) -> Result<Outputs, BackendError> {
+        self.make_tail(batch.graph)?;
+        let names = &self.names;
         let session = self
             .sessions
             .get_mut(&batch.graph)
             .ok_or_else(|| BackendError::Run(format!("no session for the {:?} graph", batch.graph)))?;
         let mut wanted = Vec::with_capacity(batch.outputs.len());
         for &output in &batch.outputs {
-            match self.names.tensor(output) {
+            match names.tensor(output) {
                 Some(name) if session.outputs().iter().any(|graph_output| graph_output.name() == name) => {
                     wanted.push((output, name));
                 }
@@ -160,10 +190,10 @@ impl Backend for OrtBackend {
         let input_name = session.inputs()[0].name().to_owned();
         let mut inputs: Vec<(String, SessionInputValue<'_>)> =
             vec![(input_name, TensorRef::from_array_view(&batch.images).map_err(run)?.into())];
-        if batch.graph != GraphKind::Forward {
+        if matches!(batch.graph, GraphKind::Gradient | GraphKind::HeadGradient) {
             let settings = &batch.settings;
             let flags = |values: &[bool]| values.iter().map(|&flag| i64::from(flag)).collect::<Vec<_>>();
-            let [target, cross_entropy, guided] = &self.names.row_inputs;
+            let [target, cross_entropy, guided] = &names.row_inputs;
             for (name, values) in [
                 (target, settings.target.clone()),
                 (cross_entropy, flags(&settings.cross_entropy)),

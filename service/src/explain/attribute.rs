@@ -12,6 +12,7 @@ use ndarray::{Array4, ArrayD, ArrayView2, ArrayView4, Axis, Ix2, Ix4, s};
 use super::{
     Call, ExplainError, Explainer, Explanation, ModelInfo, NamedTensor, Stats,
     ablation::{Ablation, Regions},
+    ablation_cam::AblationCam,
     baseline, channels,
     faithfulness::{CurveEnds, Faithfulness, FaithfulnessRows},
     gradient_shap::GradientShap,
@@ -88,7 +89,7 @@ fn image_attribution(
         Attribution::InputXGradient => methods::input_x_gradient(input.view(), view4(outputs, Output::InputGradient)?),
         Attribution::GradCam { layer, upsample, variant } => {
             let map = cam(*layer, *variant)?;
-            let (height, width) = (info.input.height as usize, info.input.width as usize);
+            let (height, width) = info.input_size();
             if *upsample { methods::upsample_bilinear(&map, height, width) } else { map }
         }
         Attribution::GuidedBackprop => guided()?.to_owned(),
@@ -99,6 +100,7 @@ fn image_attribution(
         | Attribution::ScoreCam { .. }
         | Attribution::GradientShap { .. }
         | Attribution::Rise(_)
+        | Attribution::AblationCam { .. }
         | Attribution::SmoothGrad { .. } => {
             return Err(ExplainError::Internal(format!("{name} is not computed from the image's run")));
         }
@@ -160,7 +162,9 @@ impl Explainer {
                     want(Output::Activation(*layer));
                     want(Output::LayerGradient(*layer));
                 }
-                Attribution::ScoreCam { layer, .. } => want(Output::Activation(*layer)),
+                Attribution::ScoreCam { layer, .. } | Attribution::AblationCam { layer, .. } => {
+                    want(Output::Activation(*layer));
+                }
                 Attribution::Saliency { .. }
                 | Attribution::InputXGradient
                 | Attribution::GuidedBackprop
@@ -236,6 +240,12 @@ impl Explainer {
                     Box::new(GradientShap::new(name, input.clone(), images, samples, stdev, seed))
                 }
                 Attribution::Rise(masks) => Box::new(Rise::new(name, input.clone(), masks, target)),
+                Attribution::AblationCam { layer, upsample, .. } => {
+                    let activation = view4(&image, Output::Activation(layer))?.to_owned();
+                    let intact = f64::from(self.logits(&image)?[target]);
+                    let size = upsample.then(|| self.info.input_size());
+                    Box::new(AblationCam::new(name, (layer, activation), size, (target, intact)))
+                }
                 attribution @ (Attribution::Saliency { .. }
                 | Attribution::InputXGradient
                 | Attribution::GradCam { .. }
@@ -252,6 +262,12 @@ impl Explainer {
             self.run_rows(row_sets, GraphKind::Gradient, (target as i64, job.objective), &mut stats, call).await?;
         row_sets =
             self.run_rows(row_sets, GraphKind::Forward, (target as i64, job.objective), &mut stats, call).await?;
+        let mut tails: Vec<GraphKind> = row_sets.iter().map(|rows| rows.graph()).collect();
+        tails.retain(|graph| matches!(graph, GraphKind::Tail(_)));
+        tails.dedup();
+        for tail in tails {
+            row_sets = self.run_rows(row_sets, tail, (target as i64, job.objective), &mut stats, call).await?;
+        }
         let finished = self
             .compute
             .run("folding rows", move || row_sets.into_iter().map(|rows| Some(rows.finish())).collect::<Vec<_>>())
@@ -333,7 +349,7 @@ impl Explainer {
         let Some(head) = self.info.head_layer else { return GraphKind::Gradient };
         let attributions_fit = job.attributions.iter().all(|attribution| match attribution {
             Attribution::GradCam { layer, .. } => *layer >= head,
-            Attribution::ScoreCam { .. } | Attribution::Rise(_) => true,
+            Attribution::ScoreCam { .. } | Attribution::Rise(_) | Attribution::AblationCam { .. } => true,
             Attribution::Saliency { .. }
             | Attribution::InputXGradient
             | Attribution::GuidedBackprop
@@ -408,7 +424,17 @@ impl Explainer {
     ) -> Result<Vec<Box<Rows>>, ExplainError> {
         let order: Vec<usize> = (0..row_sets.len()).filter(|&set| row_sets[set].graph() == graph).collect();
         let total: usize = order.iter().map(|&set| row_sets[set].len()).sum();
-        let (height, width) = (self.info.input.height as usize, self.info.input.width as usize);
+        // A row is an image, or for a tail graph the layer's activation.
+        let (channels, height, width) = match graph {
+            GraphKind::Tail(layer) => match self.info.layers[layer].shape.as_slice() {
+                &[channels, height, width] => (channels, height, width),
+                shape => return Err(ExplainError::Internal(format!("a tail after a layer of shape {shape:?}"))),
+            },
+            GraphKind::Forward | GraphKind::Gradient | GraphKind::HeadGradient => {
+                let (height, width) = self.info.input_size();
+                (3, height, width)
+            }
+        };
         // (set, first row of the set in this batch, offset in the batch, rows) for each piece of
         // the next batch; the cursor is (position in `order`, next row of that set).
         let mut cursor = (0_usize, 0_usize);
@@ -419,7 +445,7 @@ impl Explainer {
             let (sets, images, pieces, next) = self
                 .compute
                 .run("filling rows", move || {
-                    let mut images = Array4::<f32>::zeros((size, 3, height, width));
+                    let mut images = Array4::<f32>::zeros((size, channels, height, width));
                     let (mut pieces, mut filled, mut cursor) = (Vec::new(), 0, cursor);
                     while filled < size {
                         let (position, start) = cursor;
@@ -438,11 +464,14 @@ impl Explainer {
                 })
                 .await?;
             cursor = next;
-            let ran = if graph == GraphKind::Forward {
-                self.run_batch(graph, images, RowSettings::default(), vec![Output::Logits], call).await?
-            } else {
-                let settings = row_settings(target, objective, &vec![false; size]);
-                self.run_batch(graph, images, settings, vec![Output::Logits, Output::InputGradient], call).await?
+            let ran = match graph {
+                GraphKind::Forward | GraphKind::Tail(_) => {
+                    self.run_batch(graph, images, RowSettings::default(), vec![Output::Logits], call).await?
+                }
+                GraphKind::Gradient | GraphKind::HeadGradient => {
+                    let settings = row_settings(target, objective, &vec![false; size]);
+                    self.run_batch(graph, images, settings, vec![Output::Logits, Output::InputGradient], call).await?
+                }
             };
             stats.add(&ran);
             row_sets = self
@@ -450,7 +479,7 @@ impl Explainer {
                 .run("folding rows", move || {
                     let mut sets = sets;
                     let gradients = match graph {
-                        GraphKind::Forward => None,
+                        GraphKind::Forward | GraphKind::Tail(_) => None,
                         GraphKind::Gradient | GraphKind::HeadGradient => {
                             Some(view4(&ran.outputs, Output::InputGradient)?)
                         }

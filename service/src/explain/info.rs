@@ -21,6 +21,9 @@ pub struct LayerInfo {
     pub tensor: String,
     /// Output shape without the batch dimension, e.g. `[128, 28, 28]`.
     pub shape: Vec<usize>,
+    /// Why the layer has no tail graph (the rest of the network after it, Ablation-CAM's), if it
+    /// has none.
+    pub tail_unavailable: Option<String>,
 }
 
 impl LayerInfo {
@@ -85,6 +88,11 @@ impl ModelInfo {
         self.layers.iter().enumerate().find(|(_, layer)| layer.name == name)
     }
 
+    /// The input's `(height, width)`.
+    pub fn input_size(&self) -> (usize, usize) {
+        (self.input.height as usize, self.input.width as usize)
+    }
+
     /// Layer names, comma-separated, for error messages.
     pub fn layer_names(&self) -> String {
         self.layers.iter().map(|layer| layer.name.as_str()).collect::<Vec<_>>().join(", ")
@@ -109,6 +117,7 @@ pub(crate) fn layer_infos(layers: &[NamedLayer], warm: &Outputs) -> Result<Vec<L
                 name: layer.name.clone(),
                 tensor: layer.tensor.clone(),
                 shape: shape.get(1..).unwrap_or_default().to_vec(),
+                tail_unavailable: None,
             })
         })
         .collect()

@@ -220,7 +220,7 @@ impl OcclusionWindows {
 
 /// Every attribution method by its name in `AttributionSpec.method`, and whether it needs the
 /// gradient graph.
-pub const METHODS: [(&str, bool); 12] = [
+pub const METHODS: [(&str, bool); 13] = [
     ("saliency", true),
     ("input_x_gradient", true),
     ("grad_cam", true),
@@ -233,6 +233,7 @@ pub const METHODS: [(&str, bool); 12] = [
     ("feature_ablation", false),
     ("gradient_shap", true),
     ("rise", false),
+    ("ablation_cam", false),
 ];
 
 /// The caller's segments of the input's pixels, validated: `index[[y, x]]` numbers the segment of
@@ -327,6 +328,15 @@ pub enum Attribution {
     },
     /// RISE: one forward row per random mask.
     Rise(RiseMasks),
+    /// Ablation-CAM: one row per channel of the layer, through the layer's tail graph.
+    AblationCam {
+        /// Index of the layer in `ModelInfo::layers` (a spatial layer with a tail graph).
+        layer: usize,
+        /// Bilinear upsampling to the input size.
+        upsample: bool,
+        /// The layer's channels (its rows).
+        channels: usize,
+    },
     /// SmoothGrad and its variants.
     SmoothGrad {
         /// Noisy copies.
@@ -458,6 +468,10 @@ impl Attribution {
             Self::FeatureAblation { .. } => "attribution/feature_ablation".into(),
             Self::GradientShap { .. } => "attribution/gradient_shap".into(),
             Self::Rise(_) => "attribution/rise".into(),
+            Self::AblationCam { layer, upsample, .. } => {
+                let suffix = if *upsample { "/upsampled" } else { "" };
+                format!("attribution/ablation_cam/{}{suffix}", info.layers[*layer].name)
+            }
             Self::ScoreCam { layer, upsample, .. } => {
                 let suffix = if *upsample { "/upsampled" } else { "" };
                 format!("attribution/score_cam/{}{suffix}", info.layers[*layer].name)
@@ -481,15 +495,23 @@ impl Attribution {
             Self::FeatureAblation { .. } => "feature_ablation",
             Self::GradientShap { .. } => "gradient_shap",
             Self::Rise(_) => "rise",
+            Self::AblationCam { .. } => "ablation_cam",
             Self::ScoreCam { .. } => "score_cam",
             Self::SmoothGrad { .. } => "smooth_grad",
         }
     }
 
     /// Whether the attribution needs the gradient graph (every method but the perturbation ones:
-    /// Occlusion, Feature Ablation, Score-CAM and RISE).
+    /// Occlusion, Feature Ablation, Score-CAM, RISE and Ablation-CAM).
     pub fn needs_gradients(&self) -> bool {
-        !matches!(self, Self::Occlusion { .. } | Self::FeatureAblation { .. } | Self::ScoreCam { .. } | Self::Rise(_))
+        !matches!(
+            self,
+            Self::Occlusion { .. }
+                | Self::FeatureAblation { .. }
+                | Self::ScoreCam { .. }
+                | Self::Rise(_)
+                | Self::AblationCam { .. }
+        )
     }
 
     /// Whether the attribution needs the image's guided row (guided backpropagation).
@@ -506,7 +528,7 @@ impl Attribution {
             Self::IntegratedGradients { steps, .. } => *steps,
             Self::Occlusion { windows, .. } => windows.count(),
             Self::FeatureAblation { segments, .. } => segments.count,
-            Self::ScoreCam { channels, .. } => *channels,
+            Self::ScoreCam { channels, .. } | Self::AblationCam { channels, .. } => *channels,
             Self::SmoothGrad { samples, .. } | Self::GradientShap { samples, .. } => *samples,
             Self::Rise(masks) => masks.count,
         }

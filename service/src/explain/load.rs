@@ -137,7 +137,7 @@ impl Explainer {
                 options.mean, options.std
             )));
         }
-        let model = Model::load(&options.model, options.input_size)?;
+        let mut model = Model::load(&options.model, options.input_size)?;
         tracing::info!(model = %model.name, sha256 = %model.sha256, layers = model.layers.layers.len(), "model read");
         let mut graphs = vec![(GraphKind::Forward, model.forward_graph().encode_to_vec())];
         let mut gradients = match gradient_graphs(&model, options) {
@@ -190,8 +190,11 @@ impl Explainer {
                 );
             }
         };
-        let layers = info::layer_infos(named, &warm)?;
-        let labels = match (options.labels.as_deref(), model.labels) {
+        let mut layers = info::layer_infos(named, &warm)?;
+        for layer in layers.iter_mut().filter(|layer| layer.shape.len() == 3) {
+            layer.tail_unavailable = model.check_tail(&layer.tensor).err().map(|error| error.to_string());
+        }
+        let labels = match (options.labels.as_deref(), model.labels.take()) {
             (Some(path), _) => Some(info::read_labels(path, num_classes)?),
             (None, Some(shipped)) => Some(info::counted(shipped, Path::new("the model's own labels"), num_classes)?),
             (None, None) => None,
@@ -204,12 +207,16 @@ impl Explainer {
             mean: options.mean,
             std: options.std,
         };
+        let tail_shapes: Vec<(String, Vec<i64>)> = layers
+            .iter()
+            .map(|layer| (layer.tensor.clone(), layer.shape.iter().map(|&d| d as i64).collect()))
+            .collect();
         let info = ModelInfo {
-            name: model.name,
-            sha256: model.sha256,
-            input: model.input,
+            name: model.name.clone(),
+            sha256: model.sha256.clone(),
+            input: model.input.clone(),
             preprocessing,
-            logits: model.logits,
+            logits: model.logits.clone(),
             layers,
             naming: model.layers.naming,
             num_classes,
@@ -225,6 +232,11 @@ impl Explainer {
             max_queue_delay: options.max_queue_delay,
         };
         tracing::info!(max_batch_size = batching.max_batch_size, "batching");
+        // Tail graphs (Ablation-CAM's) are made from the model, kept for that, on first use.
+        let backend = backend.with_tails(Box::new(move |layer| {
+            let (tensor, shape) = tail_shapes.get(layer).ok_or_else(|| format!("the model has no layer {layer}"))?;
+            model.tail_graph(tensor, shape).map(|graph| graph.encode_to_vec()).map_err(|error| error.to_string())
+        }));
         let engine = EngineHandle::spawn(backend, options.queue_capacity, batching, metrics.engine().clone())?;
         Ok(Self {
             info: Arc::new(info),

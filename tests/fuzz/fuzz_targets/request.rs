@@ -33,9 +33,15 @@ fn info() -> ModelInfo {
             name: name.into(),
             tensor: format!("{name}_out"),
             shape: vec![channels, side, side],
+            tail_unavailable: None,
         })
         .collect();
-    layers.push(LayerInfo { name: "avgpool".into(), tensor: "avgpool_out".into(), shape: vec![64] });
+    layers.push(LayerInfo {
+        name: "avgpool".into(),
+        tensor: "avgpool_out".into(),
+        shape: vec![64],
+        tail_unavailable: Some("not spatial".into()),
+    });
     ModelInfo {
         name: "fuzz".into(),
         sha256: String::new(),

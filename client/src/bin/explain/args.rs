@@ -100,6 +100,8 @@ pub(crate) enum Method {
     EigenGradCam,
     /// Score-CAM at `--layer` (a forward row per channel), upsampled to the input.
     ScoreCam,
+    /// Ablation-CAM at `--layer` (a row per channel through the rest of the network), upsampled.
+    AblationCam,
     /// Guided backpropagation.
     GuidedBackprop,
     /// Guided Grad-CAM at `--layer`.
@@ -129,6 +131,7 @@ impl Method {
                 | Self::EigenCam
                 | Self::EigenGradCam
                 | Self::ScoreCam
+                | Self::AblationCam
                 | Self::GuidedGradCam
         )
     }

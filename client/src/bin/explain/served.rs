@@ -63,6 +63,7 @@ impl ServedModel {
             Method::EigenCam => request.cam(proto::CamVariant::EigenCam, &self.cam_layer, true),
             Method::EigenGradCam => request.cam(proto::CamVariant::EigenGradCam, &self.cam_layer, true),
             Method::ScoreCam => request.score_cam(&self.cam_layer, true),
+            Method::AblationCam => request.ablation_cam(&self.cam_layer, true),
             Method::GuidedBackprop => request.guided_backprop(),
             Method::GuidedGradCam => request.guided_grad_cam(&self.cam_layer),
             Method::IntegratedGradients => request.integrated_gradients(options.steps),
