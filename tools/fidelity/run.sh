@@ -38,6 +38,7 @@ METHODS=(
   "eigen-cam --layer layer4.1"
   "eigen-grad-cam --layer layer4.1"
   "score-cam --layer layer4.1"
+  "ablation-cam --layer layer4.1"
   "guided-backprop"
   "guided-grad-cam --layer layer4.1"
   "integrated-gradients --steps 32"
