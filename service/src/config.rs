@@ -206,8 +206,10 @@ pub struct ServeConfig {
     /// without being faster per row), 64 with CUDA.
     #[arg(long, env = "EXPLAIN_MAX_BATCH_SIZE", value_parser = clap::value_parser!(u32).range(1..))]
     pub max_batch_size: Option<u32>,
-    /// Most engine rows one request may need (1 + IG steps + SmoothGrad samples + …).
-    #[arg(long, env = "EXPLAIN_MAX_ROWS_PER_REQUEST", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..))]
+    /// Most engine rows one request may need (1 + IG steps + SmoothGrad samples + …). The
+    /// default, the queue's default capacity, admits Score-CAM and Ablation-CAM at the 512-channel
+    /// last block of a ResNet-18 with faithfulness scoring.
+    #[arg(long, env = "EXPLAIN_MAX_ROWS_PER_REQUEST", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_rows_per_request: u32,
     /// Folder caching gradient-augmented graphs by content hash. Default: $XDG_CACHE_HOME/explain,
     /// else $HOME/.cache/explain. An unwritable folder (read-only root) disables the cache.

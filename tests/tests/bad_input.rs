@@ -127,8 +127,8 @@ async fn bad_attribution_options_are_named() {
     assert_invalid(client.send(with(vec![ablation])).await, "attributions[0].ablation_cam.layer");
     let unknown_variant = Some(Method::GradCam(proto::GradCam { variant: 99, ..Default::default() }));
     assert_invalid(client.send(with(vec![unknown_variant])).await, "attributions[0].grad_cam.variant");
-    let status = assert_invalid(client.send(with(vec![ig(600)])).await, "attributions");
-    assert!(status.message().contains("601 engine rows"), "{status:?}");
+    let status = assert_invalid(client.send(with(vec![ig(1100)])).await, "attributions");
+    assert!(status.message().contains("1101 engine rows"), "{status:?}");
     let noisy = Some(Method::SmoothGrad(proto::SmoothGrad { noise_level: f32::NAN, ..Default::default() }));
     assert_invalid(client.send(with(vec![noisy])).await, "attributions[0].smooth_grad.noise_level");
     let baseline = proto::Baseline { kind: Some(proto::baseline::Kind::Tensor(proto::Tensor::default())) };

@@ -93,7 +93,7 @@ pub fn explain_job(request: pb::ExplainRequest, info: &ModelInfo, limits: &Limit
         return Err(invalid(
             "attributions",
             format!(
-                "need {rows} engine rows (steps, samples, windows and faithfulness curves included); the limit is {}",
+                "need {rows} engine rows (steps, samples, windows, segments, masks, channels and faithfulness curves included); the limit is {}",
                 limits.max_rows_per_request
             ),
         ));
