@@ -150,6 +150,21 @@ fn decode(bytes: &[u8], (width, height): (u32, u32), limits: ImageLimits) -> Res
     Ok(image.to_rgb8())
 }
 
+/// Segment ids of the model's view of a label image (e.g. superpixels: each colour one segment),
+/// decoded under the same checks as [`prepare`] and resized and cropped like an image of its size,
+/// by nearest neighbour: one id (`0xRRGGBB`) per pixel, row-major, `height × width` of them.
+pub fn segment_ids(
+    bytes: &[u8],
+    limits: ImageLimits,
+    preprocessing: &Preprocessing,
+) -> Result<Vec<u32>, PreprocessError> {
+    let dimensions = header_dimensions(bytes, limits)?;
+    plan(dimensions, limits, preprocessing)?;
+    let labels = decode(bytes, dimensions, limits)?;
+    let view = render::model_view_nearest(&labels, &plan(labels.dimensions(), limits, preprocessing)?);
+    Ok(view.pixels().map(|&image::Rgb([r, g, b])| u32::from_be_bytes([0, r, g, b])).collect())
+}
+
 /// The normalised `[1, 3, H, W]` tensor of a model view.
 pub fn to_tensor(view: &RgbImage, preprocessing: &Preprocessing) -> Array4<f32> {
     let (w, h) = view.dimensions();
@@ -222,5 +237,21 @@ mod tests {
         assert!(matches!(refused, Err(PreprocessError::View(ViewError::TooLarge { .. }))), "{refused:?}");
         let tall = png(&RgbImage::new(1, 4_000));
         assert!(matches!(prepare(&tall, limits, &preprocessing()), Err(PreprocessError::View(_))));
+    }
+
+    #[test]
+    fn segments_keep_their_colours_through_resizing_and_cropping() {
+        // An 8 × 16 label image: a red top half and a blue bottom half, one green pixel. Resized to
+        // 4 × 8 by nearest neighbour and cropped to its centre 4 × 4: rows 2–3 red, 4–5 blue; no
+        // colour blended, the lone pixel gone.
+        let labels = RgbImage::from_fn(8, 16, |x, y| match (x, y) {
+            (0, 0) => image::Rgb([0, 255, 0]),
+            (_, y) if y < 8 => image::Rgb([255, 0, 0]),
+            _ => image::Rgb([0, 0, 255]),
+        });
+        let ids = segment_ids(&png(&labels), LIMITS, &preprocessing()).expect("segments");
+        let (red, blue) = (0xff_0000, 0x00_00ff);
+        assert_eq!(ids, [[red; 8], [blue; 8]].concat());
+        assert!(matches!(segment_ids(b"", LIMITS, &preprocessing()), Err(PreprocessError::Empty)));
     }
 }

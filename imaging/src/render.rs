@@ -99,12 +99,22 @@ impl ViewPlan {
 /// antialiased; the longer side truncated, as torchvision does), then the centre of the crop's
 /// size cropped (offsets rounded). `plan` must have been made for this image's size.
 pub fn model_view(image: &RgbImage, plan: &ViewPlan) -> RgbImage {
+    view(image, plan, FilterType::Triangle)
+}
+
+/// Where each pixel of the model's view comes from in a label image of the same geometry (a
+/// segmentation): [`model_view`] with nearest-neighbour resizing, so no colour is blended.
+pub fn model_view_nearest(image: &RgbImage, plan: &ViewPlan) -> RgbImage {
+    view(image, plan, FilterType::Nearest)
+}
+
+fn view(image: &RgbImage, plan: &ViewPlan, filter: FilterType) -> RgbImage {
     let (new_w, new_h) = plan.resized;
     let (height, width) = plan.crop;
     let resized = if (new_w, new_h) == image.dimensions() {
         image.clone()
     } else {
-        image::imageops::resize(image, new_w, new_h, FilterType::Triangle)
+        image::imageops::resize(image, new_w, new_h, filter)
     };
     let top = ((f64::from(resized.height()) - f64::from(height)) / 2.0).round() as u32;
     let left = ((f64::from(resized.width()) - f64::from(width)) / 2.0).round() as u32;

@@ -112,6 +112,8 @@ pub(crate) enum Method {
     SmoothGrad,
     /// Occlusion (`--window`, `--stride`).
     Occlusion,
+    /// Feature Ablation over `--segments`.
+    FeatureAblation,
     /// GradientSHAP (`--samples`, `--stdev`, `--seed`).
     GradientShap,
     /// RISE (`--masks`, `--seed`).
@@ -167,6 +169,10 @@ pub(crate) struct MethodOptions {
     /// Occlusion's stride (0: half the window).
     #[arg(long, default_value_t = 0)]
     pub(crate) stride: u32,
+    /// Feature Ablation's segments: a label image (PNG, …) of the images' size, each colour one
+    /// segment (e.g. superpixels), resized and cropped as the images are (nearest neighbour).
+    #[arg(long)]
+    pub(crate) segments: Option<PathBuf>,
 }
 
 /// Settings of `explain run`.

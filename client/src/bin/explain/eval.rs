@@ -63,7 +63,7 @@ struct Tally {
 pub(crate) async fn eval(client: &Client, other: Option<&Client>, options: &EvalOptions) -> Result<(), Failure> {
     let samples = read_index(&options.dataset, options.limit)?;
     let info = client.model_info().await?;
-    let model = ServedModel::new(&info, &options.method_options)?;
+    let model = ServedModel::new(&info, &options.method_options, &[options.method])?;
     let progress = if options.json { ProgressBar::hidden() } else { ProgressBar::new(samples.len() as u64) };
     progress.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} images {elapsed} ({eta} left)")?);
     let mut tally = Tally::default();

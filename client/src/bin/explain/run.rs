@@ -25,7 +25,7 @@ pub(crate) async fn run(client: &Client, options: &RunOptions) -> Result<(), Fai
     }
     std::fs::create_dir_all(&options.out).map_err(|e| format!("{}: {e}", options.out.display()))?;
     let info = client.model_info().await?;
-    let model = ServedModel::new(&info, &options.method_options)?;
+    let model = ServedModel::new(&info, &options.method_options, &options.methods)?;
     let (rows, columns) = options.grid;
 
     let mut views = Vec::with_capacity(options.images.len());

@@ -1,7 +1,11 @@
 //! What the subcommands need to know about the served model: how it sees an image, and how each
 //! attribution method of the command line becomes part of a request.
 
-use explain_client::{ExplainBuilder, preprocess::Preprocessing, proto};
+use explain_client::{
+    ExplainBuilder,
+    preprocess::{self, ImageLimits, Preprocessing},
+    proto,
+};
 
 use super::args::{Method, MethodOptions};
 
@@ -13,11 +17,18 @@ pub(crate) struct ServedModel {
     pub(crate) preprocessing: Preprocessing,
     /// Grad-CAM's layer: `--layer`, or the last spatial layer.
     pub(crate) cam_layer: String,
+    /// Feature Ablation's segment ids, from `--segments`, when Feature Ablation is asked for.
+    segments: Option<Vec<u32>>,
 }
 
 impl ServedModel {
-    /// Reads the model's description; `options.layer` overrides Grad-CAM's default layer.
-    pub(crate) fn new(info: &proto::GetModelInfoResponse, options: &MethodOptions) -> Result<Self, Failure> {
+    /// Reads the model's description for `methods`; `options.layer` overrides Grad-CAM's default
+    /// layer, and Feature Ablation's segments are read from `options.segments`.
+    pub(crate) fn new(
+        info: &proto::GetModelInfoResponse,
+        options: &MethodOptions,
+        methods: &[Method],
+    ) -> Result<Self, Failure> {
         let input = info.input.clone().unwrap_or_default();
         let (height, width) = match input.shape.as_slice() {
             [_, _, h, w] => (u32::try_from(*h)?, u32::try_from(*w)?),
@@ -42,7 +53,17 @@ impl ServedModel {
                 .map(|layer| layer.name.clone())
                 .ok_or("the model has no spatial layer")?,
         };
-        Ok(Self { preprocessing, cam_layer })
+        let segments = match (&options.segments, methods.contains(&Method::FeatureAblation)) {
+            (_, false) => None,
+            (None, true) => return Err("--method feature-ablation needs --segments FILE".into()),
+            (Some(path), true) => {
+                let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+                let ids = preprocess::segment_ids(&bytes, ImageLimits::DEFAULT, &preprocessing)
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                Some(ids)
+            }
+        };
+        Ok(Self { preprocessing, cam_layer, segments })
     }
 
     /// Adds `method` to `request`, with the settings of `options`.
@@ -69,6 +90,7 @@ impl ServedModel {
             Method::IntegratedGradients => request.integrated_gradients(options.steps),
             Method::SmoothGrad => request.smooth_grad(options.samples.unwrap_or(0), options.noise_level, options.seed),
             Method::Occlusion => request.occlusion(options.window, options.stride),
+            Method::FeatureAblation => request.feature_ablation(self.segments.clone().unwrap_or_default()),
             Method::GradientShap => request.gradient_shap(options.samples.unwrap_or(0), options.stdev, options.seed),
             Method::Rise => request.rise(options.masks.unwrap_or(0), options.seed),
         }
