@@ -1,6 +1,7 @@
 """Summarises one benchmark run (bench/run.sh) as Markdown: per method, the service's throughput
 over gRPC (one caller; three callers with engine batches of one image) against in-process ONNX
-Runtime on the same graph and batch and against Captum, with the ratios and latency percentiles.
+Runtime on the same graph and batch and against the method's library (Captum, pytorch-grad-cam),
+with the ratios and latency percentiles.
 Usage: report.py RESULTS_DIR"""
 
 import json
@@ -28,8 +29,8 @@ def main(directory):
 
     print((out / "machine.txt").read_text())
     print("Images per second; the service over gRPC with explain-bench on the same machine, the baselines in-process.\n")
-    print("| method | service, 1 caller | p50 / p99 ms | service, 3 callers, batch 1 | ORT in-process | Captum "
-          "| service ÷ ORT | service (1 caller) ÷ Captum |")
+    print("| method | service, 1 caller | p50 / p99 ms | service, 3 callers, batch 1 | ORT in-process | library "
+          "| service ÷ ORT | service (1 caller) ÷ library |")
     print("|---|---|---|---|---|---|---|---|")
     methods = sorted({method for method, _ in service}, key=lambda m: list(ORDER).index(m) if m in ORDER else 99)
     for method in methods:
@@ -41,8 +42,8 @@ def main(directory):
         latency = f"{one['p50_ms']:.0f} / {one['p99_ms']:.0f}" if one else "—"
         # IG and SmoothGrad rows run as one batch of steps/samples rows both in the service (one
         # caller) and in-process; single-row methods compare the busy service at batch 1.
-        multi_row = method in ("integrated-gradients", "smooth-grad")
-        versus_ort = ratio(single, ort) + " ¹" if multi_row else ratio(saturated, ort)
+        multi_row = method in MULTI_ROW
+        versus_ort = ratio(single, ort) + " ¹" if multi_row and ort else ratio(saturated, ort)
         print(f"| {method} | {number(single)} | {latency} | {number(saturated) if not multi_row else '—'} "
               f"| {number(ort)} | {number(captum)} | {versus_ort} | {ratio(single, captum)} |")
     print("\n¹ one caller; both sides run the steps or samples as one batch (32 IG steps, 16 SmoothGrad samples).")
@@ -59,7 +60,16 @@ def main(directory):
         print(f"\nService peak RSS (default settings run): {rss.read_text().split(':')[1].strip()}")
 
 
-ORDER = ("classify", "feature-maps", "saliency", "grad-cam", "guided-backprop", "integrated-gradients", "smooth-grad")
+ORDER = (
+    "classify", "feature-maps", "saliency", "grad-cam", "guided-backprop", "integrated-gradients", "smooth-grad",
+    "grad-cam-plus-plus", "xgrad-cam", "hires-cam", "layer-cam", "eigen-cam", "eigen-grad-cam", "guided-grad-cam",
+    "score-cam", "ablation-cam", "occlusion", "feature-ablation", "gradient-shap", "rise",
+)
+# Methods of many rows per image, which the service batches itself: no three-caller step.
+MULTI_ROW = (
+    "integrated-gradients", "smooth-grad", "score-cam", "ablation-cam", "occlusion", "feature-ablation",
+    "gradient-shap", "rise",
+)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ THREADS=${THREADS:-$(nproc)}
 METHODS=${METHODS:-classify,feature-maps,saliency,grad-cam,guided-backprop,integrated-gradients,smooth-grad}
 PORT=${PORT:-50061}
 BENCH_VENV=$ROOT/bench/.venv
-BENCH_PACKAGES=(torch==2.11.0 torchvision==0.26.0 captum==0.9.0 "onnxruntime==$ORT_VERSION" onnx==1.23.2 numpy==2.4.6)
+BENCH_PACKAGES=(torch==2.11.0 torchvision==0.26.0 captum==0.9.0 grad-cam==1.5.7 "onnxruntime==$ORT_VERSION" onnx==1.23.2 numpy==2.4.6)
 
 ensure_onnxruntime
 ensure_grpcurl
@@ -58,7 +58,9 @@ layers=$("$PYTHON" -c 'import json,sys; print(",".join(l["tensor"] for l in json
 for method in ${METHODS//,/ }; do
   bench --methods "$method" --concurrency 1 --json "$OUT/service-$method-c1.json"
 done
-bench --methods saliency --concurrency 16 --json "$OUT/service-saliency-c16.json"
+if [[ ,$METHODS, == *,saliency,* ]]; then
+  bench --methods saliency --concurrency 16 --json "$OUT/service-saliency-c16.json"
+fi
 grep VmHWM "/proc/$server/status" > "$OUT/server-peak-rss.txt" || true
 stop
 
@@ -66,8 +68,10 @@ stop
 say "serving $MODEL with --max-batch-size 1"
 serve --max-batch-size 1
 for method in ${METHODS//,/ }; do
-  # IG and SmoothGrad run their rows as one batch; batches of one image would not compare.
-  [[ $method == integrated-gradients || $method == smooth-grad ]] && continue
+  # Methods of many rows run them as batches of their own; batches of one image would not compare.
+  case $method in
+    integrated-gradients | smooth-grad | score-cam | ablation-cam | occlusion | feature-ablation | gradient-shap | rise) continue ;;
+  esac
   bench --methods "$method" --concurrency 3 --json "$OUT/service-$method-c3-b1.json"
 done
 stop
@@ -76,7 +80,9 @@ say "in-process baselines"
 (cd bench && "$BENCH_VENV/bin/python" baselines.py --model "$MODEL" --graphs "$GRAPHS" \
   --layers "$layers" --methods "${METHODS//-/_}" --batches 1 --threads "$THREADS" --duration "$DURATION" \
   --json "$OUT/baselines-b1.json")
-(cd bench && "$BENCH_VENV/bin/python" baselines.py --model "$MODEL" --graphs "$GRAPHS" \
-  --layers "$layers" --methods saliency --batches 16 --threads "$THREADS" --duration "$DURATION" \
-  --json "$OUT/baselines-b16.json")
+if [[ ,$METHODS, == *,saliency,* ]]; then
+  (cd bench && "$BENCH_VENV/bin/python" baselines.py --model "$MODEL" --graphs "$GRAPHS" \
+    --layers "$layers" --methods saliency --batches 16 --threads "$THREADS" --duration "$DURATION" \
+    --json "$OUT/baselines-b16.json")
+fi
 "$PYTHON" bench/report.py "$OUT" | tee "$OUT/summary.md"

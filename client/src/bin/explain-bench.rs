@@ -36,6 +36,53 @@ enum Method {
     IntegratedGradients,
     /// SmoothGrad (`--samples` rows).
     SmoothGrad,
+    /// Grad-CAM++ at the last spatial layer, upsampled.
+    GradCamPlusPlus,
+    /// XGrad-CAM at the last spatial layer, upsampled.
+    XgradCam,
+    /// HiResCAM at the last spatial layer, upsampled.
+    HiresCam,
+    /// LayerCAM at the last spatial layer, upsampled.
+    LayerCam,
+    /// EigenCAM at the last spatial layer, upsampled.
+    EigenCam,
+    /// EigenGradCAM at the last spatial layer, upsampled.
+    EigenGradCam,
+    /// Score-CAM at the last spatial layer, upsampled (a row per channel).
+    ScoreCam,
+    /// Ablation-CAM at the last spatial layer, upsampled (a row per channel).
+    AblationCam,
+    /// Guided Grad-CAM at the last spatial layer.
+    GuidedGradCam,
+    /// Occlusion with the server's default windows (a seventh of the side, stride half of it).
+    Occlusion,
+    /// Feature Ablation over a 7 × 7 grid of cells (49 rows).
+    FeatureAblation,
+    /// GradientSHAP, `--samples` draws, σ 0.1, zeros and black baselines.
+    GradientShap,
+    /// RISE with the server's defaults (500 masks of 8 × 8 cells).
+    Rise,
+}
+
+/// What the requests need to know about the served model.
+struct Served {
+    /// Its layers' names.
+    layers: Vec<String>,
+    /// Feature Ablation's segments: a 7 × 7 grid of cells over the input, row-major.
+    grid: Vec<u32>,
+}
+
+impl Served {
+    fn new(info: &proto::GetModelInfoResponse) -> Self {
+        let layers = info.layers.iter().map(|layer| layer.name.clone()).collect();
+        let (height, width) = match info.input.as_ref().map(|input| input.shape.as_slice()) {
+            Some(&[_, _, height, width]) => (height.max(1) as u32, width.max(1) as u32),
+            _ => (1, 1),
+        };
+        let cell = |at: u32, extent: u32| (at * 7 / extent).min(6);
+        let grid = (0..height).flat_map(|y| (0..width).map(move |x| cell(y, height) * 7 + cell(x, width))).collect();
+        Self { layers, grid }
+    }
 }
 
 /// Element type of returned tensors.
@@ -70,7 +117,7 @@ struct Args {
     /// Integrated Gradients steps.
     #[arg(long, default_value_t = 32)]
     steps: u32,
-    /// SmoothGrad samples.
+    /// SmoothGrad samples and GradientSHAP draws.
     #[arg(long, default_value_t = 16)]
     samples: u32,
     /// Element type of the returned tensors.
@@ -135,9 +182,9 @@ async fn answered(
     args: &Args,
     method: Method,
     image: &proto::Image,
-    layers: &[String],
+    served: &Served,
 ) -> Outcome {
-    let work = call(client, args, method, image, layers);
+    let work = call(client, args, method, image, served);
     let n = n as u64;
     let limit = if uniform(2 * n) < args.cancel_fraction {
         Some(Duration::from_secs_f64(uniform(2 * n + 1) * args.cancel_after_ms as f64 / 1e3))
@@ -154,8 +201,12 @@ async fn answered(
     }
 }
 
-fn request(args: &Args, method: Method, image: &proto::Image, layers: &[String]) -> proto::ExplainRequest {
+fn request(args: &Args, method: Method, image: &proto::Image, served: &Served) -> proto::ExplainRequest {
     let attribution = |spec| vec![proto::AttributionSpec { method: Some(spec) }];
+    let cam = |variant: proto::CamVariant| {
+        attribution(Spec::GradCam(proto::GradCam { layer: String::new(), upsample: true, variant: variant as i32 }))
+    };
+    let baseline = |kind| proto::Baseline { kind: Some(kind) };
     let attributions = match method {
         Method::Classify | Method::FeatureMaps => Vec::new(),
         Method::Saliency => attribution(Spec::Saliency(proto::Saliency { absolute: false })),
@@ -169,9 +220,35 @@ fn request(args: &Args, method: Method, image: &proto::Image, layers: &[String])
         Method::SmoothGrad => {
             attribution(Spec::SmoothGrad(proto::SmoothGrad { samples: args.samples, ..Default::default() }))
         }
+        Method::GradCamPlusPlus => cam(proto::CamVariant::GradCamPlusPlus),
+        Method::XgradCam => cam(proto::CamVariant::XgradCam),
+        Method::HiresCam => cam(proto::CamVariant::HiresCam),
+        Method::LayerCam => cam(proto::CamVariant::LayerCam),
+        Method::EigenCam => cam(proto::CamVariant::EigenCam),
+        Method::EigenGradCam => cam(proto::CamVariant::EigenGradCam),
+        Method::ScoreCam => attribution(Spec::ScoreCam(proto::ScoreCam { layer: String::new(), upsample: true })),
+        Method::AblationCam => {
+            attribution(Spec::AblationCam(proto::AblationCam { layer: String::new(), upsample: true }))
+        }
+        Method::GuidedGradCam => attribution(Spec::GuidedGradCam(proto::GuidedGradCam { layer: String::new() })),
+        Method::Occlusion => attribution(Spec::Occlusion(proto::Occlusion::default())),
+        Method::FeatureAblation => attribution(Spec::FeatureAblation(proto::FeatureAblation {
+            segment_ids: served.grid.clone(),
+            baseline: None,
+        })),
+        Method::GradientShap => attribution(Spec::GradientShap(proto::GradientShap {
+            samples: args.samples,
+            stdev: 0.1,
+            seed: 0,
+            baselines: vec![
+                baseline(proto::baseline::Kind::Zeros(proto::BaselineZeros {})),
+                baseline(proto::baseline::Kind::Black(proto::BaselineBlack {})),
+            ],
+        })),
+        Method::Rise => attribution(Spec::Rise(proto::Rise::default())),
     };
     let feature_maps = if method == Method::FeatureMaps {
-        layers.iter().map(|layer| proto::FeatureMapSpec { layer: layer.clone(), ..Default::default() }).collect()
+        served.layers.iter().map(|layer| proto::FeatureMapSpec { layer: layer.clone(), ..Default::default() }).collect()
     } else {
         Vec::new()
     };
@@ -194,12 +271,12 @@ async fn call(
     args: &Args,
     method: Method,
     image: &proto::Image,
-    layers: &[String],
+    served: &Served,
 ) -> Result<Duration, explain_client::Error> {
     let summary = if method == Method::Classify {
         client.classify(proto::ClassifyRequest { image: Some(image.clone()), top_k: 5 }).await?.summary
     } else {
-        Some(client.send(request(args, method, image, layers)).await?.summary)
+        Some(client.send(request(args, method, image, served)).await?.summary)
     };
     // A missing or nonsensical server total would silently make the wire overhead the whole
     // call: it is an error, not zero.
@@ -250,7 +327,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 /// Runs one step: `callers` concurrent loops (or a fixed `rate`) for warm-up plus duration.
-async fn step(args: Arc<Args>, client: Client, callers: usize, image: proto::Image, layers: Arc<Vec<String>>) -> Tally {
+async fn step(args: Arc<Args>, client: Client, callers: usize, image: proto::Image, served: Arc<Served>) -> Tally {
     let tally = Arc::new(Mutex::new(Tally::default()));
     let start = Instant::now();
     let measure_from = start + Duration::from_secs_f64(args.warmup);
@@ -261,8 +338,8 @@ async fn step(args: Arc<Args>, client: Client, callers: usize, image: proto::Ima
     let mut tasks = tokio::task::JoinSet::new();
     let mut launch = |task_start: Option<Instant>| {
         while tasks.try_join_next().is_some() {}
-        let (args, client, image, layers, tally, counter) =
-            (args.clone(), client.clone(), image.clone(), layers.clone(), tally.clone(), counter.clone());
+        let (args, client, image, served, tally, counter) =
+            (args.clone(), client.clone(), image.clone(), served.clone(), tally.clone(), counter.clone());
         tasks.spawn(async move {
             loop {
                 if let Some(at) = task_start {
@@ -275,7 +352,7 @@ async fn step(args: Arc<Args>, client: Client, callers: usize, image: proto::Ima
                 let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let method = args.methods[n % args.methods.len()];
                 tally.lock().await.sent += 1;
-                let outcome = answered(n, &client, &args, method, &image, &layers).await;
+                let outcome = answered(n, &client, &args, method, &image, &served).await;
                 let done = Instant::now();
                 let mut tally = tally.lock().await;
                 let key = match &outcome {
@@ -328,7 +405,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let retry = if args.no_retries { RetryPolicy::none() } else { RetryPolicy::default() };
     let client = Client::builder(args.endpoint.clone()).retry(retry).build().await?;
     let info = client.model_info().await?;
-    let layers: Arc<Vec<String>> = Arc::new(info.layers.iter().map(|layer| layer.name.clone()).collect());
+    let served = Arc::new(Served::new(&info));
     let image = image(&args, &info);
     let methods: Vec<String> = args.methods.iter().map(|m| format!("{m:?}")).collect();
     println!(
@@ -345,7 +422,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let steps: Vec<usize> = if args.rate.is_some() { vec![0] } else { args.concurrency.clone() };
     let mut report = Vec::new();
     for callers in steps {
-        let mut tally = step(args.clone(), client.clone(), callers, image.clone(), layers.clone()).await;
+        let mut tally = step(args.clone(), client.clone(), callers, image.clone(), served.clone()).await;
         let mut latencies: Vec<f64> = tally.latencies.iter().map(|d| d.as_secs_f64() * 1e3).collect();
         latencies.sort_by(f64::total_cmp);
         let throughput = tally.images as f64 / args.duration;
