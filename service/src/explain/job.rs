@@ -554,6 +554,40 @@ mod tests {
         assert_eq!(engine_rows(&attributions, Some(&scoring)), 7 + 3 * 34);
     }
 
+    /// An attribution of the method called `name` in `AttributionSpec`.
+    fn example(name: &str) -> Attribution {
+        let windows = OcclusionWindows::new(2, 1, 4, 4).unwrap();
+        let segments = Segments::new(&[0; 16], 4, 4).unwrap();
+        let masks = RiseMasks { count: 2, cells: 2, keep: 0.5, seed: 0 };
+        match name {
+            "saliency" => Attribution::Saliency { absolute: false },
+            "input_x_gradient" => Attribution::InputXGradient,
+            "grad_cam" => Attribution::GradCam { layer: 0, upsample: false, variant: CamVariant::GradCam },
+            "guided_backprop" => Attribution::GuidedBackprop,
+            "integrated_gradients" => Attribution::IntegratedGradients { steps: 2, baseline: Baseline::Zeros },
+            "smooth_grad" => {
+                Attribution::SmoothGrad { samples: 1, noise_level: 0.1, seed: 0, variant: SmoothGradVariant::Mean }
+            }
+            "guided_grad_cam" => Attribution::GuidedGradCam { layer: 0 },
+            "occlusion" => Attribution::Occlusion { windows, baseline: Baseline::Zeros },
+            "score_cam" => Attribution::ScoreCam { layer: 0, upsample: false, channels: 1 },
+            "feature_ablation" => Attribution::FeatureAblation { segments, baseline: Baseline::Zeros },
+            "gradient_shap" => Attribution::GradientShap { samples: 1, stdev: 0.0, seed: 0, baselines: Vec::new() },
+            "rise" => Attribution::Rise(masks),
+            "ablation_cam" => Attribution::AblationCam { layer: 0, upsample: false, channels: 1 },
+            other => panic!("no example of `{other}`: add one"),
+        }
+    }
+
+    #[test]
+    fn the_method_list_says_which_methods_need_gradients() {
+        for (name, needs_gradients) in METHODS {
+            let attribution = example(name);
+            assert_eq!(attribution.method(), name);
+            assert_eq!(attribution.needs_gradients(), needs_gradients, "{name}");
+        }
+    }
+
     #[test]
     fn segment_ids_are_numbered_in_increasing_order() {
         let segments = Segments::new(&[70, 3, 3, 9, 70, 9], 2, 3).unwrap();
