@@ -238,8 +238,8 @@ def main():
                 ort_seconds = timed(ort_method(sessions, method, x, 0, args, layers), args.duration)
                 result.update(ort_images_per_s=batch / ort_seconds, ort_ms_per_call=ort_seconds * 1e3)
             results.append(result)
-            ort = f"{result['ort_images_per_s']:>10.2f}" if "ort_images_per_s" in result else f"{'—':>10}"
-            print(f"{method:>22} {batch:>5} {result['captum_images_per_s']:>13.2f} {ort}")
+            ort_column = f"{result['ort_images_per_s']:>10.2f}" if "ort_images_per_s" in result else f"{'—':>10}"
+            print(f"{method:>22} {batch:>5} {result['captum_images_per_s']:>13.2f} {ort_column}")
     if args.json:
         with open(args.json, "w") as out:
             json.dump({"threads": args.threads, "torch": torch.__version__, "results": results}, out, indent=2)
