@@ -137,7 +137,7 @@ impl Explainer {
                 options.mean, options.std
             )));
         }
-        let mut model = Model::load(&options.model, options.input_size)?;
+        let model = Model::load(&options.model, options.input_size)?;
         tracing::info!(model = %model.name, sha256 = %model.sha256, layers = model.layers.layers.len(), "model read");
         let mut graphs = vec![(GraphKind::Forward, model.forward_graph().encode_to_vec())];
         let mut gradients = match gradient_graphs(&model, options) {
@@ -194,7 +194,7 @@ impl Explainer {
         for layer in layers.iter_mut().filter(|layer| layer.shape.len() == 3) {
             layer.tail_unavailable = model.check_tail(&layer.tensor).err().map(|error| error.to_string());
         }
-        let labels = match (options.labels.as_deref(), model.labels.take()) {
+        let labels = match (options.labels.as_deref(), model.labels) {
             (Some(path), _) => Some(info::read_labels(path, num_classes)?),
             (None, Some(shipped)) => Some(info::counted(shipped, Path::new("the model's own labels"), num_classes)?),
             (None, None) => None,
@@ -232,9 +232,15 @@ impl Explainer {
             max_queue_delay: options.max_queue_delay,
         };
         tracing::info!(max_batch_size = batching.max_batch_size, "batching");
-        // Tail graphs (Ablation-CAM's) are made from the model, kept for that, on first use.
+        // Tail graphs (Ablation-CAM's) are made on first use from the model read again, so that a
+        // server that never needs one does not keep the model's weights a second time.
+        let (source, input_size, sha256) = (options.model.clone(), options.input_size, model.sha256.clone());
         let backend = backend.with_tails(Box::new(move |layer| {
             let (tensor, shape) = tail_shapes.get(layer).ok_or_else(|| format!("the model has no layer {layer}"))?;
+            let model = Model::load(&source, input_size).map_err(|error| error.to_string())?;
+            if model.sha256 != sha256 {
+                return Err("the model file changed since it was loaded; restart the server to serve it".into());
+            }
             model.tail_graph(tensor, shape).map(|graph| graph.encode_to_vec()).map_err(|error| error.to_string())
         }));
         let engine = EngineHandle::spawn(backend, options.queue_capacity, batching, metrics.engine().clone())?;
