@@ -216,3 +216,28 @@ async fn the_server_renders_heatmaps_and_feature_map_grids() {
     let grid = &explanation.images["render/activation/layer2.1"];
     assert_eq!((grid.width, grid.height), (8 * 66 + 2, 2 * 66 + 2));
 }
+
+/// Ablation-CAM's tail graph is made from the model file read again on first use: when the file
+/// has changed since the server loaded it, the call fails with FAILED_PRECONDITION saying so, and
+/// the server goes on serving everything else.
+#[tokio::test]
+async fn a_tail_graph_is_not_made_from_a_model_file_that_changed() {
+    use proto::attribution_spec::Method;
+    let dir = explain_tests::temp_dir("changed-model");
+    let path = dir.join("model.onnx");
+    std::fs::copy(explain_tests::fixture("tiny_resnet18_w8.legacy.onnx"), &path).expect("copy the model");
+    let server = TestServer::with_model(ModelSource::File(path.clone())).await;
+    std::fs::copy(explain_tests::fixture("tiny_resnet18_w8.dynamo.onnx"), &path).expect("replace the model");
+    let ablation = proto::AttributionSpec {
+        method: Some(Method::AblationCam(proto::AblationCam { layer: "layer4.1".into(), upsample: false })),
+    };
+    let ablated = proto::ExplainRequest { attributions: vec![ablation], ..request(Vec::new()) };
+    let status = match server.client.send(ablated).await {
+        Err(explain_client::Error::Status(status)) => status,
+        other => panic!("expected a status, got {other:?}"),
+    };
+    assert_eq!(status.code(), tonic::Code::FailedPrecondition, "{status:?}");
+    assert!(status.message().contains("changed since it was loaded"), "{status:?}");
+    server.client.send(request(vec![feature_map("layer4.1")])).await.expect("still serving");
+    std::fs::remove_dir_all(&dir).expect("remove the folder");
+}

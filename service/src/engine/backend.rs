@@ -115,7 +115,7 @@ pub struct Batch {
 pub type Outputs = HashMap<Output, ArrayD<f32>>;
 
 /// Why a backend failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum BackendError {
     /// The runtime could not be initialised or a session could not be created.
     #[error("cannot start the inference runtime: {0}")]
@@ -126,6 +126,9 @@ pub enum BackendError {
     /// An output that is not part of the graph was asked for.
     #[error("the graph has no output {0:?}")]
     UnknownOutput(Output),
+    /// A graph made on first use (a tail graph) could not be made from the model as it is now.
+    #[error("{0}")]
+    GraphUnavailable(String),
 }
 
 /// Runs batches. Implementations are used from one thread at a time.

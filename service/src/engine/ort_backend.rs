@@ -102,7 +102,7 @@ impl OrtBackend {
             (graph, self.sessions.contains_key(&graph), &mut self.tails)
         {
             let started = std::time::Instant::now();
-            let bytes = tails(layer).map_err(BackendError::Run)?;
+            let bytes = tails(layer).map_err(BackendError::GraphUnavailable)?;
             let (mut builder, _) = session_builder(&environment(&self.options.library)?, &self.options)?;
             let session = builder.commit_from_memory(&bytes).map_err(|e| BackendError::Run(e.to_string()))?;
             tracing::info!(layer, elapsed = ?started.elapsed(), "tail graph session ready");

@@ -299,7 +299,7 @@ impl<B: Backend> Worker<B> {
             Err(error) => {
                 tracing::error!(%error, jobs = jobs.len(), "engine run failed");
                 for job in jobs {
-                    let _ = job.reply.send(Err(EngineError::Backend(BackendError::Run(error.to_string()))));
+                    let _ = job.reply.send(Err(EngineError::Backend(error.clone())));
                 }
             }
         }

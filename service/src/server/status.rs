@@ -58,7 +58,10 @@ impl From<ApiError> for Status {
                 tracing::error!(%message, "request failed");
                 Status::internal(message)
             }
-            ApiError::Explain(ExplainError::GradientsUnavailable(_)) => Status::failed_precondition(message),
+            ApiError::Explain(
+                ExplainError::GradientsUnavailable(_)
+                | ExplainError::Engine(EngineError::Backend(BackendError::GraphUnavailable(_))),
+            ) => Status::failed_precondition(message),
             ApiError::LoadFailed(_) => Status::unavailable(message),
         }
     }
