@@ -2,7 +2,7 @@
 //! that channel ablated, run through the layer's tail graph; a channel's weight is the target
 //! logit's relative drop, (s − s_k) / s, and the map is ReLU(Σ_k weight_k · A_k).
 
-use ndarray::{Array1, Array3, Array4, ArrayViewMut4, Axis, Zip};
+use ndarray::{Array1, Array3, Array4, ArrayViewMut4, Axis};
 
 use super::{
     ExplainError, NamedTensor, methods,
@@ -75,20 +75,8 @@ impl RowSet for AblationCam {
 
 impl AttributionRows for AblationCam {
     fn finish(self: Box<Self>) -> Vec<NamedTensor> {
-        let (_, height, width) = self.activation.dim();
-        let mut map = Array4::<f32>::zeros((1, 1, height, width));
-        for (channel, &score) in self.activation.axis_iter(Axis(0)).zip(&self.scores) {
-            let weight = ((self.intact - score) / self.intact) as f32;
-            Zip::from(map.index_axis_mut(Axis(0), 0).index_axis_mut(Axis(0), 0))
-                .and(&channel)
-                .for_each(|m, &a| *m += weight * a);
-        }
-        map.mapv_inplace(|v| v.max(0.0));
-        let map = match self.upsample {
-            Some((height, width)) => methods::upsample_bilinear(&map, height, width),
-            None => map,
-        };
-        vec![named(self.name, map)]
+        let weights = self.scores.iter().map(|&score| ((self.intact - score) / self.intact) as f32);
+        vec![named(self.name, methods::weighted_map(self.activation.view(), weights, self.upsample))]
     }
 }
 

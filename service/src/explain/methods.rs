@@ -30,9 +30,13 @@ pub(super) fn class_activation_map(
 ) -> Result<Array4<f32>, NotConverged> {
     let (activation, gradient) = (activation.index_axis_move(Axis(0), 0), gradient.index_axis_move(Axis(0), 0));
     let mut map = match variant {
-        CamVariant::GradCam => weighted_channels(activation, gradient, |_, g| g.mean().unwrap_or(0.0)),
-        CamVariant::GradCamPlusPlus => weighted_channels(activation, gradient, grad_cam_plus_plus_weight),
-        CamVariant::XGradCam => weighted_channels(activation, gradient, xgrad_cam_weight),
+        CamVariant::GradCam => {
+            weighted_channels(activation, per_channel(activation, gradient, |_, g| g.mean().unwrap_or(0.0)))
+        }
+        CamVariant::GradCamPlusPlus => {
+            weighted_channels(activation, per_channel(activation, gradient, grad_cam_plus_plus_weight))
+        }
+        CamVariant::XGradCam => weighted_channels(activation, per_channel(activation, gradient, xgrad_cam_weight)),
         CamVariant::HiResCam => (&gradient * &activation).sum_axis(Axis(0)),
         CamVariant::LayerCam => (gradient.mapv(|g| g.max(0.0)) * activation).sum_axis(Axis(0)),
         CamVariant::EigenCam => first_component_projection(activation)?,
@@ -42,20 +46,40 @@ pub(super) fn class_activation_map(
     Ok(map.insert_axis(Axis(0)).insert_axis(Axis(0)))
 }
 
-/// Σ_c w_c A_c over the channels of `activation` (`[C, h, w]`), each channel's weight `w_c` from
-/// its activation and gradient.
-fn weighted_channels(
-    activation: ArrayView3<'_, f32>,
-    gradient: ArrayView3<'_, f32>,
-    weight: impl Fn(ArrayView2<'_, f32>, ArrayView2<'_, f32>) -> f32,
-) -> Array2<f32> {
+/// Σ_c w_c A_c over the channels of `activation` (`[C, h, w]`), with `weights` one per channel.
+fn weighted_channels(activation: ArrayView3<'_, f32>, weights: impl IntoIterator<Item = f32>) -> Array2<f32> {
     let (_, height, width) = activation.dim();
     let mut out = Array2::<f32>::zeros((height, width));
-    for (a, g) in activation.axis_iter(Axis(0)).zip(gradient.axis_iter(Axis(0))) {
-        let w = weight(a, g);
+    for (a, w) in activation.axis_iter(Axis(0)).zip(weights) {
         Zip::from(&mut out).and(&a).for_each(|m, &a| *m += w * a);
     }
     out
+}
+
+/// Each channel's weight from its activation and gradient (`[C, h, w]` each).
+fn per_channel<'a>(
+    activation: ArrayView3<'a, f32>,
+    gradient: ArrayView3<'a, f32>,
+    weight: impl Fn(ArrayView2<'_, f32>, ArrayView2<'_, f32>) -> f32 + 'a,
+) -> impl Iterator<Item = f32> + 'a {
+    activation.into_outer_iter().zip(gradient.into_outer_iter()).map(move |(a, g)| weight(a, g))
+}
+
+/// ReLU(Σ_c w_c A_c) over the channels of `activation` (`[C, h, w]`) with `weights` (one per
+/// channel) as a `[1, 1, h, w]` map, upsampled bilinearly to `upsample` (`(H, W)`) if given: the map
+/// of the CAMs whose weights come from extra rows (Score-CAM, Ablation-CAM).
+pub(super) fn weighted_map(
+    activation: ArrayView3<'_, f32>,
+    weights: impl IntoIterator<Item = f32>,
+    upsample: Option<(usize, usize)>,
+) -> Array4<f32> {
+    let mut map = weighted_channels(activation, weights);
+    map.mapv_inplace(|v| v.max(0.0));
+    let map = map.insert_axis(Axis(0)).insert_axis(Axis(0));
+    match upsample {
+        Some((height, width)) => upsample_bilinear(&map, height, width),
+        None => map,
+    }
 }
 
 /// Grad-CAM++'s channel weight: Σ_ij ReLU(G) α, α = G² / (2 G² + (Σ_ij A) G³ + 1e-6).

@@ -76,17 +76,10 @@ impl AttributionRows for ScoreCam {
     fn finish(self: Box<Self>) -> Vec<NamedTensor> {
         let max = self.scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         let exponentials = self.scores.mapv(|score| (score - max).exp());
-        let weights = &exponentials / exponentials.sum();
-        let (_, height, width) = self.activation.dim();
-        let mut map = Array4::<f32>::zeros((1, 1, height, width));
-        for (channel, &weight) in self.activation.axis_iter(Axis(0)).zip(&weights) {
-            Zip::from(map.index_axis_mut(Axis(0), 0).index_axis_mut(Axis(0), 0))
-                .and(&channel)
-                .for_each(|m, &a| *m += weight as f32 * a);
-        }
-        map.mapv_inplace(|v| v.max(0.0));
-        let (_, _, input_height, input_width) = self.input.dim();
-        let map = if self.upsample { methods::upsample_bilinear(&map, input_height, input_width) } else { map };
+        let total = exponentials.sum();
+        let weights = exponentials.iter().map(|&e| (e / total) as f32);
+        let (_, _, height, width) = self.input.dim();
+        let map = methods::weighted_map(self.activation.view(), weights, self.upsample.then_some((height, width)));
         vec![named(self.name, map)]
     }
 }
