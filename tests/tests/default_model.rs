@@ -230,3 +230,21 @@ async fn explain_run_ablates_the_segments_of_a_label_image() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("--segments FILE"));
     std::fs::remove_dir_all(&out).expect("remove the output folder");
 }
+
+/// A comparison server that refuses every map (another model: the tiny one takes 64 × 64 inputs,
+/// not the default model's 112 × 112) leaves the Spearman correlation undefined and counts the
+/// refusals; the evaluation itself goes on and succeeds.
+#[tokio::test]
+async fn explain_eval_counts_the_maps_a_comparison_server_refuses() {
+    let trained = TestServer::with_model(ModelSource::Embedded).await;
+    let other = TestServer::with_model(explain_tests::tiny_model()).await;
+    let endpoint = format!("http://{}", trained.address());
+    let compare = format!("http://{}", other.address());
+    let args = ["--method", "grad-cam", "--limit", "3", "--no-curves", "--compare-endpoint", &compare];
+    let summary = explain_eval(&endpoint, &args).await;
+    assert_eq!(number(&summary, "images"), 3.0, "{summary}");
+    assert_eq!(number(&summary, "failed"), 0.0, "{summary}");
+    assert_eq!(number(&summary, "spearman_failed"), 3.0, "{summary}");
+    assert_eq!(number(&summary, "spearman_images"), 0.0, "{summary}");
+    assert!(summary["spearman"].is_null(), "{summary}");
+}

@@ -57,6 +57,8 @@ struct Tally {
     correlated: usize,
     spearman: f64,
     uncorrelated: usize,
+    /// Maps the `--compare-endpoint` server did not give.
+    uncompared: usize,
 }
 
 /// Runs `explain eval`; `other` is the `--compare-endpoint` server.
@@ -71,7 +73,7 @@ pub(crate) async fn eval(client: &Client, other: Option<&Client>, options: &Eval
         let first = chunk_index * CHUNK;
         let explained = explain(client, &model, chunk, options, &mut tally, &progress).await?;
         if let Some(other) = other {
-            correlate(other, &model, &explained, options, &mut tally).await?;
+            correlate(other, &model, &explained, options, &mut tally, &progress).await?;
         }
         if !options.no_curves {
             score_curves(client, &model, &explained, first, options, &mut tally).await?;
@@ -163,6 +165,7 @@ async fn correlate(
     explained: &[Explained],
     options: &EvalOptions,
     tally: &mut Tally,
+    progress: &ProgressBar,
 ) -> Result<(), Failure> {
     let requests = explained
         .iter()
@@ -175,7 +178,14 @@ async fn correlate(
         .collect();
     let results = collect(other.explain_many(requests, options.in_flight), explained.len()).await;
     for (item, result) in explained.iter().zip(results) {
-        let relevance = relevance_of(&result?, model)?;
+        let relevance = match result.and_then(|explanation| relevance_of(&explanation, model)) {
+            Ok(relevance) => relevance,
+            Err(error) => {
+                tally.uncompared += 1;
+                progress.suspend(|| eprintln!("--compare-endpoint: {error}"));
+                continue;
+            }
+        };
         let (a, b) = (item.relevance.as_standard_layout(), relevance.as_standard_layout());
         match fidelity::spearman(a.as_slice().unwrap_or_default(), b.as_slice().unwrap_or_default())? {
             Some(rho) => {
@@ -294,6 +304,7 @@ fn report(tally: &Tally, options: &EvalOptions, model: &ServedModel) {
                 "deletion_auc": deletion, "deletion_auc_random": deletion_random,
                 "insertion_auc": insertion, "insertion_auc_random": insertion_random,
                 "spearman": spearman, "spearman_images": tally.correlated, "spearman_undefined": tally.uncorrelated,
+                "spearman_failed": tally.uncompared,
             })
         );
         return;
@@ -308,12 +319,13 @@ fn report(tally: &Tally, options: &EvalOptions, model: &ServedModel) {
         println!("deletion AUC      {} (random order {})", show(deletion), show(deletion_random));
         println!("insertion AUC     {} (random order {})", show(insertion), show(insertion_random));
     }
-    if tally.correlated + tally.uncorrelated > 0 {
+    if tally.correlated + tally.uncorrelated + tally.uncompared > 0 {
         println!(
-            "spearman          {} over {} images ({} with a constant map)",
+            "spearman          {} over {} images ({} with a constant map, {} not given by the other server)",
             show(spearman),
             tally.correlated,
-            tally.uncorrelated
+            tally.uncorrelated,
+            tally.uncompared
         );
     }
 }
