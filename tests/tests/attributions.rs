@@ -258,11 +258,15 @@ async fn ablation_cam_runs_the_tails_of_the_dynamo_export() {
     let cams = Refs::load(&fixture("tiny_resnet18_w8.cams.npz"));
     let server = TestServer::with_model(ModelSource::File(fixture("tiny_resnet18_w8.dynamo.onnx"))).await;
     for image in 0..refs.images() {
-        let attributions = CAM_LAYERS
+        let mut attributions: Vec<_> = CAM_LAYERS
             .iter()
             .map(|layer| method(Method::AblationCam(proto::AblationCam { layer: (*layer).into(), upsample: false })))
             .collect();
+        // The first layer's tail again, after the others': its rows run once all the same.
+        attributions
+            .push(method(Method::AblationCam(proto::AblationCam { layer: CAM_LAYERS[0].into(), upsample: true })));
         let explanation = server.client.send(reference_request(&refs, image, attributions)).await.expect("explain");
+        assert_eq!(explanation.summary.rows, 1 + 64 + 32 + 16 + 64, "the image's row, then one per channel");
         for layer in CAM_LAYERS {
             let key = format!("ablation_cam/{layer}");
             let what = format!("dynamo, image {image}: {key}");

@@ -262,9 +262,12 @@ impl Explainer {
             self.run_rows(row_sets, GraphKind::Gradient, (target as i64, job.objective), &mut stats, call).await?;
         row_sets =
             self.run_rows(row_sets, GraphKind::Forward, (target as i64, job.objective), &mut stats, call).await?;
-        let mut tails: Vec<GraphKind> = row_sets.iter().map(|rows| rows.graph()).collect();
-        tails.retain(|graph| matches!(graph, GraphKind::Tail(_)));
-        tails.dedup();
+        let mut tails: Vec<GraphKind> = Vec::new();
+        for graph in row_sets.iter().map(|rows| rows.graph()) {
+            if matches!(graph, GraphKind::Tail(_)) && !tails.contains(&graph) {
+                tails.push(graph);
+            }
+        }
         for tail in tails {
             row_sets = self.run_rows(row_sets, tail, (target as i64, job.objective), &mut stats, call).await?;
         }
