@@ -114,9 +114,8 @@ async fn a_model_without_gradient_rules_is_served_without_gradients() {
     assert_eq!(status.code(), Code::FailedPrecondition);
     assert!(status.message().contains("Sigmoid"), "{status:?}");
 
-    // Predictions, activations, Occlusion and Score-CAM (forward passes only) are still served;
-    // those and Feature Ablation are listed.
-    assert_eq!(info.methods, ["occlusion", "score_cam", "feature_ablation"]);
+    // Predictions, activations and the methods of forward passes only are still served, and listed.
+    assert_eq!(info.methods, ["occlusion", "score_cam", "feature_ablation", "rise", "ablation_cam"]);
     let feature_maps = vec![proto::FeatureMapSpec { layer: "squashed".into(), ..Default::default() }];
     let occlusion = proto::AttributionSpec {
         method: Some(proto::attribution_spec::Method::Occlusion(proto::Occlusion {
@@ -131,12 +130,23 @@ async fn a_model_without_gradient_rules_is_served_without_gradients() {
             upsample: false,
         })),
     };
-    let attributions = vec![occlusion, score_cam];
+    let rise = proto::AttributionSpec {
+        method: Some(proto::attribution_spec::Method::Rise(proto::Rise { masks: 4, cells: 2, keep: 0.5, seed: 1 })),
+    };
+    let ablation_cam = proto::AttributionSpec {
+        method: Some(proto::attribution_spec::Method::AblationCam(proto::AblationCam {
+            layer: "squashed".into(),
+            upsample: true,
+        })),
+    };
+    let attributions = vec![occlusion, score_cam, rise, ablation_cam];
     let request = proto::ExplainRequest { feature_maps, attributions, ..Default::default() };
     let explanation = explain(&mut client, &image, request).await;
     assert_eq!(explanation.tensors["activation/squashed"].array.shape(), &[1, 4, 8, 8]);
     assert_eq!(explanation.tensors["attribution/occlusion"].array.shape(), &[1, 3, 8, 8]);
     assert_eq!(explanation.tensors["attribution/score_cam/squashed"].array.shape(), &[1, 1, 8, 8]);
+    assert_eq!(explanation.tensors["attribution/rise"].array.shape(), &[1, 1, 8, 8]);
+    assert_eq!(explanation.tensors["attribution/ablation_cam/squashed/upsampled"].array.shape(), &[1, 1, 8, 8]);
 }
 
 #[tokio::test]
