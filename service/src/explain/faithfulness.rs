@@ -11,6 +11,7 @@ use ndarray::{Array3, ArrayD, ArrayViewMut4, Axis, Ix4};
 use super::{
     ExplainError,
     methods::upsample_bilinear,
+    prediction,
     rows::{RowOutputs, RowSet},
 };
 use crate::engine::GraphKind;
@@ -136,9 +137,7 @@ impl RowSet for FaithfulnessRows {
 
     fn absorb(&mut self, start: usize, outputs: RowOutputs<'_>) -> Result<(), ExplainError> {
         for (i, logits) in outputs.logits.axis_iter(Axis(0)).enumerate() {
-            let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let total: f64 = logits.iter().map(|&logit| f64::from(logit - max).exp()).sum();
-            self.probabilities[start + i] = f64::from(logits[self.target] - max).exp() / total;
+            self.probabilities[start + i] = prediction::probability(logits, self.target);
         }
         Ok(())
     }

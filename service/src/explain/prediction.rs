@@ -34,6 +34,13 @@ pub(super) fn softmax(logits: ArrayView1<'_, f32>) -> Vec<f32> {
     exps.iter().map(|e| (e / sum) as f32).collect()
 }
 
+/// The softmax probability of class `target` among `logits`, in float64.
+pub(super) fn probability(logits: ArrayView1<'_, f32>, target: usize) -> f64 {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let total: f64 = logits.iter().map(|&logit| f64::from(logit - max).exp()).sum();
+    f64::from(logits[target] - max).exp() / total
+}
+
 /// The prediction for one row of logits: the `top_k` best classes and the target's scores.
 pub(super) fn predict(
     logits: ArrayView1<'_, f32>,

@@ -4,12 +4,13 @@
 
 use std::collections::VecDeque;
 
-use ndarray::{Array2, Array4, ArrayView1, ArrayViewMut4, Axis, Zip, s};
+use ndarray::{Array2, Array4, ArrayViewMut4, Axis, Zip, s};
 
 use super::{
     ExplainError, NamedTensor,
     job::RiseMasks,
     methods::{self, Alignment},
+    prediction,
     rows::{AttributionRows, RowOutputs, RowSet, named},
 };
 use crate::{engine::GraphKind, noise::Noise};
@@ -54,13 +55,6 @@ impl Rise {
     }
 }
 
-/// The softmax probability of `target` among `logits`.
-fn probability(logits: ArrayView1<'_, f32>, target: usize) -> f64 {
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let sum: f64 = logits.iter().map(|&l| f64::from(l - max).exp()).sum();
-    f64::from(logits[target] - max).exp() / sum
-}
-
 impl RowSet for Rise {
     fn len(&self) -> usize {
         self.masks.count
@@ -88,7 +82,7 @@ impl RowSet for Rise {
                 .pending
                 .pop_front()
                 .ok_or_else(|| ExplainError::Internal("a RISE row came back unfilled".into()))?;
-            let score = probability(logits, self.target);
+            let score = prediction::probability(logits, self.target);
             Zip::from(&mut self.sum).and(&mask).for_each(|s, &m| *s += score * f64::from(m));
         }
         Ok(())
