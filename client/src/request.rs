@@ -153,6 +153,19 @@ impl ExplainBuilder {
         self.attribution(Method::Rise(proto::Rise { masks, cells: 0, keep: 0.0, seed }))
     }
 
+    /// DeepLift with the rescale rule (Captum's `DeepLift`) from a zero baseline:
+    /// `attribution/deep_lift` and its convergence delta `attribution/deep_lift/delta`. Two engine
+    /// rows, the input and the baseline, through the model's DeepLift graph.
+    pub fn deep_lift(self) -> Self {
+        self.attribution(Method::DeepLift(proto::DeepLift { baseline: None }))
+    }
+
+    /// DeepLift from `baseline`.
+    pub fn deep_lift_from(self, baseline: proto::baseline::Kind) -> Self {
+        let baseline = Some(proto::Baseline { kind: Some(baseline) });
+        self.attribution(Method::DeepLift(proto::DeepLift { baseline }))
+    }
+
     /// Any attribution, with every option.
     pub fn with_attribution(mut self, spec: proto::AttributionSpec) -> Self {
         self.request.attributions.push(spec);

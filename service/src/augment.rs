@@ -7,7 +7,13 @@
 //! objective is the row's cross-entropy loss, `softmax − one-hot` on the logits; 0: the target
 //! logit, `one-hot`) and [`GUIDED_INPUT`] (1: ReLUs also drop negative gradients, guided
 //! backpropagation). Gradients come out as `grad/<tensor>` ([`gradient_name`]).
+//!
+//! A DeepLift graph ([`Backward::DeepLift`]) has the same inputs and outputs; its batch holds
+//! pairs of rows (an input, then its reference) and its nonlinearities use DeepLift's rescale rule
+//! instead of their gradients (`deep_lift.rs`), so an input row's "gradient" is DeepLift's
+//! multiplier.
 
+mod deep_lift;
 mod emit;
 mod rules;
 mod seed;
@@ -17,7 +23,7 @@ use std::collections::{HashMap, HashSet};
 
 use explain_proto::onnx::{ModelProto, tensor_proto::DataType};
 
-use self::{emit::Emitter, rules::Rules};
+use self::{deep_lift::Pairs, emit::Emitter, rules::Rules};
 use crate::graph;
 
 /// Per-row target class input.
@@ -37,6 +43,15 @@ pub fn gradient_name(tensor: &str) -> String {
 /// Tensor shapes at batch 1 (node outputs and initializers), measured by running the model.
 pub type Shapes = HashMap<String, Vec<i64>>;
 
+/// What the backward pass computes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backward {
+    /// Gradients (guided on rows flagged guided).
+    Gradient,
+    /// DeepLift's multipliers on rows paired input, reference, input, reference, …
+    DeepLift,
+}
+
 /// What to differentiate.
 #[derive(Clone, Copy, Debug)]
 pub struct AugmentSpec<'a> {
@@ -47,6 +62,8 @@ pub struct AugmentSpec<'a> {
     pub logits: &'a str,
     /// Tensors whose gradients become graph outputs, those after `from`.
     pub layers: &'a [String],
+    /// Gradients or DeepLift's multipliers.
+    pub backward: Backward,
 }
 
 /// Why a graph cannot be differentiated.
@@ -162,7 +179,8 @@ pub fn augment(model: &ModelProto, spec: &AugmentSpec<'_>, shapes: &Shapes) -> R
     let guided = emit.op("Equal", &[GUIDED_INPUT, &one], vec![]);
     let (zero, unbounded) = (emit.scalar(0.0), emit.scalar(f32::NEG_INFINITY));
     let guided_floor = emit.op("Where", &[&guided, &zero, &unbounded], vec![]);
-    let mut rules = Rules::new(emit, graph, shapes, guided_floor);
+    let pairs = (spec.backward == Backward::DeepLift).then(|| Pairs::emit(&mut emit));
+    let mut rules = Rules::new(emit, graph, shapes, guided_floor, pairs);
 
     // MaxPool's gradient needs the positions of the maxima: give each pool on the path its Indices.
     let mut augmented = model.clone();

@@ -49,6 +49,9 @@ pub enum GraphChoice {
     Head,
     /// The forward pass with every named layer as an output.
     Forward,
+    /// Forward and backward pass down to the input with DeepLift's rescale rule at the
+    /// nonlinearities; rows are pairs of an input and its reference.
+    DeepLift,
 }
 
 /// Settings of `explaind augment`.

@@ -9,5 +9,5 @@ mod thread;
 
 pub use self::backend::{Backend, BackendError, Batch, GraphKind, GraphNames, Output, Outputs, RowSettings};
 pub use self::batching::BatchPolicy;
-pub use self::ort_backend::{ExecutionProviderChoice, OrtBackend, OrtOptions, TailSource, measure_shapes};
+pub use self::ort_backend::{ExecutionProviderChoice, LazyGraphs, OrtBackend, OrtOptions, measure_shapes};
 pub use self::thread::{EngineError, EngineHandle, Permit, Ran};

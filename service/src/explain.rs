@@ -7,6 +7,7 @@ mod attribute;
 mod baseline;
 mod channels;
 mod compute;
+mod deep_lift;
 mod eigen;
 mod faithfulness;
 mod gradient_shap;

@@ -3,6 +3,7 @@
 use anyhow::Context;
 use clap::Parser;
 use explain_service::{
+    augment::Backward,
     config::{AugmentConfig, Cli, Command, GraphChoice, RandomiseConfig, ServeConfig},
     explain::build_gradient_graph,
     model::{Model, ModelSource},
@@ -28,10 +29,15 @@ fn augment(config: &AugmentConfig) -> anyhow::Result<()> {
     let model = Model::load(&ModelSource::File(config.model.clone()), config.input_size)
         .with_context(|| format!("cannot read {}", config.model.display()))?;
     let graph = match config.graph {
-        GraphChoice::Gradient => build_gradient_graph(&model, &model.input.name, &config.ort_options())?,
+        GraphChoice::Gradient => {
+            build_gradient_graph(&model, &model.input.name, Backward::Gradient, &config.ort_options())?
+        }
         GraphChoice::Head => {
             let head = model.head_layer().context("only ResNets have a head-gradient graph")?;
-            build_gradient_graph(&model, &head.tensor, &config.ort_options())?
+            build_gradient_graph(&model, &head.tensor, Backward::Gradient, &config.ort_options())?
+        }
+        GraphChoice::DeepLift => {
+            build_gradient_graph(&model, &model.input.name, Backward::DeepLift, &config.ort_options())?
         }
         GraphChoice::Forward => model.forward_graph().encode_to_vec(),
     };

@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 
 use self::layers::LayerMap;
 pub use self::{cache::GraphCache, randomise::HEAD, tail::TailError};
-use crate::augment::{self, AugmentError, AugmentSpec, Shapes};
+use crate::augment::{self, AugmentError, AugmentSpec, Backward, Shapes};
 
 /// The model served when none is given: torchvision's ResNet-18 topology at base width 16 (layer
 /// widths 16/32/64/128), 112 × 112 input, trained by `tools/train/train.py` to tell apart the ten
@@ -185,23 +185,32 @@ impl Model {
     }
 
     /// The key under which the gradient graph starting at `from` is cached: the model's content,
-    /// the augmenter's version, the input size and `from`.
-    pub fn gradient_graph_key(&self, from: &str) -> String {
-        let key = format!("{}/{}/{}x{}/{from}", self.sha256, augment::VERSION, self.input.height, self.input.width);
+    /// the augmenter's version, the input size, `from` and what the backward pass computes.
+    pub fn gradient_graph_key(&self, from: &str, backward: Backward) -> String {
+        let (sha256, version, height, width) = (&self.sha256, augment::VERSION, self.input.height, self.input.width);
+        let key = match backward {
+            Backward::Gradient => format!("{sha256}/{version}/{height}x{width}/{from}"),
+            Backward::DeepLift => format!("{sha256}/{version}/{height}x{width}/{from}/deep_lift"),
+        };
         format!("gradient-{}", hex(&Sha256::digest(key.as_bytes())))
     }
 
     /// The forward + backward graph (see [`augment`]) whose backward pass ends at `from` (the
-    /// input, or a layer tensor), given the shapes of the model's tensors at batch 1 as
-    /// [`Model::probe_graph`] measures them.
-    pub fn gradient_graph(&self, measured: &Shapes, from: &str) -> Result<ModelProto, AugmentError> {
+    /// input, or a layer tensor) and computes `backward`, given the shapes of the model's tensors
+    /// at batch 1 as [`Model::probe_graph`] measures them.
+    pub fn gradient_graph(
+        &self,
+        measured: &Shapes,
+        from: &str,
+        backward: Backward,
+    ) -> Result<ModelProto, AugmentError> {
         let mut shapes = measured.clone();
         shapes.insert(self.input.name.clone(), vec![1, 3, i64::from(self.input.height), i64::from(self.input.width)]);
         if let Some(graph) = self.proto.graph.as_ref() {
             shapes.extend(graph.initializer.iter().map(|tensor| (tensor.name().to_owned(), tensor.dims.clone())));
         }
         let layers: Vec<String> = self.layers.layers.iter().map(|layer| layer.tensor.clone()).collect();
-        let spec = AugmentSpec { from, logits: &self.logits, layers: &layers };
+        let spec = AugmentSpec { from, logits: &self.logits, layers: &layers, backward };
         augment::augment(&self.forward_graph(), &spec, &shapes)
     }
 }

@@ -4,7 +4,7 @@
 //! Grad-CAM at three layers (raw and upsampled) and guided backpropagation, each within 1e-4
 //! relative L2 (1e-6 absolute where the reference is all zeros); Grad-CAM++, XGrad-CAM, HiResCAM,
 //! LayerCAM, EigenCAM, EigenGradCAM, Score-CAM and Ablation-CAM against pytorch-grad-cam; Guided Grad-CAM,
-//! Occlusion, Feature Ablation and GradientSHAP against Captum; RISE against its definition.
+//! Occlusion, Feature Ablation, GradientSHAP and DeepLift against Captum; RISE against its definition.
 
 use explain_client::{Explanation, proto};
 use explain_service::model::ModelSource;
@@ -355,6 +355,43 @@ async fn sampled_methods_match_their_references() {
             let request = reference_request(&refs, image, vec![method(options.clone())]);
             let explanation = server.client.send(request).await.expect("explain");
             assert_close(tensor(&explanation, name), &sampled.row(&key, image), &format!("image {image}: {key}"));
+        }
+    }
+}
+
+/// DeepLift from zeros and from black against Captum 0.9's `DeepLift` with the changes
+/// `tools/references/deep_lift.py` explains (in float64, `tests/fixtures/tiny_resnet18_w8.deep_lift.npz`),
+/// on both exports; each map sums to f(x) − f(baseline). Engine batches of one and three rows still
+/// run each input with its reference.
+#[tokio::test]
+async fn deep_lift_matches_captum() {
+    let refs = Refs::load(&fixture("tiny_resnet18_w8.refs.npz"));
+    let deep_lift = Refs::load(&fixture("tiny_resnet18_w8.deep_lift.npz"));
+    let zeros = proto::Baseline { kind: Some(proto::baseline::Kind::Zeros(proto::BaselineZeros {})) };
+    let black = proto::Baseline { kind: Some(proto::baseline::Kind::Black(proto::BaselineBlack {})) };
+    for (export, max_batch_size) in [("legacy", None), ("dynamo", None), ("legacy", Some(1)), ("legacy", Some(3))] {
+        let mut settings = options(ModelSource::File(fixture(&format!("tiny_resnet18_w8.{export}.onnx"))));
+        settings.load.max_batch_size = max_batch_size;
+        let server = TestServer::start(settings).await;
+        for (key, baseline) in [("zeros", &zeros), ("black", &black)] {
+            for image in 0..refs.images() {
+                let options = proto::DeepLift { baseline: Some(baseline.clone()) };
+                // With saliency, whose row runs through the gradient graph first.
+                let saliency = method(Method::Saliency(proto::Saliency { absolute: false }));
+                let request = reference_request(&refs, image, vec![saliency, method(Method::DeepLift(options))]);
+                let explanation = server.client.send(request).await.expect("explain");
+                let what = format!("{export}, batches of {max_batch_size:?}, image {image}: DeepLift from {key}");
+                let expected = deep_lift.row(&format!("deep_lift/{key}"), image);
+                assert_close(tensor(&explanation, "attribution/deep_lift"), &expected, &what);
+                let delta = tensor(&explanation, "attribution/deep_lift/delta")[0];
+                let scale = tensor(&explanation, "attribution/deep_lift").iter().map(|v| v.abs()).sum::<f32>();
+                println!("{what}: delta {delta:.2e}, Σ|attribution| {scale:.2e}");
+                assert!(
+                    delta.abs() <= 1e-5 * scale.max(1.0),
+                    "{what}: Σ attribution is {delta} from f(x) − f(baseline)"
+                );
+                assert_eq!(explanation.summary.rows, 1 + 2, "{what}: the image, then the pair");
+            }
         }
     }
 }

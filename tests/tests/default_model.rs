@@ -5,7 +5,10 @@
 
 use std::path::PathBuf;
 
-use explain_client::preprocess::{self, ImageLimits, Preprocessing};
+use explain_client::{
+    preprocess::{self, ImageLimits, Preprocessing},
+    proto,
+};
 use explain_service::model::{Model, ModelSource};
 use explain_tests::{TestServer, temp_dir, tool, workspace, write_model};
 use ndarray::Array2;
@@ -228,6 +231,33 @@ async fn explain_run_ablates_the_segments_of_a_label_image() {
     let output = tokio::task::spawn_blocking(move || command.output()).await.expect("task").expect("explain runs");
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("--segments FILE"));
+    std::fs::remove_dir_all(&out).expect("remove the output folder");
+}
+
+/// `explain run --method deep-lift --baseline black`: the map the SDK gets from a black baseline,
+/// written with its convergence delta, which is small: the map sums to f(x) − f(black).
+#[tokio::test]
+async fn explain_run_deep_lift_uses_the_baseline_asked_for() {
+    let server = TestServer::with_model(ModelSource::Embedded).await;
+    let out = temp_dir("deep-lift");
+    let image = samples().join("images/00013.png");
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_explain-under-test"));
+    command.args(["--endpoint", &format!("http://{}", server.address()), "run"]).arg(&image);
+    command.args(["--method", "deep-lift", "--baseline", "black", "--npy", "--out"]).arg(&out);
+    let output = tokio::task::spawn_blocking(move || command.output()).await.expect("task").expect("explain runs");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let map: ndarray::ArrayD<f32> =
+        ndarray_npy::read_npy(out.join("00013.attribution.deep_lift.npy")).expect("the map");
+    let black = proto::baseline::Kind::Black(proto::BaselineBlack {});
+    let direct = server.client.explain(std::fs::read(&image).unwrap()).deep_lift_from(black).send().await;
+    let direct = direct.expect("explain");
+    assert_eq!(direct.tensors["attribution/deep_lift"].array, map);
+    let zeros = server.client.explain(std::fs::read(&image).unwrap()).deep_lift().send().await.expect("explain");
+    assert_ne!(zeros.tensors["attribution/deep_lift"].array, map, "zeros and black are different references");
+    let delta = direct.tensors["attribution/deep_lift/delta"].array[0];
+    let total: f32 = map.iter().map(|v| v.abs()).sum();
+    println!("DeepLift from black: delta {delta:.2e}, Σ|attribution| {total:.2e}");
+    assert!(delta.abs() <= 1e-4 * total.max(1.0), "delta {delta}, Σ|attribution| {total}");
     std::fs::remove_dir_all(&out).expect("remove the output folder");
 }
 

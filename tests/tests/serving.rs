@@ -31,7 +31,7 @@ async fn model_info_describes_the_embedded_model() {
     let shapes = ["circle", "square", "triangle", "star", "cross", "ring", "ellipse", "hexagon", "heart", "arrow"];
     assert_eq!(info.labels, shapes, "the embedded model's own labels");
     assert!(info.gradients_available);
-    assert_eq!(info.methods.len(), 13, "every method: {:?}", info.methods);
+    assert_eq!(info.methods.len(), 14, "every method: {:?}", info.methods);
     assert!(info.methods.iter().any(|m| m == "grad_cam") && info.methods.iter().any(|m| m == "occlusion"));
 }
 

@@ -77,10 +77,15 @@ pub fn explain_job(request: pb::ExplainRequest, info: &ModelInfo, limits: &Limit
             format!("{} entries; at most {MAX_ATTRIBUTIONS}", request.attributions.len()),
         ));
     }
+    let objective = objective(request.objective)?;
     let mut attributions: Vec<Attribution> = Vec::with_capacity(request.attributions.len());
     for (i, spec) in request.attributions.into_iter().enumerate() {
         let field = format!("attributions[{i}]");
         let attribution = attribution(spec, &field, info)?;
+        if matches!(attribution, Attribution::DeepLift { .. }) && objective == Objective::CrossEntropy {
+            let message = "DeepLift explains the target's logit: set objective to LOGIT, not CROSS_ENTROPY";
+            return Err(invalid(format!("{field}.deep_lift"), message));
+        }
         let name = attribution.output_name(info);
         if let Some(first) = attributions.iter().position(|earlier| earlier.output_name(info) == name) {
             return Err(invalid(field, format!("duplicates attributions[{first}] (both give `{name}`)")));
@@ -114,7 +119,7 @@ pub fn explain_job(request: pb::ExplainRequest, info: &ModelInfo, limits: &Limit
     Ok(ExplainJob {
         image,
         target: target(request.target, info)?,
-        objective: objective(request.objective)?,
+        objective,
         attributions,
         feature_maps,
         encoding: encoding(request.encoding)?,
@@ -331,7 +336,7 @@ fn attribution(spec: pb::AttributionSpec, field: &str, info: &ModelInfo) -> Resu
         None => {
             return Err(invalid(
                 field,
-                "set one method: saliency, input_x_gradient, grad_cam, guided_backprop, guided_grad_cam, integrated_gradients, smooth_grad, occlusion, score_cam, feature_ablation, gradient_shap, rise or ablation_cam",
+                "set one method: saliency, input_x_gradient, grad_cam, guided_backprop, guided_grad_cam, integrated_gradients, smooth_grad, occlusion, score_cam, feature_ablation, gradient_shap, rise, ablation_cam or deep_lift",
             ));
         }
         Some(Method::Saliency(options)) => Attribution::Saliency { absolute: options.absolute },
@@ -366,6 +371,10 @@ fn attribution(spec: pb::AttributionSpec, field: &str, info: &ModelInfo) -> Resu
             };
             let baseline = baseline(options.baseline, &format!("{field}.integrated_gradients.baseline"), info)?;
             Attribution::IntegratedGradients { steps, baseline }
+        }
+        Some(Method::DeepLift(options)) => {
+            let baseline = baseline(options.baseline, &format!("{field}.deep_lift.baseline"), info)?;
+            Attribution::DeepLift { baseline }
         }
         Some(Method::FeatureAblation(options)) => {
             let (height, width) = (info.input.height as usize, info.input.width as usize);

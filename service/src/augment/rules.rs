@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use explain_proto::onnx::{GraphProto, NodeProto};
 
-use super::{AugmentError, Shapes, emit::Emitter, spatial};
+use super::{AugmentError, Shapes, deep_lift::Pairs, emit::Emitter, spatial};
 use crate::graph;
 
 /// Ops with a gradient rule, for error messages.
@@ -27,16 +27,34 @@ pub(super) struct Rules<'g> {
     pub(super) pool_indices: HashMap<String, String>,
     /// Conv weights → their flipped, channel-transposed copies (see `spatial::conv`).
     pub(super) flipped: HashMap<String, String>,
+    /// For DeepLift graphs, the pairing of rows: nonlinearities then use the rescale rule.
+    pairs: Option<Pairs>,
 }
 
 /// Gradient contributions: (input position, gradient tensor).
 pub(super) type Contributions = Vec<(usize, String)>;
 
 impl<'g> Rules<'g> {
-    /// Rules over `graph`; `guided_floor` is the float `[N]` per-row floor of ReLU gradients.
-    pub(super) fn new(emit: Emitter, graph: &'g GraphProto, shapes: &'g Shapes, guided_floor: String) -> Self {
+    /// Rules over `graph`; `guided_floor` is the float `[N]` per-row floor of ReLU gradients;
+    /// `pairs`, for DeepLift, pairs each input row with its reference row.
+    pub(super) fn new(
+        emit: Emitter,
+        graph: &'g GraphProto,
+        shapes: &'g Shapes,
+        guided_floor: String,
+        pairs: Option<Pairs>,
+    ) -> Self {
         let (guided_floors, pool_indices, flipped) = (HashMap::new(), HashMap::new(), HashMap::new());
-        Self { emit, graph, shapes, guided_floor, guided_floors, pool_indices, flipped }
+        Self { emit, graph, shapes, guided_floor, guided_floors, pool_indices, flipped, pairs }
+    }
+
+    /// An elementwise nonlinearity's input gradient `plain`, or in a DeepLift graph its rescale
+    /// multiplier.
+    fn nonlinear(&mut self, node: &NodeProto, grad: &str, plain: String) -> String {
+        match self.pairs.clone() {
+            Some(pairs) => pairs.rescale(self, (&node.input[0], &node.output[0]), grad, &plain),
+            None => plain,
+        }
     }
 
     /// The measured shape of `tensor` (batch 1).
@@ -76,17 +94,22 @@ impl<'g> Rules<'g> {
                 weights_only(&[0])?;
                 vec![(0, self.emit.reshape_like(grad, x))]
             }
-            "Relu" => vec![(0, self.relu(grad, &node.output[0])?)],
+            "Relu" => {
+                let plain = self.relu(grad, &node.output[0])?;
+                vec![(0, self.nonlinear(node, grad, plain))]
+            }
             "LeakyRelu" => {
                 let alpha = self.emit.scalar(graph::float_attribute(node, "alpha", 0.01));
                 let zero = self.emit.scalar(0.0);
                 let positive = self.emit.op("Greater", &[x, &zero], vec![]);
                 let scaled = self.emit.op("Mul", &[grad, &alpha], vec![]);
-                vec![(0, self.emit.op("Where", &[&positive, grad, &scaled], vec![]))]
+                let plain = self.emit.op("Where", &[&positive, grad, &scaled], vec![]);
+                vec![(0, self.nonlinear(node, grad, plain))]
             }
             "Clip" => {
                 weights_only(&[0])?;
-                vec![(0, self.clip(node, grad))]
+                let plain = self.clip(node, grad);
+                vec![(0, self.nonlinear(node, grad, plain))]
             }
             "BatchNormalization" => {
                 weights_only(&[0])?;
@@ -119,7 +142,13 @@ impl<'g> Rules<'g> {
                 weights_only(&[0])?;
                 vec![(0, spatial::conv(self, node, grad)?)]
             }
-            "MaxPool" => vec![(0, spatial::max_pool(self, node, grad)?)],
+            "MaxPool" => {
+                let plain = spatial::max_pool(self, node, grad)?;
+                match self.pairs.clone() {
+                    Some(pairs) => vec![(0, pairs.max_pool(self, node, grad, &plain)?)],
+                    None => vec![(0, plain)],
+                }
+            }
             "AveragePool" => vec![(0, spatial::average_pool(self, node, grad)?)],
             "GlobalAveragePool" => vec![(0, spatial::global_average_pool(self, node, grad)?)],
             "ReduceMean" => {

@@ -184,10 +184,16 @@ fn full_correlation(rules: &mut Rules<'_>, window: &Window, weight: &str, group:
     Some(rules.emit.op("Conv", &[grad, &flipped], attributes))
 }
 
-/// MaxPool: the gradient scatter-added into a zero tensor shaped like the input, at the indices of
-/// the maxima (the forward node was given an `Indices` output; they index the flattened input).
-/// Not MaxUnpool: ResNet's 3×3/2 windows overlap, and overlapping maxima must add up.
+/// MaxPool: the gradient scatter-added into a zero tensor shaped like the input, at the maxima.
 pub(super) fn max_pool(rules: &mut Rules<'_>, node: &NodeProto, grad: &str) -> Result<String, AugmentError> {
+    scatter_to_maxima(rules, node, grad)
+}
+
+/// `values` (shaped like the pool's output) scatter-added into a zero tensor shaped like its
+/// input, at the indices of the maxima (the forward node was given an `Indices` output; they index
+/// the flattened input). Not MaxUnpool: ResNet's 3×3/2 windows overlap, and overlapping maxima must
+/// add up.
+pub(super) fn scatter_to_maxima(rules: &mut Rules<'_>, node: &NodeProto, values: &str) -> Result<String, AugmentError> {
     if graph::int_attribute(node, "storage_order", 0) != 0 {
         return Err(unsupported(node, "storage_order = 1"));
     }
@@ -198,9 +204,9 @@ pub(super) fn max_pool(rules: &mut Rules<'_>, node: &NodeProto, grad: &str) -> R
     let zeros = rules.emit.op("ConstantOfShape", &[&shape], vec![]);
     let zeros = rules.emit.reshape_to(&zeros, &[-1]);
     let flat_indices = rules.emit.reshape_to(&indices, &[-1]);
-    let flat_grad = rules.emit.reshape_to(grad, &[-1]);
+    let flat_values = rules.emit.reshape_to(values, &[-1]);
     let attributes = vec![graph::attr_int("axis", 0), graph::attr_string("reduction", "add")];
-    let scattered = rules.emit.op("ScatterElements", &[&zeros, &flat_indices, &flat_grad], attributes);
+    let scattered = rules.emit.op("ScatterElements", &[&zeros, &flat_indices, &flat_values], attributes);
     Ok(rules.emit.op("Reshape", &[&scattered, &shape], vec![]))
 }
 

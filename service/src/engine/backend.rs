@@ -19,6 +19,10 @@ pub enum GraphKind {
     /// The forward pass from the layer with this index to the logits: its rows are that layer's
     /// activations (Ablation-CAM's ablated copies). Made on first use.
     Tail(usize),
+    /// The forward pass and DeepLift's backward pass down to the input, on rows paired input,
+    /// reference, input, reference, …: the input gradient of an input row is its DeepLift
+    /// multiplier. Made on first use.
+    DeepLift,
 }
 
 impl GraphKind {
@@ -29,7 +33,18 @@ impl GraphKind {
             Self::Gradient => "gradient",
             Self::HeadGradient => "head_gradient",
             Self::Tail(_) => "tail",
+            Self::DeepLift => "deep_lift",
         }
+    }
+
+    /// Whether the graph's session is made on the first batch that needs it, not at load.
+    pub fn made_on_first_use(self) -> bool {
+        matches!(self, Self::Tail(_) | Self::DeepLift)
+    }
+
+    /// Whether the graph takes [`RowSettings`] (the graphs with a backward pass).
+    pub fn has_row_settings(self) -> bool {
+        matches!(self, Self::Gradient | Self::HeadGradient | Self::DeepLift)
     }
 }
 

@@ -42,17 +42,17 @@ pub struct OrtOptions {
     pub allow_tf32: bool,
 }
 
-/// Makes the serialised tail graph after a layer (by index), for [`GraphKind::Tail`].
-pub type TailSource = Box<dyn FnMut(usize) -> Result<Vec<u8>, String> + Send>;
+/// Makes the serialised graph of a kind made on first use ([`GraphKind::made_on_first_use`]).
+pub type LazyGraphs = Box<dyn FnMut(GraphKind) -> Result<Vec<u8>, String> + Send>;
 
 /// ONNX Runtime sessions of one model.
 pub struct OrtBackend {
     sessions: HashMap<GraphKind, Session>,
     names: GraphNames,
     execution_provider: &'static str,
-    /// How sessions of tail graphs are made, on first use.
+    /// How sessions of the graphs made on first use are made.
     options: OrtOptions,
-    tails: Option<TailSource>,
+    lazy: Option<LazyGraphs>,
 }
 
 impl std::fmt::Debug for OrtBackend {
@@ -86,26 +86,26 @@ impl OrtBackend {
             sessions.insert(*kind, session);
         }
         tracing::info!(execution_provider, "ONNX Runtime sessions ready");
-        Ok(Self { sessions, names, execution_provider, options: options.clone(), tails: None })
+        Ok(Self { sessions, names, execution_provider, options: options.clone(), lazy: None })
     }
 
-    /// Serves [`GraphKind::Tail`] batches with sessions of the graphs `tails` makes, each made on
-    /// the first batch of its layer and kept.
-    pub fn with_tails(mut self, tails: TailSource) -> Self {
-        self.tails = Some(tails);
+    /// Serves the batches of graphs made on first use (tails, DeepLift) with sessions of the
+    /// graphs `lazy` makes, each made on the first batch of its kind and kept.
+    pub fn with_lazy_graphs(mut self, lazy: LazyGraphs) -> Self {
+        self.lazy = Some(lazy);
         self
     }
 
-    /// Makes the session of `graph` if it is a tail not run before.
-    fn make_tail(&mut self, graph: GraphKind) -> Result<(), BackendError> {
-        if let (GraphKind::Tail(layer), false, Some(tails)) =
-            (graph, self.sessions.contains_key(&graph), &mut self.tails)
+    /// Makes the session of `graph` if it is made on first use and was not run before.
+    fn make_lazy(&mut self, graph: GraphKind) -> Result<(), BackendError> {
+        if let (true, false, Some(lazy)) =
+            (graph.made_on_first_use(), self.sessions.contains_key(&graph), &mut self.lazy)
         {
             let started = std::time::Instant::now();
-            let bytes = tails(layer).map_err(BackendError::GraphUnavailable)?;
+            let bytes = lazy(graph).map_err(BackendError::GraphUnavailable)?;
             let (mut builder, _) = session_builder(&environment(&self.options.library)?, &self.options)?;
             let session = builder.commit_from_memory(&bytes).map_err(|e| BackendError::Run(e.to_string()))?;
-            tracing::info!(layer, elapsed = ?started.elapsed(), "tail graph session ready");
+            tracing::info!(?graph, elapsed = ?started.elapsed(), "graph session made on first use ready");
             self.sessions.insert(graph, session);
         }
         Ok(())
@@ -171,7 +171,7 @@ fn session_builder(
 
 impl Backend for OrtBackend {
     fn run(&mut self, batch: &Batch) -> Result<Outputs, BackendError> {
-        self.make_tail(batch.graph)?;
+        self.make_lazy(batch.graph)?;
         let names = &self.names;
         let session = self
             .sessions
@@ -190,7 +190,7 @@ impl Backend for OrtBackend {
         let input_name = session.inputs()[0].name().to_owned();
         let mut inputs: Vec<(String, SessionInputValue<'_>)> =
             vec![(input_name, TensorRef::from_array_view(&batch.images).map_err(run)?.into())];
-        if matches!(batch.graph, GraphKind::Gradient | GraphKind::HeadGradient) {
+        if batch.graph.has_row_settings() {
             let settings = &batch.settings;
             let flags = |values: &[bool]| values.iter().map(|&flag| i64::from(flag)).collect::<Vec<_>>();
             let [target, cross_entropy, guided] = &names.row_inputs;

@@ -1,9 +1,9 @@
 //! The gradient path of an explanation: one run of the image (its plain row for the prediction,
 //! saliency, input × gradient, the class activation maps, layer gradients and activations; its
 //! guided row for guided backpropagation and Guided Grad-CAM), then the extra rows of Integrated
-//! Gradients, SmoothGrad and GradientSHAP (gradient rows) and Occlusion, Feature Ablation,
-//! Score-CAM and RISE (forward rows) in engine batches of bounded size, all with the class resolved
-//! by the first run.
+//! Gradients, SmoothGrad and GradientSHAP (gradient rows), DeepLift (a pair of rows of the DeepLift
+//! graph), Occlusion, Feature Ablation, Score-CAM and RISE (forward rows) and Ablation-CAM (tail
+//! rows) in engine batches of bounded size, all with the class resolved by the first run.
 
 use std::{sync::Arc, time::Instant};
 
@@ -14,6 +14,7 @@ use super::{
     ablation::{Ablation, Regions},
     ablation_cam::AblationCam,
     baseline, channels,
+    deep_lift::DeepLift,
     faithfulness::{CurveEnds, Faithfulness, FaithfulnessRows},
     gradient_shap::GradientShap,
     job::{
@@ -101,6 +102,7 @@ fn image_attribution(
         | Attribution::GradientShap { .. }
         | Attribution::Rise(_)
         | Attribution::AblationCam { .. }
+        | Attribution::DeepLift { .. }
         | Attribution::SmoothGrad { .. } => {
             return Err(ExplainError::Internal(format!("{name} is not computed from the image's run")));
         }
@@ -173,6 +175,7 @@ impl Explainer {
                 | Attribution::FeatureAblation { .. }
                 | Attribution::GradientShap { .. }
                 | Attribution::Rise(_)
+                | Attribution::DeepLift { .. }
                 | Attribution::SmoothGrad { .. } => {}
             }
         }
@@ -240,6 +243,10 @@ impl Explainer {
                     Box::new(GradientShap::new(name, input.clone(), images, samples, stdev, seed))
                 }
                 Attribution::Rise(masks) => Box::new(Rise::new(name, input.clone(), masks, target)),
+                Attribution::DeepLift { baseline } => {
+                    let reference = self.baseline_image(&baseline, &input).await?;
+                    Box::new(DeepLift::new(name, input.clone(), reference, target))
+                }
                 Attribution::AblationCam { layer, upsample, .. } => {
                     let activation = view4(&image, Output::Activation(layer))?.to_owned();
                     let intact = f64::from(self.logits(&image)?[target]);
@@ -258,18 +265,14 @@ impl Explainer {
             planned.push(Planned::Rows(row_sets.len()));
             row_sets.push(rows);
         }
-        let mut row_sets =
-            self.run_rows(row_sets, GraphKind::Gradient, (target as i64, job.objective), &mut stats, call).await?;
-        row_sets =
-            self.run_rows(row_sets, GraphKind::Forward, (target as i64, job.objective), &mut stats, call).await?;
-        let mut tails: Vec<GraphKind> = Vec::new();
+        let mut graphs = vec![GraphKind::Gradient, GraphKind::DeepLift, GraphKind::Forward];
         for graph in row_sets.iter().map(|rows| rows.graph()) {
-            if matches!(graph, GraphKind::Tail(_)) && !tails.contains(&graph) {
-                tails.push(graph);
+            if !graphs.contains(&graph) {
+                graphs.push(graph);
             }
         }
-        for tail in tails {
-            row_sets = self.run_rows(row_sets, tail, (target as i64, job.objective), &mut stats, call).await?;
+        for graph in graphs {
+            row_sets = self.run_rows(row_sets, graph, (target as i64, job.objective), &mut stats, call).await?;
         }
         let finished = self
             .compute
@@ -352,7 +355,10 @@ impl Explainer {
         let Some(head) = self.info.head_layer else { return GraphKind::Gradient };
         let attributions_fit = job.attributions.iter().all(|attribution| match attribution {
             Attribution::GradCam { layer, .. } => *layer >= head,
-            Attribution::ScoreCam { .. } | Attribution::Rise(_) | Attribution::AblationCam { .. } => true,
+            Attribution::ScoreCam { .. }
+            | Attribution::Rise(_)
+            | Attribution::AblationCam { .. }
+            | Attribution::DeepLift { .. } => true,
             Attribution::Saliency { .. }
             | Attribution::InputXGradient
             | Attribution::GuidedBackprop
@@ -433,9 +439,16 @@ impl Explainer {
                 &[channels, height, width] => (channels, height, width),
                 shape => return Err(ExplainError::Internal(format!("a tail after a layer of shape {shape:?}"))),
             },
-            GraphKind::Forward | GraphKind::Gradient | GraphKind::HeadGradient => {
+            GraphKind::Forward | GraphKind::Gradient | GraphKind::HeadGradient | GraphKind::DeepLift => {
                 let (height, width) = self.info.input_size();
                 (3, height, width)
+            }
+        };
+        // The DeepLift graph's rows are pairs: its batches hold whole pairs.
+        let most = match graph {
+            GraphKind::DeepLift => self.batching.max_batch_size.max(2) / 2 * 2,
+            GraphKind::Forward | GraphKind::Gradient | GraphKind::HeadGradient | GraphKind::Tail(_) => {
+                self.batching.max_batch_size.max(1)
             }
         };
         // (set, first row of the set in this batch, offset in the batch, rows) for each piece of
@@ -443,7 +456,7 @@ impl Explainer {
         let mut cursor = (0_usize, 0_usize);
         let mut done = 0;
         while done < total {
-            let size = (total - done).min(self.batching.max_batch_size.max(1));
+            let size = (total - done).min(most);
             let order = order.clone();
             let (sets, images, pieces, next) = self
                 .compute
@@ -471,7 +484,7 @@ impl Explainer {
                 GraphKind::Forward | GraphKind::Tail(_) => {
                     self.run_batch(graph, images, RowSettings::default(), vec![Output::Logits], call).await?
                 }
-                GraphKind::Gradient | GraphKind::HeadGradient => {
+                GraphKind::Gradient | GraphKind::HeadGradient | GraphKind::DeepLift => {
                     let settings = row_settings(target, objective, &vec![false; size]);
                     self.run_batch(graph, images, settings, vec![Output::Logits, Output::InputGradient], call).await?
                 }
@@ -483,7 +496,7 @@ impl Explainer {
                     let mut sets = sets;
                     let gradients = match graph {
                         GraphKind::Forward | GraphKind::Tail(_) => None,
-                        GraphKind::Gradient | GraphKind::HeadGradient => {
+                        GraphKind::Gradient | GraphKind::HeadGradient | GraphKind::DeepLift => {
                             Some(view4(&ran.outputs, Output::InputGradient)?)
                         }
                     };

@@ -220,7 +220,7 @@ impl OcclusionWindows {
 
 /// Every attribution method by its name in `AttributionSpec.method`, and whether it needs the
 /// gradient graph.
-pub const METHODS: [(&str, bool); 13] = [
+pub const METHODS: [(&str, bool); 14] = [
     ("saliency", true),
     ("input_x_gradient", true),
     ("grad_cam", true),
@@ -234,6 +234,7 @@ pub const METHODS: [(&str, bool); 13] = [
     ("gradient_shap", true),
     ("rise", false),
     ("ablation_cam", false),
+    ("deep_lift", true),
 ];
 
 /// The caller's segments of the input's pixels, validated: `index[[y, x]]` numbers the segment of
@@ -336,6 +337,11 @@ pub enum Attribution {
         upsample: bool,
         /// The layer's channels (its rows).
         channels: usize,
+    },
+    /// DeepLift (rescale rule): the input and its reference as a pair of rows of the DeepLift graph.
+    DeepLift {
+        /// The reference input.
+        baseline: Baseline,
     },
     /// SmoothGrad and its variants.
     SmoothGrad {
@@ -467,6 +473,7 @@ impl Attribution {
             Self::Occlusion { .. } => "attribution/occlusion".into(),
             Self::FeatureAblation { .. } => "attribution/feature_ablation".into(),
             Self::GradientShap { .. } => "attribution/gradient_shap".into(),
+            Self::DeepLift { .. } => "attribution/deep_lift".into(),
             Self::Rise(_) => "attribution/rise".into(),
             Self::AblationCam { layer, upsample, .. } => {
                 let suffix = if *upsample { "/upsampled" } else { "" };
@@ -494,6 +501,7 @@ impl Attribution {
             Self::Occlusion { .. } => "occlusion",
             Self::FeatureAblation { .. } => "feature_ablation",
             Self::GradientShap { .. } => "gradient_shap",
+            Self::DeepLift { .. } => "deep_lift",
             Self::Rise(_) => "rise",
             Self::AblationCam { .. } => "ablation_cam",
             Self::ScoreCam { .. } => "score_cam",
@@ -526,6 +534,7 @@ impl Attribution {
             Self::Saliency { .. } | Self::InputXGradient | Self::GradCam { .. } => 0,
             Self::GuidedBackprop | Self::GuidedGradCam { .. } => 1,
             Self::IntegratedGradients { steps, .. } => *steps,
+            Self::DeepLift { .. } => 2,
             Self::Occlusion { windows, .. } => windows.count(),
             Self::FeatureAblation { segments, .. } => segments.count,
             Self::ScoreCam { channels, .. } | Self::AblationCam { channels, .. } => *channels,
@@ -575,6 +584,7 @@ mod tests {
             "gradient_shap" => Attribution::GradientShap { samples: 1, stdev: 0.0, seed: 0, baselines: Vec::new() },
             "rise" => Attribution::Rise(masks),
             "ablation_cam" => Attribution::AblationCam { layer: 0, upsample: false, channels: 1 },
+            "deep_lift" => Attribution::DeepLift { baseline: Baseline::Zeros },
             other => panic!("no example of `{other}`: add one"),
         }
     }

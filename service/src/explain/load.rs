@@ -18,7 +18,7 @@ use super::{
     info::{self, GradientSupport, LabelsError, ModelInfo},
 };
 use crate::{
-    augment::{self, CROSS_ENTROPY_INPUT, GUIDED_INPUT, Shapes, TARGET_INPUT},
+    augment::{self, Backward, CROSS_ENTROPY_INPUT, GUIDED_INPUT, Shapes, TARGET_INPUT},
     engine::{
         self, Backend, BackendError, Batch, BatchPolicy, EngineHandle, GraphKind, GraphNames, OrtBackend, OrtOptions,
         Output, RowSettings,
@@ -92,10 +92,41 @@ fn measure_shapes(model: &Model, ort: &OrtOptions) -> Result<Shapes, LoadError> 
     Ok(engine::measure_shapes(ort, &probe, [1, 3, height, width])?)
 }
 
-/// Builds the gradient graph of `model` whose backward pass ends at `from` (the input, or a
-/// layer tensor).
-pub fn build_gradient_graph(model: &Model, from: &str, ort: &OrtOptions) -> Result<Vec<u8>, LoadError> {
-    Ok(model.gradient_graph(&measure_shapes(model, ort)?, from)?.encode_to_vec())
+/// Builds the graph of `model` whose backward pass ends at `from` (the input, or a layer tensor)
+/// and computes `backward`.
+pub fn build_gradient_graph(
+    model: &Model,
+    from: &str,
+    backward: Backward,
+    ort: &OrtOptions,
+) -> Result<Vec<u8>, LoadError> {
+    Ok(model.gradient_graph(&measure_shapes(model, ort)?, from, backward)?.encode_to_vec())
+}
+
+/// The graph from `from` computing `backward`, from the cache, or built (with `shapes`, measured
+/// if still `None`) and cached.
+fn cached_gradient_graph(
+    model: &Model,
+    cache: &GraphCache,
+    from: &str,
+    backward: Backward,
+    shapes: &mut Option<Shapes>,
+    ort: &OrtOptions,
+) -> Result<Vec<u8>, LoadError> {
+    let key = model.gradient_graph_key(from, backward);
+    // A cached file that no longer decodes (a truncated disk, a foreign file) is rebuilt.
+    if let Some(bytes) =
+        cache.get(&key).filter(|bytes| explain_proto::onnx::ModelProto::decode(bytes.as_slice()).is_ok())
+    {
+        return Ok(bytes);
+    }
+    let shapes = match shapes {
+        Some(shapes) => shapes,
+        empty => empty.insert(measure_shapes(model, ort)?),
+    };
+    let bytes = model.gradient_graph(shapes, from, backward)?.encode_to_vec();
+    cache.put(&key, &bytes);
+    Ok(bytes)
 }
 
 /// The gradient graphs — down to the input, and for ResNets down to the head layer only — from
@@ -105,26 +136,13 @@ fn gradient_graphs(model: &Model, options: &LoadOptions) -> Result<Vec<(GraphKin
     let mut starts = vec![(GraphKind::Gradient, model.input.name.clone())];
     starts.extend(model.head_layer().map(|head| (GraphKind::HeadGradient, head.tensor.clone())));
     let mut shapes: Option<Shapes> = None;
-    let mut graphs = Vec::with_capacity(starts.len());
-    for (kind, from) in starts {
-        let key = model.gradient_graph_key(&from);
-        // A cached file that no longer decodes (a truncated disk, a foreign file) is rebuilt.
-        let cached = cache.get(&key).filter(|bytes| explain_proto::onnx::ModelProto::decode(bytes.as_slice()).is_ok());
-        let bytes = match cached {
-            Some(bytes) => bytes,
-            None => {
-                let shapes = match &mut shapes {
-                    Some(shapes) => shapes,
-                    empty => empty.insert(measure_shapes(model, &options.ort)?),
-                };
-                let bytes = model.gradient_graph(shapes, &from)?.encode_to_vec();
-                cache.put(&key, &bytes);
-                bytes
-            }
-        };
-        graphs.push((kind, bytes));
-    }
-    Ok(graphs)
+    starts
+        .into_iter()
+        .map(|(kind, from)| {
+            let bytes = cached_gradient_graph(model, &cache, &from, Backward::Gradient, &mut shapes, &options.ort)?;
+            Ok((kind, bytes))
+        })
+        .collect()
 }
 
 impl Explainer {
@@ -232,16 +250,34 @@ impl Explainer {
             max_queue_delay: options.max_queue_delay,
         };
         tracing::info!(max_batch_size = batching.max_batch_size, "batching");
-        // Tail graphs (Ablation-CAM's) are made on first use from the model read again, so that a
-        // server that never needs one does not keep the model's weights a second time.
+        // Tail graphs (Ablation-CAM's) and the DeepLift graph are made on first use from the model
+        // read again, so that a server that never needs one does not keep the model's weights a
+        // second time.
         let (source, input_size, sha256) = (options.model.clone(), options.input_size, model.sha256.clone());
-        let backend = backend.with_tails(Box::new(move |layer| {
-            let (tensor, shape) = tail_shapes.get(layer).ok_or_else(|| format!("the model has no layer {layer}"))?;
+        let (ort, cache_dir) = (options.ort.clone(), options.cache_dir.clone());
+        let backend = backend.with_lazy_graphs(Box::new(move |graph| {
             let model = Model::load(&source, input_size).map_err(|error| error.to_string())?;
             if model.sha256 != sha256 {
                 return Err("the model file changed since it was loaded; restart the server to serve it".into());
             }
-            model.tail_graph(tensor, shape).map(|graph| graph.encode_to_vec()).map_err(|error| error.to_string())
+            match graph {
+                GraphKind::Tail(layer) => {
+                    let (tensor, shape) =
+                        tail_shapes.get(layer).ok_or_else(|| format!("the model has no layer {layer}"))?;
+                    model
+                        .tail_graph(tensor, shape)
+                        .map(|graph| graph.encode_to_vec())
+                        .map_err(|error| error.to_string())
+                }
+                GraphKind::DeepLift => {
+                    let cache = GraphCache::new(cache_dir.clone());
+                    cached_gradient_graph(&model, &cache, &model.input.name, Backward::DeepLift, &mut None, &ort)
+                        .map_err(|error| error.to_string())
+                }
+                GraphKind::Forward | GraphKind::Gradient | GraphKind::HeadGradient => {
+                    Err(format!("the {} graph is made at load", graph.name()))
+                }
+            }
         }));
         let engine = EngineHandle::spawn(backend, options.queue_capacity, batching, metrics.engine().clone())?;
         Ok(Self {

@@ -62,6 +62,17 @@ pub(super) fn named(name: String, tensor: Array4<f32>) -> NamedTensor {
     NamedTensor { name, tensor: tensor.into_dyn(), channel_indices: Vec::new() }
 }
 
+/// `name/delta`, shape `[1]`: how far an attribution summing to `total` is from the objective's
+/// change from the baseline to the input (Captum's convergence delta).
+pub(super) fn convergence_delta(name: &str, total: f64, [input, baseline]: [f64; 2]) -> NamedTensor {
+    let delta = total - (input - baseline);
+    NamedTensor {
+        name: format!("{name}/delta"),
+        tensor: ndarray::arr1(&[delta as f32]).into_dyn(),
+        channel_indices: Vec::new(),
+    }
+}
+
 /// Integrated Gradients with Captum's `riemann_trapezoid` rule: points α = linspace(0, 1, n),
 /// weights 1/n with the two ends halved.
 pub(super) struct IntegratedGradients {
@@ -146,12 +157,7 @@ impl AttributionRows for IntegratedGradients {
             total += value;
             *a = value as f32;
         });
-        let delta = total - (self.ends[1] - self.ends[0]);
-        let delta = NamedTensor {
-            name: format!("{}/delta", self.name),
-            tensor: ndarray::arr1(&[delta as f32]).into_dyn(),
-            channel_indices: Vec::new(),
-        };
+        let delta = convergence_delta(&self.name, total, [self.ends[1], self.ends[0]]);
         vec![named(self.name, attribution), delta]
     }
 }

@@ -5,7 +5,10 @@
 
 use std::{collections::HashMap, sync::OnceLock};
 
-use explain_service::{augment::Shapes, model::Model};
+use explain_service::{
+    augment::{Backward, Shapes},
+    model::Model,
+};
 use libfuzzer_sys::fuzz_target;
 
 fn shapes() -> &'static Shapes {
@@ -20,8 +23,9 @@ fuzz_target!(|data: &[u8]| {
     let Ok(model) = Model::from_onnx("fuzz", data, None) else { return };
     let _ = model.forward_graph();
     let _ = model.probe_graph();
-    let _ = model.gradient_graph(shapes(), &model.input.name);
+    let _ = model.gradient_graph(shapes(), &model.input.name, Backward::Gradient);
+    let _ = model.gradient_graph(shapes(), &model.input.name, Backward::DeepLift);
     if let Some(head) = model.head_layer() {
-        let _ = model.gradient_graph(shapes(), &head.tensor);
+        let _ = model.gradient_graph(shapes(), &head.tensor, Backward::Gradient);
     }
 });

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use explain_client::render::ColorMap;
+use explain_client::{proto, render::ColorMap};
 
 /// The explain service's command-line client.
 #[derive(Debug, Parser)]
@@ -106,8 +106,10 @@ pub(crate) enum Method {
     GuidedBackprop,
     /// Guided Grad-CAM at `--layer`.
     GuidedGradCam,
-    /// Integrated Gradients (`--steps`).
+    /// Integrated Gradients (`--steps`, `--baseline`).
     IntegratedGradients,
+    /// DeepLift, rescale rule (`--baseline`).
+    DeepLift,
     /// SmoothGrad (`--samples`).
     SmoothGrad,
     /// Occlusion (`--window`, `--stride`).
@@ -139,6 +141,28 @@ impl Method {
     }
 }
 
+/// A baseline the CLI offers (the API also takes blurred inputs with any σ, noise and tensors).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum BaselineChoice {
+    /// Zeros in the model's normalised input space (Captum's default).
+    Zeros,
+    /// A black image (pixel 0 before normalisation).
+    Black,
+    /// The input blurred with a Gaussian of σ 5 input pixels.
+    Blurred,
+}
+
+impl BaselineChoice {
+    /// The baseline as the API names it.
+    pub(crate) fn kind(self) -> proto::baseline::Kind {
+        match self {
+            Self::Zeros => proto::baseline::Kind::Zeros(proto::BaselineZeros {}),
+            Self::Black => proto::baseline::Kind::Black(proto::BaselineBlack {}),
+            Self::Blurred => proto::baseline::Kind::Blurred(proto::BaselineBlurred { sigma: 0.0 }),
+        }
+    }
+}
+
 /// Settings of the attribution methods, shared by `explain run` and `explain eval`.
 #[derive(Debug, Args)]
 pub(crate) struct MethodOptions {
@@ -148,6 +172,9 @@ pub(crate) struct MethodOptions {
     /// Integrated Gradients steps.
     #[arg(long, default_value_t = 50)]
     pub(crate) steps: u32,
+    /// Integrated Gradients' and DeepLift's baseline.
+    #[arg(long, value_enum, default_value_t = BaselineChoice::Zeros)]
+    pub(crate) baseline: BaselineChoice,
     /// SmoothGrad and GradientSHAP draws (default: the server's, 25 and 5).
     #[arg(long)]
     pub(crate) samples: Option<u32>,
