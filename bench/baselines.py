@@ -12,9 +12,12 @@ DIR holds forward.onnx, head.onnx and gradient.onnx, written by `explaind augmen
 """
 
 import argparse
+import copy
 import json
+import sys
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
@@ -45,6 +48,9 @@ from pytorch_grad_cam import (
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 from models import resnet_from_onnx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools" / "references"))
+import captum_deep_lift  # noqa: E402
 
 # Captum warns that it sets requires_grad and hooks ReLUs, on every call.
 warnings.filterwarnings("ignore", category=UserWarning, module="captum")
@@ -169,6 +175,10 @@ def plain_method(model, method, x, target, args):
         return lambda: shap.attribute(x, baselines=baselines, n_samples=args.samples, stdevs=0.1, target=target)
     if method == "rise":
         return lambda: rise(model, x, target)
+    if method == "deep_lift":
+        # Captum's DeepLift with the changes it needs on a ResNet, on a copy of the model.
+        prepared, zeros = captum_deep_lift.prepare(copy.deepcopy(model)), torch.zeros_like(x)
+        return lambda: captum_deep_lift.deep_lift(prepared, x, zeros, target)
     raise ValueError(method)
 
 

@@ -70,7 +70,7 @@ serve --max-batch-size 1
 for method in ${METHODS//,/ }; do
   # Methods of many rows run them as batches of their own; batches of one image would not compare.
   case $method in
-    integrated-gradients | smooth-grad | score-cam | ablation-cam | occlusion | feature-ablation | gradient-shap | rise) continue ;;
+    integrated-gradients | smooth-grad | score-cam | ablation-cam | occlusion | feature-ablation | gradient-shap | rise | deep-lift) continue ;;
   esac
   bench --methods "$method" --concurrency 3 --json "$OUT/service-$method-c3-b1.json"
 done

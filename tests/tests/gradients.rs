@@ -1,6 +1,7 @@
 //! Gradient behaviour beyond the reference fixtures: directional derivatives of a seeded random CNN
-//! built from every other differentiable op, a model the augmenter refuses, batch splitting,
-//! SmoothGrad's seeding and variants, Integrated Gradients baselines, and the graph cache.
+//! built from every other differentiable op, DeepLift's completeness on it, a model the augmenter
+//! refuses, batch splitting, SmoothGrad's seeding and variants, Integrated Gradients baselines, and
+//! the graph cache.
 
 use explain_client::{Client, Explanation, proto};
 use explain_service::model::ModelSource;
@@ -237,6 +238,42 @@ async fn smooth_grad_is_seeded_and_its_variants_are_consistent() {
     let error =
         relative_l2(&quiet.tensors["attribution/smooth_grad"].array, &quiet.tensors["attribution/saliency"].array);
     assert!(error < 1e-3, "{error:e}");
+}
+
+/// DeepLift on the random CNN, whose LeakyReLU, Clip and overlapping MaxPool each have their own
+/// DeepLift rule: for random inputs and baselines, the map sums to f(x) − f(baseline), measured
+/// with two predictions, and the reported delta is how far it is.
+#[tokio::test]
+async fn deep_lift_sums_to_the_logit_change_on_every_rule() {
+    let path = write_model(&random_cnn(7), "random-cnn-deep-lift");
+    let TestServer { mut client, server: _server } = TestServer::with_model(ModelSource::File(path)).await;
+    let size = RANDOM_CNN_SIZE as usize;
+    let mut random = Random::new(5);
+    for trial in 0..6 {
+        let image = array(&[1, 3, size, size], random.values(3 * size * size, 2.0));
+        let reference = array(&[1, 3, size, size], random.values(3 * size * size, 2.0));
+        let baseline_tensor = match tensor_image(&reference).source {
+            Some(proto::image::Source::Tensor(tensor)) => tensor,
+            other => panic!("{other:?}"),
+        };
+        let class = trial % RANDOM_CNN_CLASSES as u32;
+        let baseline = proto::Baseline { kind: Some(proto::baseline::Kind::Tensor(baseline_tensor)) };
+        let request = proto::ExplainRequest {
+            target: target(class),
+            attributions: vec![method(Method::DeepLift(proto::DeepLift { baseline: Some(baseline) }))],
+            ..Default::default()
+        };
+        let explanation = explain(&mut client, &image, request).await;
+        let attribution = &explanation.tensors["attribution/deep_lift"].array;
+        let total: f64 = attribution.iter().map(|&a| f64::from(a)).sum();
+        let size_of: f64 = attribution.iter().map(|&a| f64::from(a).abs()).sum();
+        let change =
+            objective(&mut client, &image, class, false).await - objective(&mut client, &reference, class, false).await;
+        let delta = f64::from(explanation.tensors["attribution/deep_lift/delta"].array[[0]]);
+        println!("trial {trial}: Σ attribution {total:.6}, f(x) − f(x′) {change:.6}, delta {delta:.2e}");
+        assert!((total - change - delta).abs() < 1e-4 * size_of.max(1.0), "delta {delta} is not Σ − change");
+        assert!((total - change).abs() < 1e-4 * size_of.max(1.0), "Σ {total} ≠ f(x) − f(x′) = {change}");
+    }
 }
 
 #[tokio::test]

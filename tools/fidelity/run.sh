@@ -45,6 +45,7 @@ METHODS=(
   "smooth-grad --samples 16"
   "occlusion"
   "gradient-shap --samples 16 --stdev 0.1"
+  "deep-lift"
   "rise"
 )
 if [[ -n ${ONLY:-} ]]; then

@@ -62,6 +62,8 @@ enum Method {
     GradientShap,
     /// RISE with the server's defaults (500 masks of 8 × 8 cells).
     Rise,
+    /// DeepLift from zeros (two rows: the input and the baseline).
+    DeepLift,
 }
 
 /// What the requests need to know about the served model.
@@ -246,6 +248,7 @@ fn request(args: &Args, method: Method, image: &proto::Image, served: &Served) -
             ],
         })),
         Method::Rise => attribution(Spec::Rise(proto::Rise::default())),
+        Method::DeepLift => attribution(Spec::DeepLift(proto::DeepLift { baseline: None })),
     };
     let feature_maps = if method == Method::FeatureMaps {
         served.layers.iter().map(|layer| proto::FeatureMapSpec { layer: layer.clone(), ..Default::default() }).collect()
