@@ -27,6 +27,7 @@ fi
 cd "$ROOT"
 cargo build --release --locked -p explain-service -p explain-client
 mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)  # the baselines run from bench/
 { echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"; echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | xargs), $(nproc) cores";
   echo "model: $MODEL"; echo "threads: $THREADS"; echo "duration: ${DURATION}s per step"; } > "$OUT/machine.txt"
 GRAPHS=$CACHE/bench/graphs

@@ -270,9 +270,12 @@ async fn deep_lift_sums_to_the_logit_change_on_every_rule() {
         let change =
             objective(&mut client, &image, class, false).await - objective(&mut client, &reference, class, false).await;
         let delta = f64::from(explanation.tensors["attribution/deep_lift/delta"].array[[0]]);
-        println!("trial {trial}: Σ attribution {total:.6}, f(x) − f(x′) {change:.6}, delta {delta:.2e}");
+        let missed = total - change;
+        println!(
+            "trial {trial}: Σ attribution {total:.6}, f(x) − f(x′) {change:.6}: {missed:.2e} apart, delta {delta:.2e}"
+        );
         assert!((total - change - delta).abs() < 1e-4 * size_of.max(1.0), "delta {delta} is not Σ − change");
-        assert!((total - change).abs() < 1e-4 * size_of.max(1.0), "Σ {total} ≠ f(x) − f(x′) = {change}");
+        assert!(missed.abs() < 1e-4 * size_of.max(1.0), "Σ {total} ≠ f(x) − f(x′) = {change}");
     }
 }
 
