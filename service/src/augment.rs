@@ -14,6 +14,7 @@
 //! multiplier.
 
 mod deep_lift;
+mod elementwise;
 mod emit;
 mod rules;
 mod seed;

@@ -60,8 +60,13 @@ pub struct AugmentConfig {
     /// The model: an ONNX export.
     pub model: PathBuf,
     /// Where to write the ONNX graph.
-    #[arg(short, long)]
-    pub output: PathBuf,
+    #[arg(short, long, required_unless_present = "check")]
+    pub output: Option<PathBuf>,
+    /// Write nothing: print the model's layers and whether its gradients and its DeepLift graph
+    /// can be built (and, if not, which op of which node blocks them); exit with status 1 if the
+    /// model has no gradients.
+    #[arg(long, conflicts_with_all = ["output", "graph"])]
+    pub check: bool,
     /// Which graph to write.
     #[arg(long, value_enum, default_value_t = GraphChoice::Gradient)]
     pub graph: GraphChoice,

@@ -5,8 +5,9 @@ use clap::Parser;
 use explain_service::{
     augment::Backward,
     config::{AugmentConfig, Cli, Command, GraphChoice, RandomiseConfig, ServeConfig},
-    explain::build_gradient_graph,
-    model::{Model, ModelSource},
+    engine::OrtOptions,
+    explain::{LoadError, METHODS, build_gradient_graph},
+    model::{Model, ModelSource, layers::Naming},
     server, telemetry,
 };
 use prost::Message;
@@ -24,10 +25,17 @@ async fn main() -> anyhow::Result<()> {
     outcome
 }
 
-/// Writes the chosen graph of `config.model` to `config.output`.
+/// Writes the chosen graph of `config.model` to `config.output`, or with `--check` prints what the
+/// model supports.
 fn augment(config: &AugmentConfig) -> anyhow::Result<()> {
     let model = Model::load(&ModelSource::File(config.model.clone()), config.input_size)
         .with_context(|| format!("cannot read {}", config.model.display()))?;
+    let Some(output) = config.output.as_ref().filter(|_| !config.check) else {
+        return match check(&model, &config.ort_options())? {
+            true => Ok(()),
+            false => std::process::exit(1),
+        };
+    };
     let graph = match config.graph {
         GraphChoice::Gradient => {
             build_gradient_graph(&model, &model.input.name, Backward::Gradient, &config.ort_options())?
@@ -41,12 +49,39 @@ fn augment(config: &AugmentConfig) -> anyhow::Result<()> {
         }
         GraphChoice::Forward => model.forward_graph().encode_to_vec(),
     };
-    std::fs::write(&config.output, &graph).with_context(|| format!("cannot write {}", config.output.display()))?;
+    std::fs::write(output, &graph).with_context(|| format!("cannot write {}", output.display()))?;
     tracing::info!(
-        output = %config.output.display(), bytes = graph.len(), layers = model.layers.layers.len(),
+        output = %output.display(), bytes = graph.len(), layers = model.layers.layers.len(),
         graph = ?config.graph, "graph written"
     );
     Ok(())
+}
+
+/// Prints the model's input and layers and whether its gradient and DeepLift graphs can be built
+/// (why not, if not); returns whether it has gradients.
+fn check(model: &Model, ort: &OrtOptions) -> anyhow::Result<bool> {
+    println!("model: {} (sha256 {})", model.name, model.sha256);
+    println!("input: `{}`, 3 × {} × {}", model.input.name, model.input.height, model.input.width);
+    let names: Vec<&str> = model.layers.layers.iter().map(|layer| layer.name.as_str()).collect();
+    let naming = match model.layers.naming {
+        Naming::ResNet => "named as torchvision's ResNet",
+        Naming::TensorNames => "named by their ONNX tensors",
+    };
+    println!("layers ({}, {naming}): {}", names.len(), names.join(", "));
+    let mut gradients = true;
+    for (what, backward) in [("gradients", Backward::Gradient), ("DeepLift", Backward::DeepLift)] {
+        match build_gradient_graph(model, &model.input.name, backward, ort) {
+            Ok(_) => println!("{what}: yes"),
+            Err(LoadError::Augment(error)) => {
+                gradients &= backward != Backward::Gradient;
+                println!("{what}: no: {error}");
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+    let served = METHODS.iter().filter(|(_, needs_gradients)| gradients || !needs_gradients);
+    println!("methods: {}", served.map(|(name, _)| *name).collect::<Vec<_>>().join(", "));
+    Ok(gradients)
 }
 
 /// Writes `config.model` with its weights redrawn from `config.from` up to `config.output`.

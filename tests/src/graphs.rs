@@ -1,6 +1,7 @@
-//! Small ONNX models built in the tests, independent of the service's own graph code: a seeded
-//! random CNN that uses every op the augmenter differentiates beyond ResNet's, and a model with an
-//! op it cannot differentiate.
+//! Small ONNX models built in the tests, independent of the service's own graph code: seeded
+//! random CNNs that use every op the augmenter differentiates beyond ResNet's (piecewise-linear
+//! ops in one, smooth activations and softmaxes in the other), and a model with an op it cannot
+//! differentiate.
 
 use explain_proto::onnx::{
     AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto, TensorShapeProto, TypeProto,
@@ -185,8 +186,50 @@ pub fn random_cnn(seed: u64) -> ModelProto {
     model(nodes, init, RANDOM_CNN_SIZE, RANDOM_CNN_CLASSES)
 }
 
-/// A CNN whose path from input to logits goes through Sigmoid, which has no gradient rule.
-pub fn cnn_with_sigmoid() -> ModelProto {
+/// A seeded random CNN (the same input and classes as [`random_cnn`]) through the smooth and
+/// hard activations: Tanh, HardSwish, Sigmoid (times its input, as SiLU), Erf, Softmax over
+/// channels, HardSigmoid, Pow with a constant exponent, Sqrt, LogSoftmax over channels, then
+/// GlobalAveragePool, Flatten and Gemm.
+pub fn smooth_cnn(seed: u64) -> ModelProto {
+    let mut random = Random::new(seed);
+    let mut init = Vec::new();
+    let mut weight = |name: &str, dims: &[i64], scale: f32| {
+        let count = dims.iter().product::<i64>() as usize;
+        init.push(floats(name, dims, random.values(count, scale)));
+    };
+    weight("w1", &[6, 3, 3, 3], 0.5);
+    weight("b1", &[6], 0.2);
+    weight("w2", &[6, 6, 3, 3], 0.6);
+    weight("w_fc", &[5, 6], 1.0);
+    weight("b_fc", &[5], 0.1);
+    init.push(floats("one", &[], vec![1.0]));
+    init.push(floats("exponent", &[], vec![1.5]));
+    let nodes = vec![
+        node("Conv", &["input", "w1", "b1"], "c1", vec![ints("pads", &[1, 1, 1, 1])]),
+        node("Tanh", &["c1"], "tanh", vec![]),
+        node("Conv", &["tanh", "w2"], "c2", vec![ints("pads", &[1, 1, 1, 1]), ints("strides", &[2, 2])]),
+        node("HardSwish", &["c2"], "hard_swish", vec![]),
+        node("Sigmoid", &["hard_swish"], "gate", vec![]),
+        node("Mul", &["hard_swish", "gate"], "silu", vec![]),
+        node("Erf", &["c2"], "erf", vec![]),
+        node("Add", &["silu", "erf"], "sum", vec![]),
+        node("Softmax", &["sum"], "softmax", vec![int("axis", 1)]),
+        node("HardSigmoid", &["c2"], "hard_sigmoid", vec![float("alpha", 0.3), float("beta", 0.4)]),
+        node("Add", &["softmax", "hard_sigmoid"], "positive", vec![]),
+        node("Pow", &["positive", "exponent"], "power", vec![]),
+        node("Add", &["power", "one"], "shifted", vec![]),
+        node("Sqrt", &["shifted"], "root", vec![]),
+        node("LogSoftmax", &["root"], "log_softmax", vec![int("axis", 1)]),
+        node("GlobalAveragePool", &["log_softmax"], "pooled", vec![]),
+        node("Flatten", &["pooled"], "flat", vec![]),
+        node("Gemm", &["flat", "w_fc", "b_fc"], "logits", vec![int("transB", 1)]),
+    ];
+    model(nodes, init, RANDOM_CNN_SIZE, RANDOM_CNN_CLASSES)
+}
+
+/// A CNN whose path from input to logits goes through Round, which has no gradient rule, after a
+/// spatial layer (`features`, a Relu).
+pub fn cnn_without_gradient_rule() -> ModelProto {
     let mut random = Random::new(1);
     let init = vec![
         floats("w", &[4, 3, 3, 3], random.values(108, 0.3)),
@@ -195,8 +238,9 @@ pub fn cnn_with_sigmoid() -> ModelProto {
     ];
     let nodes = vec![
         node("Conv", &["input", "w"], "conv", vec![ints("pads", &[1, 1, 1, 1])]),
-        node("Sigmoid", &["conv"], "squashed", vec![]),
-        node("GlobalAveragePool", &["squashed"], "pooled", vec![]),
+        node("Relu", &["conv"], "features", vec![]),
+        node("Round", &["features"], "rounded", vec![]),
+        node("GlobalAveragePool", &["rounded"], "pooled", vec![]),
         node("Flatten", &["pooled"], "flat", vec![]),
         node("Gemm", &["flat", "fc_w", "fc_b"], "logits", vec![int("transB", 1)]),
     ];

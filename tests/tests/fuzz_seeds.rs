@@ -1,4 +1,4 @@
-//! The seed corpora of the fuzz targets (`tests/fuzz/`): for `model`, two small CNNs of
+//! The seed corpora of the fuzz targets (`tests/fuzz/`): for `model`, three small CNNs of
 //! `explain_tests::graphs` (every non-ResNet op the augmenter knows, and one it does not) and
 //! their tensors' shapes as ONNX Runtime measures them, which the target hands to the augmenter;
 //! for `request`, requests using every method and option; for `chunks`, a tensor in pieces.
@@ -20,7 +20,12 @@ fn the_committed_fuzz_seeds_are_current() {
     let ort = engine::OrtOptions { library: ort_library(), ..ort };
     let mut shapes = BTreeMap::new();
     let mut seeds = Vec::new();
-    for (name, proto) in [("random_cnn", graphs::random_cnn(7)), ("sigmoid_cnn", graphs::cnn_with_sigmoid())] {
+    let models = [
+        ("random_cnn", graphs::random_cnn(7)),
+        ("smooth_cnn", graphs::smooth_cnn(3)),
+        ("round_cnn", graphs::cnn_without_gradient_rule()),
+    ];
+    for (name, proto) in models {
         let bytes = proto.encode_to_vec();
         let model = Model::from_onnx(name, &bytes, None).expect("a seed model loads");
         let (height, width) = (model.input.height as usize, model.input.width as usize);
@@ -104,6 +109,15 @@ fn requests() -> Vec<(&'static str, proto::ExplainRequest)> {
                     grid_rows: 2,
                     ..Default::default()
                 }),
+                ..base.clone()
+            },
+        ),
+        (
+            "deep_lift",
+            proto::ExplainRequest {
+                attributions: vec![method(Method::DeepLift(proto::DeepLift {
+                    baseline: baseline(proto::baseline::Kind::Black(proto::BaselineBlack {})),
+                }))],
                 ..base.clone()
             },
         ),

@@ -7,7 +7,7 @@ use explain_client::{Client, Explanation, proto};
 use explain_service::model::ModelSource;
 use explain_tests::{
     TestServer, array,
-    graphs::{RANDOM_CNN_CLASSES, RANDOM_CNN_SIZE, Random, cnn_with_sigmoid, random_cnn},
+    graphs::{RANDOM_CNN_CLASSES, RANDOM_CNN_SIZE, Random, cnn_without_gradient_rule, random_cnn, smooth_cnn},
     options, relative_l2, tensor_image, tiny_model, write_model,
 };
 use ndarray::ArrayD;
@@ -47,7 +47,19 @@ async fn objective(client: &mut Client, image: &ArrayD<f32>, class: u32, cross_e
 
 #[tokio::test]
 async fn directional_derivatives_match_finite_differences() {
-    let path = write_model(&random_cnn(7), "random-cnn");
+    directional_derivatives(&random_cnn(7), "random-cnn").await;
+}
+
+/// The same check through the smooth and hard activations and the softmaxes.
+#[tokio::test]
+async fn directional_derivatives_through_activations_and_softmaxes() {
+    directional_derivatives(&smooth_cnn(3), "smooth-cnn").await;
+}
+
+/// ⟨∇f, d⟩ against central differences of `model` (16 × 16 input, 5 classes) along random
+/// directions, for the target logit and the cross-entropy loss.
+async fn directional_derivatives(model: &explain_proto::onnx::ModelProto, name: &str) {
+    let path = write_model(model, name);
     let TestServer { mut client, server: _server } = TestServer::with_model(ModelSource::File(path)).await;
     let size = RANDOM_CNN_SIZE as usize;
     let mut random = Random::new(11);
@@ -96,14 +108,43 @@ async fn directional_derivatives_match_finite_differences() {
     assert!(checked >= 12, "only {checked} of 16 directions were linear enough to check");
 }
 
+/// `explaind augment MODEL --check`, as an operator would run it before serving a model: the model
+/// without a gradient rule exits 1 naming the op and node that block gradients and DeepLift, and
+/// lists the forward-only methods; the tiny ResNet exits 0 with every method.
+#[test]
+fn explaind_augment_check_reports_what_a_model_supports() {
+    let check = |path: &std::path::Path| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_explaind-under-test"))
+            .args(["--log-filter", "warn", "augment"])
+            .arg(path)
+            .arg("--check")
+            .arg("--ort-library")
+            .arg(explain_tests::ort_library())
+            .output()
+            .expect("explaind runs");
+        (output.status.code(), String::from_utf8_lossy(&output.stdout).into_owned())
+    };
+    let (code, report) = check(&write_model(&cnn_without_gradient_rule(), "round-cnn-check"));
+    println!("{report}");
+    assert_eq!(code, Some(1), "{report}");
+    for line in ["gradients: no: unsupported op `Round` (node Round_rounded)", "DeepLift: no: unsupported op `Round`"] {
+        assert!(report.contains(line), "`{line}` not in {report}");
+    }
+    assert!(report.contains("methods: occlusion, score_cam, feature_ablation, rise, ablation_cam\n"), "{report}");
+    let (code, report) = check(&explain_tests::fixture("tiny_resnet18_w8.legacy.onnx"));
+    assert_eq!(code, Some(0), "{report}");
+    assert!(report.contains("layers (11, named as torchvision's ResNet): conv1, maxpool, layer1.0"), "{report}");
+    assert!(report.contains("gradients: yes\nDeepLift: yes\n") && report.contains("deep_lift\n"), "{report}");
+}
+
 #[tokio::test]
 async fn a_model_without_gradient_rules_is_served_without_gradients() {
-    let path = write_model(&cnn_with_sigmoid(), "sigmoid-cnn");
+    let path = write_model(&cnn_without_gradient_rule(), "round-cnn");
     let TestServer { mut client, server: _server } = TestServer::with_model(ModelSource::File(path)).await;
     let info = client.model_info().await.expect("info");
     assert!(!info.gradients_available);
     let reason = info.gradients_unavailable_reason;
-    assert!(reason.contains("unsupported op `Sigmoid`") && reason.contains("Sigmoid_squashed"), "{reason}");
+    assert!(reason.contains("unsupported op `Round`") && reason.contains("Round_rounded"), "{reason}");
 
     let image = array(&[1, 3, 8, 8], vec![0.5; 3 * 64]);
     let request = proto::ExplainRequest {
@@ -113,11 +154,11 @@ async fn a_model_without_gradient_rules_is_served_without_gradients() {
     };
     let Err(explain_client::Error::Status(status)) = client.send(request).await else { panic!("needs gradients") };
     assert_eq!(status.code(), Code::FailedPrecondition);
-    assert!(status.message().contains("Sigmoid"), "{status:?}");
+    assert!(status.message().contains("Round"), "{status:?}");
 
     // Predictions, activations and the methods of forward passes only are still served, and listed.
     assert_eq!(info.methods, ["occlusion", "score_cam", "feature_ablation", "rise", "ablation_cam"]);
-    let feature_maps = vec![proto::FeatureMapSpec { layer: "squashed".into(), ..Default::default() }];
+    let feature_maps = vec![proto::FeatureMapSpec { layer: "features".into(), ..Default::default() }];
     let occlusion = proto::AttributionSpec {
         method: Some(proto::attribution_spec::Method::Occlusion(proto::Occlusion {
             window: 4,
@@ -127,7 +168,7 @@ async fn a_model_without_gradient_rules_is_served_without_gradients() {
     };
     let score_cam = proto::AttributionSpec {
         method: Some(proto::attribution_spec::Method::ScoreCam(proto::ScoreCam {
-            layer: "squashed".into(),
+            layer: "features".into(),
             upsample: false,
         })),
     };
@@ -136,23 +177,23 @@ async fn a_model_without_gradient_rules_is_served_without_gradients() {
     };
     let ablation_cam = proto::AttributionSpec {
         method: Some(proto::attribution_spec::Method::AblationCam(proto::AblationCam {
-            layer: "squashed".into(),
+            layer: "features".into(),
             upsample: true,
         })),
     };
     let attributions = vec![occlusion, score_cam, rise, ablation_cam];
     let request = proto::ExplainRequest { feature_maps, attributions, ..Default::default() };
     let explanation = explain(&mut client, &image, request).await;
-    assert_eq!(explanation.tensors["activation/squashed"].array.shape(), &[1, 4, 8, 8]);
+    assert_eq!(explanation.tensors["activation/features"].array.shape(), &[1, 4, 8, 8]);
     assert_eq!(explanation.tensors["attribution/occlusion"].array.shape(), &[1, 3, 8, 8]);
-    assert_eq!(explanation.tensors["attribution/score_cam/squashed"].array.shape(), &[1, 1, 8, 8]);
+    assert_eq!(explanation.tensors["attribution/score_cam/features"].array.shape(), &[1, 1, 8, 8]);
     assert_eq!(explanation.tensors["attribution/rise"].array.shape(), &[1, 1, 8, 8]);
-    assert_eq!(explanation.tensors["attribution/ablation_cam/squashed/upsampled"].array.shape(), &[1, 1, 8, 8]);
+    assert_eq!(explanation.tensors["attribution/ablation_cam/features/upsampled"].array.shape(), &[1, 1, 8, 8]);
 }
 
 #[tokio::test]
 async fn operators_who_require_gradients_get_a_load_failure_instead() {
-    let path = write_model(&cnn_with_sigmoid(), "sigmoid-cnn-strict");
+    let path = write_model(&cnn_without_gradient_rule(), "round-cnn-strict");
     let mut settings = options(ModelSource::File(path));
     settings.load.require_gradients = true;
     let mut server = explain_service::server::start(settings).await.expect("binds");

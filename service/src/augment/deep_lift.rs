@@ -2,7 +2,8 @@
 //! as Captum's `DeepLift` applies it. The batch holds pairs of rows: each input is followed by its
 //! reference (baseline), and every rule reads the other row of its pair ([`Pairs`]).
 //!
-//! - Elementwise nonlinearities (Relu, LeakyRelu, Clip): the multiplier is
+//! - Elementwise nonlinearities (Relu, LeakyRelu, Clip and the activations of `elementwise.rs`:
+//!   Sigmoid, Tanh, HardSigmoid, HardSwish, Erf, Sqrt, Pow): the multiplier is
 //!   g · (y − y′) / (x − x′), where x′, y′ are the pair's other row; where |x − x′| < 10⁻¹⁰, the
 //!   gradient.
 //! - MaxPool: each pool output's difference g · (max(y, y′) − y′) is sent back to the position of

@@ -5,11 +5,12 @@ use std::collections::HashMap;
 
 use explain_proto::onnx::{GraphProto, NodeProto};
 
-use super::{AugmentError, Shapes, deep_lift::Pairs, emit::Emitter, spatial};
+use super::{AugmentError, Shapes, deep_lift::Pairs, elementwise, emit::Emitter, spatial};
 use crate::graph;
 
 /// Ops with a gradient rule, for error messages.
-pub(super) const SUPPORTED_OPS: &str = "Conv, BatchNormalization, Relu, LeakyRelu, Clip, MaxPool, AveragePool, \
+pub(super) const SUPPORTED_OPS: &str = "Conv, BatchNormalization, Relu, LeakyRelu, Clip, Sigmoid, Tanh, \
+     HardSigmoid, HardSwish, Erf, Sqrt, Pow (constant exponent), Softmax, LogSoftmax, MaxPool, AveragePool, \
      GlobalAveragePool, ReduceMean, Add, Sub, Mul, Div, Concat, Flatten, Reshape, Squeeze, Unsqueeze, Identity, \
      Dropout, Gemm, MatMul";
 
@@ -49,7 +50,7 @@ impl<'g> Rules<'g> {
     }
 
     /// An elementwise nonlinearity's input gradient `plain`, or in a DeepLift graph its rescale
-    /// multiplier.
+    /// multiplier (every elementwise activation gets the rule, as the DeepLift paper gives it).
     fn nonlinear(&mut self, node: &NodeProto, grad: &str, plain: String) -> String {
         match self.pairs.clone() {
             Some(pairs) => pairs.rescale(self, (&node.input[0], &node.output[0]), grad, &plain),
@@ -82,7 +83,7 @@ impl<'g> Rules<'g> {
         let x = input(0);
         let required = match node.op_type() {
             "BatchNormalization" => 5,
-            "Reshape" | "Add" | "Sub" | "Mul" | "Div" | "Gemm" | "MatMul" | "Conv" => 2,
+            "Reshape" | "Add" | "Sub" | "Mul" | "Div" | "Gemm" | "MatMul" | "Conv" | "Pow" => 2,
             _ => 1,
         };
         if (0..required).any(|i| input(i).is_empty()) || node.output.first().is_none_or(String::is_empty) {
@@ -154,6 +155,16 @@ impl<'g> Rules<'g> {
             "ReduceMean" => {
                 weights_only(&[0])?;
                 vec![(0, spatial::reduce_mean(self, node, grad)?)]
+            }
+            "Softmax" | "LogSoftmax" => vec![(0, elementwise::softmax(self, node, grad)?)],
+            op if elementwise::ACTIVATIONS.contains(&op) => {
+                weights_only(&[0])?;
+                if self.shape(x)? != self.shape(&node.output[0])? {
+                    return Err(unsupported(node, "an exponent that broadcasts the base to another shape"));
+                }
+                let slope = elementwise::slope(self, node)?;
+                let plain = self.emit.op("Mul", &[grad, &slope], vec![]);
+                vec![(0, self.nonlinear(node, grad, plain))]
             }
             op => return Err(AugmentError::UnsupportedOp { op: op.to_owned(), node: node_label(node) }),
         })
