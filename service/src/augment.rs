@@ -16,6 +16,9 @@
 mod deep_lift;
 mod elementwise;
 mod emit;
+mod fold;
+mod layout;
+mod normalization;
 mod rules;
 mod seed;
 mod spatial;
@@ -107,10 +110,12 @@ pub enum AugmentError {
     Disconnected(String),
 }
 
-/// The tensors that carry gradients: those that depend on `input` and that `logits` depend on.
+/// The tensors that carry gradients: those that depend on `input` and that `logits` depend on. A
+/// tensor's shape carries none: what is computed from `Shape` or `Size` of the image (the target
+/// of a Reshape, say) is left out.
 fn gradient_path(graph: &explain_proto::onnx::GraphProto, input: &str, logits: &str) -> HashSet<String> {
     let mut depends = HashSet::from([input.to_owned()]);
-    for node in &graph.node {
+    for node in graph.node.iter().filter(|node| !matches!(node.op_type(), "Shape" | "Size")) {
         if node.input.iter().any(|t| depends.contains(t)) {
             depends.extend(node.output.iter().filter(|t| !t.is_empty()).cloned());
         }
@@ -209,10 +214,17 @@ pub fn augment(model: &ModelProto, spec: &AugmentSpec<'_>, shapes: &Shapes) -> R
         if !node.output.iter().any(|t| path.contains(t)) {
             continue;
         }
-        let grad = gradients
-            .total(&mut rules.emit, &node.output[0])
-            .ok_or_else(|| rules::unsupported(node, "its gradient flows through an output other than the first"))?;
-        for (position, part) in rules.backward(node, &grad, &|t| path.contains(t))? {
+        let contributions = if node.op_type() == "Split" {
+            let grads: Vec<Option<String>> =
+                node.output.iter().map(|output| gradients.total(&mut rules.emit, output)).collect();
+            vec![(0, rules.split(node, &grads, &|t| path.contains(t))?)]
+        } else {
+            let grad = gradients
+                .total(&mut rules.emit, &node.output[0])
+                .ok_or_else(|| rules::unsupported(node, "its gradient flows through an output other than the first"))?;
+            rules.backward(node, &grad, &|t| path.contains(t))?
+        };
+        for (position, part) in contributions {
             gradients.add(&node.input[position], part);
         }
     }

@@ -227,6 +227,86 @@ pub fn smooth_cnn(seed: u64) -> ModelProto {
     model(nodes, init, RANDOM_CNN_SIZE, RANDOM_CNN_CLASSES)
 }
 
+/// A seeded random CNN (the same input and classes as [`random_cnn`]) that moves values around as
+/// ConvNeXt and ShuffleNet do: Transpose to channels-last, LayerNormalization over the channels and
+/// back, Split into two halves along the channels (one convolved again), Concat, a channel shuffle
+/// (Reshape to five dimensions with a target computed from Shape, Transpose, Reshape back), a Slice
+/// of half the channels whose bounds are computed from Shape, then GlobalAveragePool, Flatten and Gemm.
+pub fn layout_cnn(seed: u64) -> ModelProto {
+    let mut random = Random::new(seed);
+    let mut init = Vec::new();
+    let mut weight = |name: &str, dims: &[i64], scale: f32, offset: f32| {
+        let count = dims.iter().product::<i64>() as usize;
+        init.push(floats(name, dims, random.values(count, scale).into_iter().map(|v| v + offset).collect()));
+    };
+    weight("w1", &[8, 3, 3, 3], 0.5, 0.0);
+    weight("ln_scale", &[8], 0.3, 1.0);
+    weight("ln_bias", &[8], 0.2, 0.0);
+    weight("w2", &[4, 4, 3, 3], 0.4, 0.0);
+    weight("w_fc", &[5, 4], 1.0, 0.0);
+    weight("b_fc", &[5], 0.1, 0.0);
+    let int64 = |name: &str, dims: &[i64], values: &[i64]| TensorProto {
+        name: Some(name.into()),
+        dims: dims.to_vec(),
+        data_type: Some(DataType::Int64 as i32),
+        int64_data: values.to_vec(),
+        ..Default::default()
+    };
+    init.extend([
+        int64("halves", &[2], &[4, 4]),
+        int64("index_0", &[], &[0]),
+        int64("index_1", &[], &[1]),
+        int64("axes_0", &[1], &[0]),
+        int64("groups", &[1], &[2]),
+        int64("per_group", &[1], &[4]),
+        int64("spatial", &[2], &[8, 8]),
+        int64("flat_channels", &[4], &[0, -1, 8, 8]),
+        int64("two", &[], &[2]),
+        int64("channel_axis", &[1], &[1]),
+    ]);
+    let split = NodeProto {
+        op_type: Some("Split".into()),
+        name: Some("Split_halves".into()),
+        input: vec!["normalised".into(), "halves".into()],
+        output: vec!["first".into(), "second".into()],
+        attribute: vec![int("axis", 1)],
+        ..Default::default()
+    };
+    let nodes = vec![
+        node("Conv", &["input", "w1"], "c1", vec![ints("pads", &[1, 1, 1, 1]), ints("strides", &[2, 2])]),
+        node("Transpose", &["c1"], "last", vec![ints("perm", &[0, 2, 3, 1])]),
+        node(
+            "LayerNormalization",
+            &["last", "ln_scale", "ln_bias"],
+            "norm",
+            vec![int("axis", -1), float("epsilon", 1e-5)],
+        ),
+        node("Transpose", &["norm"], "normalised", vec![ints("perm", &[0, 3, 1, 2])]),
+        split,
+        node("Conv", &["second", "w2"], "c2", vec![ints("pads", &[1, 1, 1, 1])]),
+        node("Relu", &["c2"], "r2", vec![]),
+        node("Concat", &["first", "r2"], "joined", vec![int("axis", 1)]),
+        // Channel shuffle: [N, 2, 4, 8, 8] with N read from the tensor's shape.
+        node("Shape", &["joined"], "joined_shape", vec![]),
+        node("Gather", &["joined_shape", "index_0"], "batch", vec![int("axis", 0)]),
+        node("Unsqueeze", &["batch", "axes_0"], "batch_list", vec![]),
+        node("Concat", &["batch_list", "groups", "per_group", "spatial"], "grouped_shape", vec![int("axis", 0)]),
+        node("Reshape", &["joined", "grouped_shape"], "grouped", vec![]),
+        node("Transpose", &["grouped"], "swapped", vec![ints("perm", &[0, 2, 1, 3, 4])]),
+        node("Reshape", &["swapped", "flat_channels"], "shuffled", vec![]),
+        // The first half of the channels, its end computed from the shape.
+        node("Shape", &["shuffled"], "shuffled_shape", vec![]),
+        node("Gather", &["shuffled_shape", "index_1"], "channels", vec![int("axis", 0)]),
+        node("Div", &["channels", "two"], "half", vec![]),
+        node("Unsqueeze", &["half", "axes_0"], "half_list", vec![]),
+        node("Slice", &["shuffled", "axes_0", "half_list", "channel_axis"], "sliced", vec![]),
+        node("GlobalAveragePool", &["sliced"], "pooled", vec![]),
+        node("Flatten", &["pooled"], "flat", vec![]),
+        node("Gemm", &["flat", "w_fc", "b_fc"], "logits", vec![int("transB", 1)]),
+    ];
+    model(nodes, init, RANDOM_CNN_SIZE, RANDOM_CNN_CLASSES)
+}
+
 /// A CNN whose path from input to logits goes through Round, which has no gradient rule, after a
 /// spatial layer (`features`, a Relu).
 pub fn cnn_without_gradient_rule() -> ModelProto {

@@ -1,4 +1,4 @@
-//! The seed corpora of the fuzz targets (`tests/fuzz/`): for `model`, three small CNNs of
+//! The seed corpora of the fuzz targets (`tests/fuzz/`): for `model`, four small CNNs of
 //! `explain_tests::graphs` (every non-ResNet op the augmenter knows, and one it does not) and
 //! their tensors' shapes as ONNX Runtime measures them, which the target hands to the augmenter;
 //! for `request`, requests using every method and option; for `chunks`, a tensor in pieces.
@@ -23,6 +23,7 @@ fn the_committed_fuzz_seeds_are_current() {
     let models = [
         ("random_cnn", graphs::random_cnn(7)),
         ("smooth_cnn", graphs::smooth_cnn(3)),
+        ("layout_cnn", graphs::layout_cnn(5)),
         ("round_cnn", graphs::cnn_without_gradient_rule()),
     ];
     for (name, proto) in models {

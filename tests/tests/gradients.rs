@@ -7,7 +7,9 @@ use explain_client::{Client, Explanation, proto};
 use explain_service::model::ModelSource;
 use explain_tests::{
     TestServer, array,
-    graphs::{RANDOM_CNN_CLASSES, RANDOM_CNN_SIZE, Random, cnn_without_gradient_rule, random_cnn, smooth_cnn},
+    graphs::{
+        RANDOM_CNN_CLASSES, RANDOM_CNN_SIZE, Random, cnn_without_gradient_rule, layout_cnn, random_cnn, smooth_cnn,
+    },
     options, relative_l2, tensor_image, tiny_model, write_model,
 };
 use ndarray::ArrayD;
@@ -54,6 +56,13 @@ async fn directional_derivatives_match_finite_differences() {
 #[tokio::test]
 async fn directional_derivatives_through_activations_and_softmaxes() {
     directional_derivatives(&smooth_cnn(3), "smooth-cnn").await;
+}
+
+/// The same check through transposes, LayerNormalization, Split, a channel shuffle and a Slice
+/// whose bounds come from the tensor's shape.
+#[tokio::test]
+async fn directional_derivatives_through_layout_ops() {
+    directional_derivatives(&layout_cnn(5), "layout-cnn").await;
 }
 
 /// ⟨∇f, d⟩ against central differences of `model` (16 × 16 input, 5 classes) along random

@@ -5,14 +5,14 @@ use std::collections::HashMap;
 
 use explain_proto::onnx::{GraphProto, NodeProto};
 
-use super::{AugmentError, Shapes, deep_lift::Pairs, elementwise, emit::Emitter, spatial};
+use super::{AugmentError, Shapes, deep_lift::Pairs, elementwise, emit::Emitter, layout, normalization, spatial};
 use crate::graph;
 
 /// Ops with a gradient rule, for error messages.
 pub(super) const SUPPORTED_OPS: &str = "Conv, BatchNormalization, Relu, LeakyRelu, Clip, Sigmoid, Tanh, \
-     HardSigmoid, HardSwish, Erf, Sqrt, Pow (constant exponent), Softmax, LogSoftmax, MaxPool, AveragePool, \
-     GlobalAveragePool, ReduceMean, Add, Sub, Mul, Div, Concat, Flatten, Reshape, Squeeze, Unsqueeze, Identity, \
-     Dropout, Gemm, MatMul";
+     HardSigmoid, HardSwish, Erf, Sqrt, Pow (constant exponent), Softmax, LogSoftmax, LayerNormalization, MaxPool, \
+     AveragePool, GlobalAveragePool, ReduceMean, Add, Sub, Mul, Div, Concat, Split, Slice, Transpose, Flatten, \
+     Reshape, Squeeze, Unsqueeze, Identity, Dropout, Gemm, MatMul";
 
 /// State shared by the rules while the backward pass is emitted.
 pub(super) struct Rules<'g> {
@@ -83,6 +83,7 @@ impl<'g> Rules<'g> {
         let x = input(0);
         let required = match node.op_type() {
             "BatchNormalization" => 5,
+            "Slice" | "LayerNormalization" => 3,
             "Reshape" | "Add" | "Sub" | "Mul" | "Div" | "Gemm" | "MatMul" | "Conv" | "Pow" => 2,
             _ => 1,
         };
@@ -157,6 +158,15 @@ impl<'g> Rules<'g> {
                 vec![(0, spatial::reduce_mean(self, node, grad)?)]
             }
             "Softmax" | "LogSoftmax" => vec![(0, elementwise::softmax(self, node, grad)?)],
+            "Transpose" => vec![(0, layout::transpose(self, node, grad)?)],
+            "Slice" => {
+                weights_only(&[0])?;
+                vec![(0, layout::slice(self, node, grad)?)]
+            }
+            "LayerNormalization" => {
+                weights_only(&[0])?;
+                vec![(0, normalization::layer_norm(self, node, grad)?)]
+            }
             op if elementwise::ACTIVATIONS.contains(&op) => {
                 weights_only(&[0])?;
                 if self.shape(x)? != self.shape(&node.output[0])? {
@@ -168,6 +178,22 @@ impl<'g> Rules<'g> {
             }
             op => return Err(AugmentError::UnsupportedOp { op: op.to_owned(), node: node_label(node) }),
         })
+    }
+
+    /// Split, given the gradient of each of its outputs (`None` for those without one).
+    pub(super) fn split(
+        &mut self,
+        node: &NodeProto,
+        grads: &[Option<String>],
+        needs: &dyn Fn(&str) -> bool,
+    ) -> Result<String, AugmentError> {
+        if let Some(sizes) = node.input.get(1).filter(|sizes| !sizes.is_empty() && needs(sizes)) {
+            return Err(unsupported(node, &format!("input `{sizes}` depends on the image")));
+        }
+        if node.input.first().is_none_or(String::is_empty) || grads.iter().all(Option::is_none) {
+            return Err(unsupported(node, "it needs an input and an output that carries a gradient"));
+        }
+        layout::split(self, node, grads)
     }
 
     /// ReLU: the gradient times the mask `y > 0` (cast to float), then clipped below at the
