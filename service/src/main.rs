@@ -66,6 +66,7 @@ fn check(model: &Model, ort: &OrtOptions) -> anyhow::Result<bool> {
     let naming = match model.layers.naming {
         Naming::ResNet => "named as torchvision's ResNet",
         Naming::TensorNames => "named by their ONNX tensors",
+        Naming::ModulePaths => "named by their PyTorch modules",
     };
     println!("layers ({}, {naming}): {}", names.len(), names.join(", "));
     let mut gradients = true;

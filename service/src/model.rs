@@ -3,6 +3,7 @@
 
 mod cache;
 pub mod layers;
+mod modules;
 mod randomise;
 mod surgery;
 mod tail;
@@ -180,7 +181,7 @@ impl Model {
     pub fn head_layer(&self) -> Option<&layers::NamedLayer> {
         match (self.layers.naming, self.layers.layers.as_slice()) {
             (layers::Naming::ResNet, [.., head, _avgpool]) => Some(head),
-            (layers::Naming::ResNet | layers::Naming::TensorNames, _) => None,
+            (layers::Naming::ResNet | layers::Naming::TensorNames | layers::Naming::ModulePaths, _) => None,
         }
     }
 

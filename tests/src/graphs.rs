@@ -307,6 +307,46 @@ pub fn layout_cnn(seed: u64) -> ModelProto {
     model(nodes, init, RANDOM_CNN_SIZE, RANDOM_CNN_CLASSES)
 }
 
+/// A small MobileNet-like CNN whose nodes carry the module scopes the legacy torch exporter writes
+/// into node names (`/features/features.1/conv/conv.0/Conv`): blocks `features.0` and
+/// `features.1`, a functional GlobalAveragePool and Flatten outside any module, and
+/// `classifier.1` producing the logits. 16 × 16 input, 5 classes.
+pub fn scoped_cnn() -> ModelProto {
+    let mut random = Random::new(9);
+    let init = vec![
+        floats("w0", &[4, 3, 3, 3], random.values(108, 0.5)),
+        floats("w1", &[6, 4, 3, 3], random.values(216, 0.4)),
+        floats("w_fc", &[5, 6], random.values(30, 1.0)),
+        floats("b_fc", &[5], random.values(5, 0.1)),
+    ];
+    let scoped = |name: &str, op: &str, inputs: &[&str], output: &str, attributes: Vec<AttributeProto>| NodeProto {
+        name: Some(name.into()),
+        ..node(op, inputs, output, attributes)
+    };
+    let nodes = vec![
+        scoped(
+            "/features/features.0/features.0.0/Conv",
+            "Conv",
+            &["input", "w0"],
+            "c0",
+            vec![ints("pads", &[1, 1, 1, 1])],
+        ),
+        scoped("/features/features.0/features.0.2/Clip", "Relu", &["c0"], "a0", vec![]),
+        scoped(
+            "/features/features.1/conv/conv.0/Conv",
+            "Conv",
+            &["a0", "w1"],
+            "c1",
+            vec![ints("pads", &[1, 1, 1, 1]), ints("strides", &[2, 2])],
+        ),
+        scoped("/features/features.1/conv/conv.1/Relu", "Relu", &["c1"], "a1", vec![]),
+        scoped("/GlobalAveragePool", "GlobalAveragePool", &["a1"], "pooled", vec![]),
+        scoped("/Flatten", "Flatten", &["pooled"], "flat", vec![]),
+        scoped("/classifier/classifier.1/Gemm", "Gemm", &["flat", "w_fc", "b_fc"], "logits", vec![int("transB", 1)]),
+    ];
+    model(nodes, init, RANDOM_CNN_SIZE, RANDOM_CNN_CLASSES)
+}
+
 /// A CNN whose path from input to logits goes through Round, which has no gradient rule, after a
 /// spatial layer (`features`, a Relu).
 pub fn cnn_without_gradient_rule() -> ModelProto {

@@ -1,5 +1,6 @@
-//! The seed corpora of the fuzz targets (`tests/fuzz/`): for `model`, four small CNNs of
-//! `explain_tests::graphs` (every non-ResNet op the augmenter knows, and one it does not) and
+//! The seed corpora of the fuzz targets (`tests/fuzz/`): for `model`, five small CNNs of
+//! `explain_tests::graphs` (every non-ResNet op the augmenter knows, one it does not, and module
+//! scopes in node names) and
 //! their tensors' shapes as ONNX Runtime measures them, which the target hands to the augmenter;
 //! for `request`, requests using every method and option; for `chunks`, a tensor in pieces.
 //! (`image` starts from `tests/corpus/images/`.) Seeds live in `tests/fuzz/seeds/`, apart from
@@ -24,6 +25,7 @@ fn the_committed_fuzz_seeds_are_current() {
         ("random_cnn", graphs::random_cnn(7)),
         ("smooth_cnn", graphs::smooth_cnn(3)),
         ("layout_cnn", graphs::layout_cnn(5)),
+        ("scoped_cnn", graphs::scoped_cnn()),
         ("round_cnn", graphs::cnn_without_gradient_rule()),
     ];
     for (name, proto) in models {

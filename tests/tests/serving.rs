@@ -35,6 +35,41 @@ async fn model_info_describes_the_embedded_model() {
     assert!(info.methods.iter().any(|m| m == "grad_cam") && info.methods.iter().any(|m| m == "occlusion"));
 }
 
+/// A model that is not a ResNet but records its PyTorch modules (as the legacy exporter does for
+/// MobileNet or EfficientNet): layers are named by module path, functional pooling by its tensor,
+/// and Grad-CAM's default layer is the last spatial block.
+#[tokio::test]
+async fn a_non_resnet_export_names_its_layers_by_pytorch_module() {
+    let path = explain_tests::write_model(&explain_tests::graphs::scoped_cnn(), "scoped-cnn");
+    let server = TestServer::with_model(ModelSource::File(path)).await;
+    let info = server.client.model_info().await.expect("info");
+    assert_eq!(info.layer_naming, proto::LayerNaming::ModulePaths as i32);
+    let layers: Vec<(&str, &[i64])> = info.layers.iter().map(|l| (l.name.as_str(), l.shape.as_slice())).collect();
+    assert_eq!(
+        layers,
+        [
+            ("features.0", &[-1, 4, 16, 16][..]),
+            ("features.1", &[-1, 6, 8, 8][..]),
+            ("pooled", &[-1, 6, 1, 1][..]),
+            ("flat", &[-1, 6][..])
+        ]
+    );
+    let image = explain_tests::array(&[1, 3, 16, 16], explain_tests::graphs::Random::new(2).values(768, 1.0));
+    let request = proto::ExplainRequest {
+        image: Some(explain_tests::tensor_image(&image)),
+        attributions: vec![proto::AttributionSpec {
+            method: Some(proto::attribution_spec::Method::GradCam(proto::GradCam::default())),
+        }],
+        feature_maps: vec![feature_map("features.0")],
+        ..Default::default()
+    };
+    let explanation = server.client.send(request).await.expect("explain");
+    let names: Vec<&str> = explanation.tensors.keys().map(String::as_str).collect();
+    assert!(names.contains(&"attribution/grad_cam/features.1"), "{names:?}");
+    assert_eq!(explanation.tensors["attribution/grad_cam/features.1"].array.shape(), [1, 1, 8, 8]);
+    assert_eq!(explanation.tensors["activation/features.0"].array.shape(), [1, 4, 16, 16]);
+}
+
 #[tokio::test]
 async fn labels_name_classes_and_targets() {
     let labels = std::env::temp_dir().join(format!("explain-labels-{}.txt", std::process::id()));

@@ -1,7 +1,8 @@
 """Input gradients of torchvision classifiers served by the augmenter, against torch float64.
 
 For each model: torchvision's architecture at seeded random initialisation (10 classes), exported
-with the legacy exporter (opset 17, batch left open) at SIZE × SIZE; `explaind augment` writes its
+with the legacy exporter (opset 17) or the dynamo one (`--exporter dynamo`, opset 20; needs
+onnxscript), batch left open, at SIZE × SIZE; `explaind augment` writes its
 gradient graph; ONNX Runtime runs it on two seeded images, and the input gradient of the target
 logit and of the per-image cross-entropy loss is compared with torch's in float64 (relative L2). The
 last column is torch's own float32 error against the same float64 result, the scale a float32
@@ -70,6 +71,7 @@ def main():
     parser.add_argument("--explaind", required=True)
     parser.add_argument("--ort-library", required=True)
     parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--exporter", choices=["legacy", "dynamo"], default="legacy")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     print("| model | target logit | cross-entropy | torch float32 |")
@@ -81,10 +83,17 @@ def main():
             images = torch.randn(2, 3, args.size, args.size, generator=torch.Generator().manual_seed(1))
             targets = torch.tensor([3, 7])
             exported, augmented = Path(folder, f"{name}.onnx"), Path(folder, f"{name}.gradient.onnx")
-            torch.onnx.export(
-                model, images[:1], exported, input_names=["input"], output_names=["logits"], opset_version=17,
-                dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, dynamo=False,
-            )
+            if args.exporter == "legacy":
+                torch.onnx.export(
+                    model, images[:1], exported, input_names=["input"], output_names=["logits"], opset_version=17,
+                    dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, dynamo=False,
+                )
+            else:
+                batch = torch.export.Dim("batch", min=1, max=1024)
+                torch.onnx.export(
+                    model, (images[:1],), exported, input_names=["input"], output_names=["logits"], opset_version=20,
+                    dynamic_shapes={"x": {0: batch}}, dynamo=True, external_data=False,
+                )
             command = [args.explaind, "--log-filter", "error", "augment", str(exported), "--ort-library", args.ort_library]
             built = subprocess.run(command + ["-o", str(augmented)], capture_output=True, text=True)
             if built.returncode != 0:

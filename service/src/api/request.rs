@@ -311,12 +311,19 @@ fn feature_map(spec: pb::FeatureMapSpec, field: &str, info: &ModelInfo) -> Resul
     Ok(FeatureMapRequest { layer, channels, quantity })
 }
 
-/// The index of the spatial layer (`[C, h, w]`) a class activation map is taken at: `name`, or the
-/// last spatial layer when it is empty.
+/// The index of the spatial layer (`[C, h, w]`) a class activation map is taken at: `name`, or when
+/// it is empty the last spatial layer with more than one position (not a pooled `[C, 1, 1]`), else
+/// the last spatial layer.
 fn spatial_layer(name: &str, field: &str, info: &ModelInfo) -> Result<usize, RequestError> {
     let spatial = |layer: &crate::explain::LayerInfo| layer.shape.len() == 3;
     if name.is_empty() {
-        return info.layers.iter().rposition(spatial).ok_or_else(|| invalid(field, "the model has no spatial layer"));
+        let map = |layer: &crate::explain::LayerInfo| spatial(layer) && layer.shape[1] * layer.shape[2] > 1;
+        return info
+            .layers
+            .iter()
+            .rposition(map)
+            .or_else(|| info.layers.iter().rposition(spatial))
+            .ok_or_else(|| invalid(field, "the model has no spatial layer"));
     }
     let (index, layer) = info
         .layer(name)

@@ -36,6 +36,7 @@ pub fn model_info(info: &ModelInfo) -> pb::GetModelInfoResponse {
         layer_naming: match info.naming {
             Naming::ResNet => pb::LayerNaming::Resnet,
             Naming::TensorNames => pb::LayerNaming::TensorNames,
+            Naming::ModulePaths => pb::LayerNaming::ModulePaths,
         } as i32,
         num_classes: info.num_classes as u32,
         labels: info.labels.clone().unwrap_or_default(),

@@ -6,10 +6,12 @@
 //! names are `conv1`, `maxpool`, `layerX.Y`, `avgpool`; a new stage starts at each block with a
 //! projection shortcut. Node names are never used: exporters number them arbitrarily. Where an
 //! exporter kept torchvision's weight names (`layer2.1.conv1.weight`), they are cross-checked.
-//! A graph that is not a ResNet is still served, its layers named by their output tensors.
+//! A graph that is not a ResNet is still served, its layers named by the PyTorch modules the
+//! exporter recorded (`modules.rs`), else by their output tensors.
 
 use explain_proto::onnx::{GraphProto, NodeProto};
 
+use super::modules;
 use crate::graph::{self, GraphIndex};
 
 /// How the layer names were found.
@@ -19,6 +21,9 @@ pub enum Naming {
     ResNet,
     /// Layers are named by their output tensors.
     TensorNames,
+    /// Layers are named by the PyTorch module that computes them (`features.3`), as the exporter
+    /// recorded it.
+    ModulePaths,
 }
 
 /// A named layer: the name callers use and the graph tensor it is.
@@ -47,10 +52,15 @@ pub(crate) fn name_layers(graph: &GraphProto, input: &str, logits: &str) -> Laye
             cross_check_weight_names(graph, &index, &layers);
             LayerMap { layers, naming: Naming::ResNet }
         }
-        None => {
-            tracing::warn!("the graph does not match the ResNet pattern; layers are named by their output tensors");
-            LayerMap { layers: tensor_named_layers(graph, logits), naming: Naming::TensorNames }
-        }
+        None => match modules::module_named_layers(graph, input, logits, &|node| LAYER_OPS.contains(&op(node))) {
+            Some(layers) => LayerMap { layers, naming: Naming::ModulePaths },
+            None => {
+                tracing::warn!(
+                    "the graph is not a ResNet and records no PyTorch modules; layers are named by their output tensors"
+                );
+                LayerMap { layers: tensor_named_layers(graph, logits), naming: Naming::TensorNames }
+            }
+        },
     }
 }
 

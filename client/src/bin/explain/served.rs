@@ -15,7 +15,7 @@ type Failure = Box<dyn std::error::Error>;
 pub(crate) struct ServedModel {
     /// Its evaluation transform: resize, crop, mean and std.
     pub(crate) preprocessing: Preprocessing,
-    /// Grad-CAM's layer: `--layer`, or the last spatial layer.
+    /// Grad-CAM's layer: `--layer`, or empty for the server's default.
     pub(crate) cam_layer: String,
     /// Feature Ablation's segment ids, from `--segments`, when Feature Ablation is asked for.
     segments: Option<Vec<u32>>,
@@ -44,15 +44,8 @@ impl ServedModel {
             mean: triple(&input.mean, "mean")?,
             std: triple(&input.std, "std")?,
         };
-        let cam_layer = match &options.layer {
-            Some(layer) => layer.clone(),
-            None => info
-                .layers
-                .iter()
-                .rfind(|layer| layer.shape.len() == 4)
-                .map(|layer| layer.name.clone())
-                .ok_or("the model has no spatial layer")?,
-        };
+        // Empty: the server's default, its last spatial layer with more than one position.
+        let cam_layer = options.layer.clone().unwrap_or_default();
         let segments = match (&options.segments, methods.contains(&Method::FeatureAblation)) {
             (_, false) => None,
             (None, true) => return Err("--method feature-ablation needs --segments FILE".into()),
