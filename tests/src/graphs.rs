@@ -231,7 +231,8 @@ pub fn smooth_cnn(seed: u64) -> ModelProto {
 /// ConvNeXt and ShuffleNet do: Transpose to channels-last, LayerNormalization over the channels and
 /// back, Split into two halves along the channels (one convolved again), Concat, a channel shuffle
 /// (Reshape to five dimensions with a target computed from Shape, Transpose, Reshape back), a Slice
-/// of half the channels whose bounds are computed from Shape, then GlobalAveragePool, Flatten and Gemm.
+/// of half the channels whose bounds are computed from Shape, a Gather of channels (one twice, one by
+/// a negative index), then GlobalAveragePool, Flatten and Gemm.
 pub fn layout_cnn(seed: u64) -> ModelProto {
     let mut random = Random::new(seed);
     let mut init = Vec::new();
@@ -263,6 +264,7 @@ pub fn layout_cnn(seed: u64) -> ModelProto {
         int64("flat_channels", &[4], &[0, -1, 8, 8]),
         int64("two", &[], &[2]),
         int64("channel_axis", &[1], &[1]),
+        int64("picked", &[4], &[3, 0, 0, -1]),
     ]);
     let split = NodeProto {
         op_type: Some("Split".into()),
@@ -300,11 +302,43 @@ pub fn layout_cnn(seed: u64) -> ModelProto {
         node("Div", &["channels", "two"], "half", vec![]),
         node("Unsqueeze", &["half", "axes_0"], "half_list", vec![]),
         node("Slice", &["shuffled", "axes_0", "half_list", "channel_axis"], "sliced", vec![]),
-        node("GlobalAveragePool", &["sliced"], "pooled", vec![]),
+        // Channels picked with a repeat and a negative index.
+        node("Gather", &["sliced", "picked"], "gathered", vec![int("axis", 1)]),
+        node("GlobalAveragePool", &["gathered"], "pooled", vec![]),
         node("Flatten", &["pooled"], "flat", vec![]),
         node("Gemm", &["flat", "w_fc", "b_fc"], "logits", vec![int("transB", 1)]),
     ];
     model(nodes, init, RANDOM_CNN_SIZE, RANDOM_CNN_CLASSES)
+}
+
+/// A seeded random CNN (the same input and classes as [`random_cnn`]) through opset 20's Gelu, exact
+/// and with the tanh approximation (ConvNeXt's and ViT's activation as the dynamo exporter writes it).
+pub fn gelu_cnn(seed: u64) -> ModelProto {
+    let mut random = Random::new(seed);
+    let init = vec![
+        floats("w1", &[6, 3, 3, 3], random.values(162, 0.6)),
+        floats("w2", &[6, 6, 3, 3], random.values(324, 0.5)),
+        floats("w_fc", &[5, 6], random.values(30, 1.0)),
+        floats("b_fc", &[5], random.values(5, 0.1)),
+    ];
+    let approximate = AttributeProto {
+        name: Some("approximate".into()),
+        r#type: Some(AttributeType::String as i32),
+        s: Some(b"tanh".to_vec()),
+        ..Default::default()
+    };
+    let nodes = vec![
+        node("Conv", &["input", "w1"], "c1", vec![ints("pads", &[1, 1, 1, 1])]),
+        node("Gelu", &["c1"], "exact", vec![]),
+        node("Conv", &["exact", "w2"], "c2", vec![ints("pads", &[1, 1, 1, 1]), ints("strides", &[2, 2])]),
+        node("Gelu", &["c2"], "approximated", vec![approximate]),
+        node("GlobalAveragePool", &["approximated"], "pooled", vec![]),
+        node("Flatten", &["pooled"], "flat", vec![]),
+        node("Gemm", &["flat", "w_fc", "b_fc"], "logits", vec![int("transB", 1)]),
+    ];
+    let mut gelu = model(nodes, init, RANDOM_CNN_SIZE, RANDOM_CNN_CLASSES);
+    gelu.opset_import[0].version = Some(20);
+    gelu
 }
 
 /// A small MobileNet-like CNN whose nodes carry the module scopes the legacy torch exporter writes

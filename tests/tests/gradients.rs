@@ -8,7 +8,8 @@ use explain_service::model::ModelSource;
 use explain_tests::{
     TestServer, array,
     graphs::{
-        RANDOM_CNN_CLASSES, RANDOM_CNN_SIZE, Random, cnn_without_gradient_rule, layout_cnn, random_cnn, smooth_cnn,
+        RANDOM_CNN_CLASSES, RANDOM_CNN_SIZE, Random, cnn_without_gradient_rule, gelu_cnn, layout_cnn, random_cnn,
+        smooth_cnn,
     },
     options, relative_l2, tensor_image, tiny_model, write_model,
 };
@@ -63,6 +64,12 @@ async fn directional_derivatives_through_activations_and_softmaxes() {
 #[tokio::test]
 async fn directional_derivatives_through_layout_ops() {
     directional_derivatives(&layout_cnn(5), "layout-cnn").await;
+}
+
+/// The same check through Gelu, exact and approximated (opset 20).
+#[tokio::test]
+async fn directional_derivatives_through_gelu() {
+    directional_derivatives(&gelu_cnn(4), "gelu-cnn").await;
 }
 
 /// ⟨∇f, d⟩ against central differences of `model` (16 × 16 input, 5 classes) along random

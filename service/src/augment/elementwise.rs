@@ -11,7 +11,7 @@ use super::{
 use crate::graph;
 
 /// The elementwise activations [`slope`] differentiates (Pow with a constant exponent).
-pub(super) const ACTIVATIONS: [&str; 7] = ["Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "Erf", "Sqrt", "Pow"];
+pub(super) const ACTIVATIONS: [&str; 8] = ["Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "Erf", "Gelu", "Sqrt", "Pow"];
 
 /// dy/dx of the elementwise activation `node` (one of [`ACTIVATIONS`]), shaped like its input.
 pub(super) fn slope(rules: &mut Rules<'_>, node: &NodeProto) -> Result<String, AugmentError> {
@@ -59,6 +59,49 @@ pub(super) fn slope(rules: &mut Rules<'_>, node: &NodeProto) -> Result<String, A
             let scale = emit.scalar(std::f32::consts::FRAC_2_SQRT_PI);
             emit.op("Mul", &[&gaussian, &scale], vec![])
         }
+        // Gelu (opset 20): x · Φ(x), Φ′ = φ; or its tanh approximation.
+        "Gelu" => match graph::string_attribute(node, "approximate", "none").as_str() {
+            "none" => {
+                let (inverse_root_two, half) = (emit.scalar(std::f32::consts::FRAC_1_SQRT_2), emit.scalar(0.5));
+                let scaled = emit.op("Mul", &[x, &inverse_root_two], vec![]);
+                let erf = emit.op("Erf", &[&scaled], vec![]);
+                let shifted = emit.op("Add", &[&erf, &one], vec![]);
+                let cdf = emit.op("Mul", &[&shifted, &half], vec![]);
+                let square = emit.op("Mul", &[x, x], vec![]);
+                let halved = emit.op("Mul", &[&square, &half], vec![]);
+                let negated = emit.op("Neg", &[&halved], vec![]);
+                let gaussian = emit.op("Exp", &[&negated], vec![]);
+                let density_scale =
+                    emit.scalar(0.5 * std::f32::consts::FRAC_2_SQRT_PI * std::f32::consts::FRAC_1_SQRT_2);
+                let density = emit.op("Mul", &[&gaussian, &density_scale], vec![]);
+                let tail = emit.op("Mul", &[x, &density], vec![]);
+                emit.op("Add", &[&cdf, &tail], vec![])
+            }
+            "tanh" => {
+                // u = √(2/π)(x + 0.044715x³), t = tanh(u): ½(1 + t) + ½x(1 − t²)·√(2/π)(1 + 3·0.044715x²)
+                let root = (2.0 / std::f32::consts::PI).sqrt();
+                let (half, cubic, root_tensor) = (emit.scalar(0.5), emit.scalar(0.044_715), emit.scalar(root));
+                let triple_cubic = emit.scalar(3.0 * 0.044_715);
+                let square = emit.op("Mul", &[x, x], vec![]);
+                let cube = emit.op("Mul", &[&square, x], vec![]);
+                let weighted_cube = emit.op("Mul", &[&cube, &cubic], vec![]);
+                let inner = emit.op("Add", &[x, &weighted_cube], vec![]);
+                let u = emit.op("Mul", &[&inner, &root_tensor], vec![]);
+                let t = emit.op("Tanh", &[&u], vec![]);
+                let shifted = emit.op("Add", &[&t, &one], vec![]);
+                let first = emit.op("Mul", &[&shifted, &half], vec![]);
+                let t_square = emit.op("Mul", &[&t, &t], vec![]);
+                let sech_square = emit.op("Sub", &[&one, &t_square], vec![]);
+                let weighted_square = emit.op("Mul", &[&square, &triple_cubic], vec![]);
+                let inner_slope = emit.op("Add", &[&weighted_square, &one], vec![]);
+                let u_slope = emit.op("Mul", &[&inner_slope, &root_tensor], vec![]);
+                let half_x = emit.op("Mul", &[x, &half], vec![]);
+                let product = emit.op("Mul", &[&half_x, &sech_square], vec![]);
+                let second = emit.op("Mul", &[&product, &u_slope], vec![]);
+                emit.op("Add", &[&first, &second], vec![])
+            }
+            other => return Err(unsupported(node, &format!("approximate = {other}"))),
+        },
         // √′ = 1 / (2√x)
         "Sqrt" => {
             let half = emit.scalar(0.5);

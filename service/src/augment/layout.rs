@@ -1,6 +1,7 @@
 //! Gradients of the ops that move values without changing them: Transpose (the inverse
-//! permutation), Slice (the gradient padded back with zeros) and Split (the outputs' gradients
-//! concatenated, zeros for an output that has none). None may move the batch axis.
+//! permutation), Slice (the gradient padded back with zeros), Split (the outputs' gradients
+//! concatenated, zeros for an output that has none) and Gather (the gradient scatter-added back to
+//! the gathered positions). None may move the batch axis.
 
 use explain_proto::onnx::NodeProto;
 
@@ -74,6 +75,47 @@ pub(super) fn slice(rules: &mut Rules<'_>, node: &NodeProto, grad: &str) -> Resu
     }
     let pads = rules.emit.ints(&[pads.len() as i64], &pads);
     Ok(rules.emit.op("Pad", &[grad, &pads], vec![]))
+}
+
+/// Gather of image-dependent data at indices that do not depend on it: the gradient, laid out as
+/// the data with the gathered axis flattened to the indices, scatter-added at them (an index
+/// gathered twice receives both). Indices are read at run time; negative ones count from the end.
+pub(super) fn gather(rules: &mut Rules<'_>, node: &NodeProto, grad: &str) -> Result<String, AugmentError> {
+    let (data, indices) = (node.input[0].as_str(), node.input[1].as_str());
+    let rank = rules.shape(data)?.len() as i64;
+    let axis = graph::int_attribute(node, "axis", 0);
+    // Axis 0 is the batch, except of a tensor flattened whole (the dynamo exporter's `as_strided`).
+    if !(-rank..rank).contains(&axis) || (axis.rem_euclid(rank) == 0 && rank > 1) {
+        return Err(unsupported(node, &format!("axis {axis} (the batch, or none of a rank-{rank} input)")));
+    }
+    let axis = axis.rem_euclid(rank);
+    let emit = &mut rules.emit;
+    // The indices as one list, made non-negative.
+    let flat = emit.reshape_to(indices, &[-1]);
+    let shape = emit.op("Shape", &[data], vec![]);
+    let position = emit.ints(&[1], &[axis]);
+    let size = emit.op("Gather", &[&shape, &position], vec![graph::attr_int("axis", 0)]);
+    let zero = emit.ints(&[], &[0]);
+    let negative = emit.op("Less", &[&flat, &zero], vec![]);
+    let wrapped = emit.op("Add", &[&flat, &size], vec![]);
+    let flat = emit.op("Where", &[&negative, &wrapped, &flat], vec![]);
+    // The gradient shaped as the data with the axis replaced by the list of indices.
+    let (start, before, after, end) =
+        (emit.ints(&[1], &[0]), emit.ints(&[1], &[axis]), emit.ints(&[1], &[axis + 1]), emit.ints(&[1], &[rank]));
+    let leading = emit.op("Slice", &[&shape, &start, &before], vec![]);
+    let trailing = emit.op("Slice", &[&shape, &after, &end], vec![]);
+    let unknown = emit.ints(&[1], &[-1]);
+    let target = emit.op("Concat", &[&leading, &unknown, &trailing], vec![graph::attr_int("axis", 0)]);
+    let laid_out = emit.op("Reshape", &[grad, &target], vec![]);
+    // The indices along the axis, broadcast over the other axes.
+    let mut along = vec![1_i64; rank as usize];
+    along[axis as usize] = -1;
+    let along = emit.reshape_to(&flat, &along);
+    let spread = emit.op("Shape", &[&laid_out], vec![]);
+    let spread = emit.op("Expand", &[&along, &spread], vec![]);
+    let zeros = emit.op("ConstantOfShape", &[&shape], vec![]);
+    let attributes = vec![graph::attr_int("axis", axis), graph::attr_string("reduction", "add")];
+    Ok(emit.op("ScatterElements", &[&zeros, &spread, &laid_out], attributes))
 }
 
 /// Split: the gradients of its outputs (`None`: the output takes no part in the objective)

@@ -10,8 +10,8 @@ use crate::graph;
 
 /// Ops with a gradient rule, for error messages.
 pub(super) const SUPPORTED_OPS: &str = "Conv, BatchNormalization, Relu, LeakyRelu, Clip, Sigmoid, Tanh, \
-     HardSigmoid, HardSwish, Erf, Sqrt, Pow (constant exponent), Softmax, LogSoftmax, LayerNormalization, MaxPool, \
-     AveragePool, GlobalAveragePool, ReduceMean, Add, Sub, Mul, Div, Concat, Split, Slice, Transpose, Flatten, \
+     HardSigmoid, HardSwish, Erf, Gelu, Sqrt, Pow (constant exponent), Softmax, LogSoftmax, LayerNormalization, MaxPool, \
+     AveragePool, GlobalAveragePool, ReduceMean, Add, Sub, Mul, Div, Concat, Split, Slice, Gather, Transpose, Flatten, \
      Reshape, Squeeze, Unsqueeze, Identity, Dropout, Gemm, MatMul";
 
 /// State shared by the rules while the backward pass is emitted.
@@ -84,7 +84,7 @@ impl<'g> Rules<'g> {
         let required = match node.op_type() {
             "BatchNormalization" => 5,
             "Slice" | "LayerNormalization" => 3,
-            "Reshape" | "Add" | "Sub" | "Mul" | "Div" | "Gemm" | "MatMul" | "Conv" | "Pow" => 2,
+            "Reshape" | "Add" | "Sub" | "Mul" | "Div" | "Gemm" | "MatMul" | "Conv" | "Pow" | "Gather" => 2,
             _ => 1,
         };
         if (0..required).any(|i| input(i).is_empty()) || node.output.first().is_none_or(String::is_empty) {
@@ -159,6 +159,10 @@ impl<'g> Rules<'g> {
             }
             "Softmax" | "LogSoftmax" => vec![(0, elementwise::softmax(self, node, grad)?)],
             "Transpose" => vec![(0, layout::transpose(self, node, grad)?)],
+            "Gather" => {
+                weights_only(&[0])?;
+                vec![(0, layout::gather(self, node, grad)?)]
+            }
             "Slice" => {
                 weights_only(&[0])?;
                 vec![(0, layout::slice(self, node, grad)?)]
