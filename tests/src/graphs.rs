@@ -232,7 +232,8 @@ pub fn smooth_cnn(seed: u64) -> ModelProto {
 /// back, Split into two halves along the channels (one convolved again), Concat, a channel shuffle
 /// (Reshape to five dimensions with a target computed from Shape, Transpose, Reshape back), a Slice
 /// of half the channels whose bounds are computed from Shape, a Gather of channels (one twice, one by
-/// a negative index), then GlobalAveragePool, Flatten and Gemm.
+/// a negative index), a Pad with a constant, a ReduceSum, an Expand, then GlobalAveragePool,
+/// Flatten and Gemm.
 pub fn layout_cnn(seed: u64) -> ModelProto {
     let mut random = Random::new(seed);
     let mut init = Vec::new();
@@ -246,6 +247,7 @@ pub fn layout_cnn(seed: u64) -> ModelProto {
     weight("w2", &[4, 4, 3, 3], 0.4, 0.0);
     weight("w_fc", &[5, 4], 1.0, 0.0);
     weight("b_fc", &[5], 0.1, 0.0);
+    weight("by_position", &[1, 4, 11, 11], 1.0, 0.0);
     let int64 = |name: &str, dims: &[i64], values: &[i64]| TensorProto {
         name: Some(name.into()),
         dims: dims.to_vec(),
@@ -265,7 +267,11 @@ pub fn layout_cnn(seed: u64) -> ModelProto {
         int64("two", &[], &[2]),
         int64("channel_axis", &[1], &[1]),
         int64("picked", &[4], &[3, 0, 0, -1]),
+        int64("pads", &[8], &[0, 0, 1, 2, 0, 0, 2, 1]),
+        int64("width_axis", &[1], &[3]),
+        int64("three_columns", &[4], &[1, 1, 11, 3]),
     ]);
+    init.push(floats("pad_value", &[], vec![0.5]));
     let split = NodeProto {
         op_type: Some("Split".into()),
         name: Some("Split_halves".into()),
@@ -304,7 +310,13 @@ pub fn layout_cnn(seed: u64) -> ModelProto {
         node("Slice", &["shuffled", "axes_0", "half_list", "channel_axis"], "sliced", vec![]),
         // Channels picked with a repeat and a negative index.
         node("Gather", &["sliced", "picked"], "gathered", vec![int("axis", 1)]),
-        node("GlobalAveragePool", &["gathered"], "pooled", vec![]),
+        // Padded with 0.5 unevenly, weighed by position, summed across the width, broadcast to
+        // three columns.
+        node("Pad", &["gathered", "pads", "pad_value"], "padded", vec![]),
+        node("Mul", &["padded", "by_position"], "weighed", vec![]),
+        node("ReduceSum", &["weighed", "width_axis"], "row_sums", vec![int("keepdims", 1)]),
+        node("Expand", &["row_sums", "three_columns"], "widened", vec![]),
+        node("GlobalAveragePool", &["widened"], "pooled", vec![]),
         node("Flatten", &["pooled"], "flat", vec![]),
         node("Gemm", &["flat", "w_fc", "b_fc"], "logits", vec![int("transB", 1)]),
     ];

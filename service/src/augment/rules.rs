@@ -11,7 +11,8 @@ use crate::graph;
 /// Ops with a gradient rule, for error messages.
 pub(super) const SUPPORTED_OPS: &str = "Conv, BatchNormalization, Relu, LeakyRelu, Clip, Sigmoid, Tanh, \
      HardSigmoid, HardSwish, Erf, Gelu, Sqrt, Pow (constant exponent), Softmax, LogSoftmax, LayerNormalization, MaxPool, \
-     AveragePool, GlobalAveragePool, ReduceMean, Add, Sub, Mul, Div, Concat, Split, Slice, Gather, Transpose, Flatten, \
+     AveragePool, GlobalAveragePool, ReduceMean, ReduceSum, Pad (constant), Expand, Add, Sub, Mul, Div, Concat, \
+     Split, Slice, Gather, Transpose, Flatten, \
      Reshape, Squeeze, Unsqueeze, Identity, Dropout, Gemm, MatMul";
 
 /// State shared by the rules while the backward pass is emitted.
@@ -84,7 +85,8 @@ impl<'g> Rules<'g> {
         let required = match node.op_type() {
             "BatchNormalization" => 5,
             "Slice" | "LayerNormalization" => 3,
-            "Reshape" | "Add" | "Sub" | "Mul" | "Div" | "Gemm" | "MatMul" | "Conv" | "Pow" | "Gather" => 2,
+            "Reshape" | "Add" | "Sub" | "Mul" | "Div" | "Gemm" | "MatMul" | "Conv" | "Pow" | "Gather" | "Pad"
+            | "Expand" => 2,
             _ => 1,
         };
         if (0..required).any(|i| input(i).is_empty()) || node.output.first().is_none_or(String::is_empty) {
@@ -153,9 +155,17 @@ impl<'g> Rules<'g> {
             }
             "AveragePool" => vec![(0, spatial::average_pool(self, node, grad)?)],
             "GlobalAveragePool" => vec![(0, spatial::global_average_pool(self, node, grad)?)],
-            "ReduceMean" => {
+            "ReduceMean" | "ReduceSum" => {
                 weights_only(&[0])?;
-                vec![(0, spatial::reduce_mean(self, node, grad)?)]
+                vec![(0, spatial::reduce(self, node, grad)?)]
+            }
+            "Pad" => {
+                weights_only(&[0])?;
+                vec![(0, spatial::pad(self, node, grad)?)]
+            }
+            "Expand" => {
+                weights_only(&[0])?;
+                vec![(0, self.unbroadcast(node, grad, x, &node.output[0])?)]
             }
             "Softmax" | "LogSoftmax" => vec![(0, elementwise::softmax(self, node, grad)?)],
             "Transpose" => vec![(0, layout::transpose(self, node, grad)?)],

@@ -1,6 +1,7 @@
 //! Gradients of the spatial ops: convolution (a transposed convolution with the same weights),
 //! max pooling (scatter-add through the pool's indices), average pooling (a transposed depthwise
-//! convolution with a constant kernel) and global means (a scaled broadcast).
+//! convolution with a constant kernel), global means and sums (a broadcast, scaled for a mean) and
+//! constant padding (a slice).
 
 use explain_proto::onnx::NodeProto;
 
@@ -248,8 +249,9 @@ pub(super) fn global_average_pool(rules: &mut Rules<'_>, node: &NodeProto, grad:
     Ok(rules.emit.expand_like(&scaled, x))
 }
 
-/// ReduceMean over non-batch axes: like a global average pool over those axes.
-pub(super) fn reduce_mean(rules: &mut Rules<'_>, node: &NodeProto, grad: &str) -> Result<String, AugmentError> {
+/// ReduceMean or ReduceSum over non-batch axes: the gradient broadcast back over those axes, for a
+/// mean divided by their size (like a global average pool).
+pub(super) fn reduce(rules: &mut Rules<'_>, node: &NodeProto, grad: &str) -> Result<String, AugmentError> {
     let x = node.input[0].as_str();
     let input = rules.shape(x)?;
     let rank = input.len() as i64;
@@ -290,7 +292,51 @@ pub(super) fn reduce_mean(rules: &mut Rules<'_>, node: &NodeProto, grad: &str) -
             .collect();
         rules.emit.reshape_to(grad, &shape)
     };
+    if node.op_type() == "ReduceSum" {
+        return Ok(rules.emit.expand_like(&kept, x));
+    }
     let scale = rules.emit.scalar(1.0 / count as f32);
     let scaled = rules.emit.op("Mul", &[&kept, &scale], vec![]);
     Ok(rules.emit.expand_like(&scaled, x))
+}
+
+/// Pad with a constant (zeros or another value) by pads that are constant or follow from shapes:
+/// the gradient without the padding, sliced back to the input's extent.
+pub(super) fn pad(rules: &mut Rules<'_>, node: &NodeProto, grad: &str) -> Result<String, AugmentError> {
+    let input = rules.shape(&node.input[0])?.to_vec();
+    let rank = input.len();
+    if graph::string_attribute(node, "mode", "constant") != "constant" {
+        return Err(unsupported(node, "a mode other than constant"));
+    }
+    let pads = node
+        .input
+        .get(1)
+        .filter(|name| !name.is_empty())
+        .and_then(|name| super::fold::int64s(rules.graph, rules.shapes, name))
+        .ok_or_else(|| unsupported(node, "pads that are neither constant nor set by the input's size"))?;
+    let axes: Vec<usize> = match node.input.get(3).filter(|name| !name.is_empty()) {
+        Some(name) => super::fold::int64s(rules.graph, rules.shapes, name)
+            .ok_or_else(|| unsupported(node, "axes that are not constant"))?
+            .into_iter()
+            .map(|axis| axis.rem_euclid(rank.max(1) as i64) as usize)
+            .collect(),
+        None => (0..rank).collect(),
+    };
+    if pads.len() != 2 * axes.len() || pads.iter().any(|&pad| !(0..=MAX_WINDOW).contains(&pad)) {
+        return Err(unsupported(node, &format!("pads {pads:?} (negative pads crop)")));
+    }
+    let (mut starts, mut ends) = (Vec::new(), Vec::new());
+    for (i, &axis) in axes.iter().enumerate() {
+        let (begin, end) = (pads[i], pads[axes.len() + i]);
+        if axis == 0 && (begin, end) != (0, 0) {
+            return Err(unsupported(node, "padding of the batch"));
+        }
+        starts.push(begin);
+        ends.push(begin + input[axis]);
+    }
+    let axes: Vec<i64> = axes.iter().map(|&axis| axis as i64).collect();
+    let count = axes.len() as i64;
+    let (starts, ends, axes) =
+        (rules.emit.ints(&[count], &starts), rules.emit.ints(&[count], &ends), rules.emit.ints(&[count], &axes));
+    Ok(rules.emit.op("Slice", &[grad, &starts, &ends, &axes], vec![]))
 }
