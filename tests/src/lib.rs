@@ -147,6 +147,11 @@ impl Refs {
         self.get(name).index_axis(Axis(0), index).insert_axis(Axis(0)).to_owned()
     }
 
+    /// The names of the arrays that start with `prefix`, without it, in name order.
+    pub fn names_after(&self, prefix: &str) -> Vec<String> {
+        self.arrays.keys().filter_map(|name| name.strip_prefix(prefix)).map(str::to_owned).collect()
+    }
+
     /// Number of images.
     pub fn images(&self) -> usize {
         self.get("input").shape()[0]

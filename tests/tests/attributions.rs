@@ -396,55 +396,61 @@ async fn deep_lift_matches_captum() {
     }
 }
 
-/// A reduced MobileNetV3-Small (width 0.25, 64 × 64; HardSwish, HardSigmoid, squeeze-excitation
-/// products), exported by both torch exporters, against torch float64 and Captum 0.9
-/// (`tests/fixtures/mobilenet_v3_small_w025.*`, made by `tools/references/torchvision_fixtures.py`):
-/// layers named by PyTorch module, the input gradients of the target logit and of the
-/// cross-entropy loss, Grad-CAM at its default layer (the last block, `features.12`) and every
-/// block's activation.
+/// Reduced torchvision classifiers beyond ResNet (MobileNetV3, EfficientNet, ShuffleNetV2, ConvNeXt,
+/// DenseNet), each exported by both torch exporters, against torch float64 and Captum 0.9
+/// (`tests/fixtures/<family>.*`, made by `tools/references/torchvision_fixtures.py`): layers named by
+/// PyTorch module, the input gradients of the target logit and of the cross-entropy loss, Grad-CAM
+/// at the last block, and the blocks' activations.
 #[tokio::test]
-async fn mobilenet_v3_exports_match_torch_and_captum() {
-    let refs = Refs::load(&fixture("mobilenet_v3_small_w025.refs.npz"));
-    let blocks: Vec<String> = (0..13).map(|n| format!("features.{n}")).collect();
-    for export in ["legacy", "dynamo"] {
-        let model = ModelSource::File(fixture(&format!("mobilenet_v3_small_w025.{export}.onnx")));
-        let server = TestServer::with_model(model).await;
-        let info = server.client.model_info().await.expect("info");
-        assert_eq!(info.layer_naming, proto::LayerNaming::ModulePaths as i32, "{export}");
-        let names: Vec<&str> = info.layers.iter().map(|layer| layer.name.as_str()).collect();
-        assert_eq!(names[..13], blocks.iter().map(String::as_str).collect::<Vec<_>>()[..], "{export}");
-        for image in 0..refs.images() {
-            let what = |name: &str| format!("{export}, image {image}: {name}");
-            let mut request = reference_request(
-                &refs,
-                image,
-                vec![
-                    method(Method::Saliency(proto::Saliency { absolute: false })),
-                    method(Method::GradCam(proto::GradCam::default())),
-                ],
-            );
-            request.feature_maps = blocks
-                .iter()
-                .map(|layer| proto::FeatureMapSpec { layer: layer.clone(), ..Default::default() })
-                .collect();
-            let explanation = server.client.send(request.clone()).await.expect("explain");
-            let saliency = tensor(&explanation, "attribution/saliency");
-            assert_close(saliency, &refs.row("grad.input", image), &what("target logit gradient"));
-            let cam = tensor(&explanation, "attribution/grad_cam/features.12");
-            assert_close(cam, &refs.row("grad_cam.features.12", image), &what("Grad-CAM at its default layer"));
-            for layer in &blocks {
-                let activation = tensor(&explanation, &format!("activation/{layer}"));
-                assert_close(activation, &refs.row(&format!("act.{layer}"), image), &what(layer));
+async fn torchvision_families_match_torch_and_captum() {
+    let families =
+        ["mobilenet_v3_small_w025", "efficientnet_b0_w025", "shufflenet_v2_tiny", "convnext_tiny_w8", "densenet_tiny"];
+    for family in families {
+        let refs = Refs::load(&fixture(&format!("{family}.refs.npz")));
+        let [cam_layer] = refs.names_after("grad_cam.").try_into().expect("one Grad-CAM reference");
+        let blocks = refs.names_after("act.");
+        for export in ["legacy", "dynamo"] {
+            let model = ModelSource::File(fixture(&format!("{family}.{export}.onnx")));
+            let server = TestServer::with_model(model).await;
+            let info = server.client.model_info().await.expect("info");
+            assert_eq!(info.layer_naming, proto::LayerNaming::ModulePaths as i32, "{family}, {export}");
+            for block in &blocks {
+                assert!(info.layers.iter().any(|layer| &layer.name == block), "{family}, {export}: no layer {block}");
             }
-            let cross_entropy = proto::ExplainRequest {
-                objective: proto::Objective::CrossEntropy as i32,
-                attributions: vec![method(Method::Saliency(proto::Saliency { absolute: false }))],
-                feature_maps: Vec::new(),
-                ..request
-            };
-            let explanation = server.client.send(cross_entropy).await.expect("explain");
-            let gradient = tensor(&explanation, "attribution/saliency");
-            assert_close(gradient, &refs.row("grad.input.cross_entropy", image), &what("cross-entropy gradient"));
+            for image in 0..refs.images() {
+                let what = |name: &str| format!("{family}, {export}, image {image}: {name}");
+                let grad_cam = proto::GradCam { layer: cam_layer.clone(), ..Default::default() };
+                let mut request = reference_request(
+                    &refs,
+                    image,
+                    vec![
+                        method(Method::Saliency(proto::Saliency { absolute: false })),
+                        method(Method::GradCam(grad_cam)),
+                    ],
+                );
+                request.feature_maps = blocks
+                    .iter()
+                    .map(|layer| proto::FeatureMapSpec { layer: layer.clone(), ..Default::default() })
+                    .collect();
+                let explanation = server.client.send(request.clone()).await.expect("explain");
+                let saliency = tensor(&explanation, "attribution/saliency");
+                assert_close(saliency, &refs.row("grad.input", image), &what("target logit gradient"));
+                let cam = tensor(&explanation, &format!("attribution/grad_cam/{cam_layer}"));
+                assert_close(cam, &refs.row(&format!("grad_cam.{cam_layer}"), image), &what("Grad-CAM"));
+                for layer in &blocks {
+                    let activation = tensor(&explanation, &format!("activation/{layer}"));
+                    assert_close(activation, &refs.row(&format!("act.{layer}"), image), &what(layer));
+                }
+                let cross_entropy = proto::ExplainRequest {
+                    objective: proto::Objective::CrossEntropy as i32,
+                    attributions: vec![method(Method::Saliency(proto::Saliency { absolute: false }))],
+                    feature_maps: Vec::new(),
+                    ..request
+                };
+                let explanation = server.client.send(cross_entropy).await.expect("explain");
+                let gradient = tensor(&explanation, "attribution/saliency");
+                assert_close(gradient, &refs.row("grad.input.cross_entropy", image), &what("cross-entropy gradient"));
+            }
         }
     }
 }
