@@ -19,6 +19,7 @@ mod emit;
 mod fold;
 mod layout;
 mod normalization;
+mod resize;
 mod rules;
 mod seed;
 mod spatial;

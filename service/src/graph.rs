@@ -178,6 +178,18 @@ pub(crate) fn constant_int64s(graph: &GraphProto, name: &str) -> Option<Vec<i64>
     attribute(node, "value_ints").map(|a| a.ints.clone())
 }
 
+/// The float32 values of a constant tensor: an initializer, or the output of a `Constant` node.
+pub(crate) fn constant_floats(graph: &GraphProto, name: &str) -> Option<Vec<f32>> {
+    if let Some(tensor) = graph.initializer.iter().find(|t| t.name() == name) {
+        return Some(float_values(tensor));
+    }
+    let node = graph.node.iter().find(|n| n.op_type() == "Constant" && n.output.first().is_some_and(|o| o == name))?;
+    if let Some(tensor) = attribute(node, "value").and_then(|a| a.t.as_ref()) {
+        return Some(float_values(tensor));
+    }
+    attribute(node, "value_floats").map(|a| a.floats.clone())
+}
+
 /// An integer attribute for a new node.
 pub(crate) fn attr_int(name: &str, value: i64) -> AttributeProto {
     AttributeProto {

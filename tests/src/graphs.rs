@@ -353,6 +353,73 @@ pub fn gelu_cnn(seed: u64) -> ModelProto {
     gelu
 }
 
+/// A seeded random CNN (the same input and classes as [`random_cnn`]) through Resize as exporters
+/// write it: nearest ×2 by scales (PyTorch's `interpolate`: asymmetric, floor), linear down to 11 × 11
+/// by sizes (`pytorch_half_pixel`), linear up to 13 × 13 with `align_corners`, nearest to 7 × 7
+/// (`half_pixel`, round half down); weighed by position before GlobalAveragePool, Flatten and Gemm.
+pub fn resize_cnn(seed: u64) -> ModelProto {
+    let mut random = Random::new(seed);
+    let mut init = vec![
+        floats("w1", &[4, 3, 3, 3], random.values(108, 0.5)),
+        floats("w2", &[4, 4, 3, 3], random.values(144, 0.4)),
+        floats("by_position", &[1, 4, 7, 7], random.values(196, 1.0)),
+        floats("w_fc", &[5, 4], random.values(20, 1.0)),
+        floats("b_fc", &[5], random.values(5, 0.1)),
+        floats("double", &[4], vec![1.0, 1.0, 2.0, 2.0]),
+    ];
+    for (name, size) in [("to_11", 11), ("to_13", 13), ("to_7", 7)] {
+        init.push(TensorProto {
+            name: Some(name.into()),
+            dims: vec![4],
+            data_type: Some(DataType::Int64 as i32),
+            int64_data: vec![1, 4, size, size],
+            ..Default::default()
+        });
+    }
+    let text = |name: &str, value: &str| AttributeProto {
+        name: Some(name.into()),
+        r#type: Some(AttributeType::String as i32),
+        s: Some(value.as_bytes().to_vec()),
+        ..Default::default()
+    };
+    let resize = |inputs: &[&str], output: &str, settings: [(&str, &str); 3]| {
+        node("Resize", inputs, output, settings.iter().map(|(name, value)| text(name, value)).collect())
+    };
+    let nodes = vec![
+        node("Conv", &["input", "w1"], "c1", vec![ints("pads", &[1, 1, 1, 1]), ints("strides", &[2, 2])]),
+        resize(
+            &["c1", "", "double"],
+            "doubled",
+            [("mode", "nearest"), ("coordinate_transformation_mode", "asymmetric"), ("nearest_mode", "floor")],
+        ),
+        node("Conv", &["doubled", "w2"], "c2", vec![ints("pads", &[1, 1, 1, 1])]),
+        resize(
+            &["c2", "", "", "to_11"],
+            "shrunk",
+            [("mode", "linear"), ("coordinate_transformation_mode", "pytorch_half_pixel"), ("nearest_mode", "floor")],
+        ),
+        resize(
+            &["shrunk", "", "", "to_13"],
+            "grown",
+            [("mode", "linear"), ("coordinate_transformation_mode", "align_corners"), ("nearest_mode", "floor")],
+        ),
+        resize(
+            &["grown", "", "", "to_7"],
+            "nearest",
+            [
+                ("mode", "nearest"),
+                ("coordinate_transformation_mode", "half_pixel"),
+                ("nearest_mode", "round_prefer_floor"),
+            ],
+        ),
+        node("Mul", &["nearest", "by_position"], "weighed", vec![]),
+        node("GlobalAveragePool", &["weighed"], "pooled", vec![]),
+        node("Flatten", &["pooled"], "flat", vec![]),
+        node("Gemm", &["flat", "w_fc", "b_fc"], "logits", vec![int("transB", 1)]),
+    ];
+    model(nodes, init, RANDOM_CNN_SIZE, RANDOM_CNN_CLASSES)
+}
+
 /// A small MobileNet-like CNN whose nodes carry the module scopes the legacy torch exporter writes
 /// into node names (`/features/features.1/conv/conv.0/Conv`): blocks `features.0` and
 /// `features.1`, a functional GlobalAveragePool and Flatten outside any module, and

@@ -9,7 +9,7 @@ use explain_tests::{
     TestServer, array,
     graphs::{
         RANDOM_CNN_CLASSES, RANDOM_CNN_SIZE, Random, cnn_without_gradient_rule, gelu_cnn, layout_cnn, random_cnn,
-        smooth_cnn,
+        resize_cnn, smooth_cnn,
     },
     options, relative_l2, tensor_image, tiny_model, write_model,
 };
@@ -70,6 +70,12 @@ async fn directional_derivatives_through_layout_ops() {
 #[tokio::test]
 async fn directional_derivatives_through_gelu() {
     directional_derivatives(&gelu_cnn(4), "gelu-cnn").await;
+}
+
+/// The same check through Resize in its nearest and linear modes and four coordinate mappings.
+#[tokio::test]
+async fn directional_derivatives_through_resize() {
+    directional_derivatives(&resize_cnn(6), "resize-cnn").await;
 }
 
 /// ⟨∇f, d⟩ against central differences of `model` (16 × 16 input, 5 classes) along random

@@ -5,13 +5,16 @@ use std::collections::HashMap;
 
 use explain_proto::onnx::{GraphProto, NodeProto};
 
-use super::{AugmentError, Shapes, deep_lift::Pairs, elementwise, emit::Emitter, layout, normalization, spatial};
+use super::{
+    AugmentError, Shapes, deep_lift::Pairs, elementwise, emit::Emitter, layout, normalization, resize, spatial,
+};
 use crate::graph;
 
 /// Ops with a gradient rule, for error messages.
 pub(super) const SUPPORTED_OPS: &str = "Conv, BatchNormalization, Relu, LeakyRelu, Clip, Sigmoid, Tanh, \
      HardSigmoid, HardSwish, Erf, Gelu, Sqrt, Pow (constant exponent), Softmax, LogSoftmax, LayerNormalization, MaxPool, \
-     AveragePool, GlobalAveragePool, ReduceMean, ReduceSum, Pad (constant), Expand, Add, Sub, Mul, Div, Concat, \
+     AveragePool, GlobalAveragePool, ReduceMean, ReduceSum, Pad (constant), Resize (nearest, linear), Expand, Add, \
+     Sub, Mul, Div, Concat, \
      Split, Slice, Gather, Transpose, Flatten, \
      Reshape, Squeeze, Unsqueeze, Identity, Dropout, Gemm, MatMul";
 
@@ -158,6 +161,10 @@ impl<'g> Rules<'g> {
             "ReduceMean" | "ReduceSum" => {
                 weights_only(&[0])?;
                 vec![(0, spatial::reduce(self, node, grad)?)]
+            }
+            "Resize" => {
+                weights_only(&[0])?;
+                vec![(0, resize::resize(self, node, grad)?)]
             }
             "Pad" => {
                 weights_only(&[0])?;
