@@ -397,14 +397,20 @@ async fn deep_lift_matches_captum() {
 }
 
 /// Reduced torchvision classifiers beyond ResNet (MobileNetV3, EfficientNet, ShuffleNetV2, ConvNeXt,
-/// DenseNet), each exported by both torch exporters, against torch float64 and Captum 0.9
+/// DenseNet, RegNet-Y), each exported by both torch exporters, against torch float64 and Captum 0.9
 /// (`tests/fixtures/<family>.*`, made by `tools/references/torchvision_fixtures.py`): layers named by
 /// PyTorch module, the input gradients of the target logit and of the cross-entropy loss, Grad-CAM
 /// at the last block, and the blocks' activations.
 #[tokio::test]
 async fn torchvision_families_match_torch_and_captum() {
-    let families =
-        ["mobilenet_v3_small_w025", "efficientnet_b0_w025", "shufflenet_v2_tiny", "convnext_tiny_w8", "densenet_tiny"];
+    let families = [
+        "mobilenet_v3_small_w025",
+        "efficientnet_b0_w025",
+        "shufflenet_v2_tiny",
+        "convnext_tiny_w8",
+        "densenet_tiny",
+        "regnet_y_tiny",
+    ];
     for family in families {
         let refs = Refs::load(&fixture(&format!("{family}.refs.npz")));
         let [cam_layer] = refs.names_after("grad_cam.").try_into().expect("one Grad-CAM reference");

@@ -9,14 +9,16 @@ ops and module scopes a ResNet never exercises, each at 10 classes, seeded initi
 | `shufflenet_v2_tiny` | ShuffleNetV2, stages 2-2-2 of 16/32/64 channels | channel shuffle (Reshape, Transpose), `chunk` (Split or Slice) |
 | `convnext_tiny_w8` | ConvNeXt, one block per stage of 8/16/32/64 channels, layer scale 0.5 | channels-last LayerNorm, GELU, Transpose |
 | `densenet_tiny` | DenseNet, growth 4, blocks 2-2-2-2 | Concat of every earlier layer, transitions |
+| `regnet_y_tiny` | RegNet-Y, depth 4, w₀ 8, group width 8, SE ratio 0.25 | grouped convolutions, squeeze-excitation |
 
 For each, writes tests/fixtures/<fixture>.legacy.onnx (legacy exporter, opset 17), .dynamo.onnx
 (dynamo exporter, opset 20) and .refs.npz:
 - `input` [2, 3, 64, 64] (seeded), `target` [2];
 - `grad.input`, `grad.input.cross_entropy`: torch's input gradients of the target logit and of the
   per-image cross-entropy loss;
-- `grad_cam.<layer>`: Captum 0.9's `LayerGradCam` at the last block, with `relu_attributions=True`
-  (Grad-CAM's ReLU); the layer is named as the service names it;
+- `grad_cam.<layer>`: Captum 0.9's `LayerGradCam` at the last block (RegNet-Y: its stem, where the
+  map is not zero everywhere at this initialisation), with `relu_attributions=True` (Grad-CAM's
+  ReLU); the layer is named as the service names it;
 - `act.<layer>`: the outputs of the blocks the service lists as layers.
 
     python tools/references/torchvision_fixtures.py   # torch 2.11, torchvision 0.26, captum 0.9.0, onnxscript
@@ -33,6 +35,7 @@ from tiny import FIXTURES
 from torchvision.models import DenseNet, ShuffleNetV2
 from torchvision.models.convnext import CNBlockConfig, ConvNeXt
 from torchvision.models.efficientnet import EfficientNet, _efficientnet_conf
+from torchvision.models.regnet import BlockParams, RegNet
 
 SIZE = 64
 
@@ -45,6 +48,11 @@ def efficientnet():
 def convnext():
     stages = [CNBlockConfig(8, 16, 1), CNBlockConfig(16, 32, 1), CNBlockConfig(32, 64, 1), CNBlockConfig(64, None, 1)]
     return ConvNeXt(stages, stochastic_depth_prob=0.0, layer_scale=0.5, num_classes=10)
+
+
+def regnet():
+    blocks = BlockParams.from_init_params(depth=4, w_0=8, w_a=8.0, w_m=2.0, group_width=8, se_ratio=0.25)
+    return RegNet(blocks, num_classes=10, stem_width=8)
 
 
 # fixture → (constructor, the blocks whose outputs are checked, the Grad-CAM layer)
@@ -67,6 +75,7 @@ FAMILIES = {
         + ["features.denseblock4", "features.norm5"],
         "features.norm5",
     ),
+    "regnet_y_tiny": (regnet, ["stem.2"] + [f"trunk_output.block{n}" for n in range(1, 4)], "stem.2"),
 }
 
 
