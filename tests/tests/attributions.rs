@@ -397,9 +397,9 @@ async fn deep_lift_matches_captum() {
 }
 
 /// Reduced torchvision classifiers beyond ResNet (MobileNetV3, EfficientNet, ShuffleNetV2, ConvNeXt,
-/// DenseNet, RegNet-Y), each exported by both torch exporters, against torch float64 and Captum 0.9
+/// DenseNet, RegNet-Y, ResNeXt, SqueezeNet), each exported by both torch exporters, against torch float64 and Captum 0.9
 /// (`tests/fixtures/<family>.*`, made by `tools/references/torchvision_fixtures.py`): layers named by
-/// PyTorch module, the input gradients of the target logit and of the cross-entropy loss, Grad-CAM
+/// PyTorch module (the ResNeXt's as a ResNet's), the input gradients of the target logit and of the cross-entropy loss, Grad-CAM
 /// at the last block, and the blocks' activations.
 #[tokio::test]
 async fn torchvision_families_match_torch_and_captum() {
@@ -410,6 +410,8 @@ async fn torchvision_families_match_torch_and_captum() {
         "convnext_tiny_w8",
         "densenet_tiny",
         "regnet_y_tiny",
+        "resnext_tiny",
+        "squeezenet_tiny",
     ];
     for family in families {
         let refs = Refs::load(&fixture(&format!("{family}.refs.npz")));
@@ -419,7 +421,13 @@ async fn torchvision_families_match_torch_and_captum() {
             let model = ModelSource::File(fixture(&format!("{family}.{export}.onnx")));
             let server = TestServer::with_model(model).await;
             let info = server.client.model_info().await.expect("info");
-            assert_eq!(info.layer_naming, proto::LayerNaming::ModulePaths as i32, "{family}, {export}");
+            // A ResNet's bottleneck blocks are recognised as a ResNet; the others are named by module.
+            let naming = if blocks.iter().any(|block| block == "layer1.0") {
+                proto::LayerNaming::Resnet
+            } else {
+                proto::LayerNaming::ModulePaths
+            };
+            assert_eq!(info.layer_naming, naming as i32, "{family}, {export}");
             for block in &blocks {
                 assert!(info.layers.iter().any(|layer| &layer.name == block), "{family}, {export}: no layer {block}");
             }

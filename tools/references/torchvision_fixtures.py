@@ -10,15 +10,17 @@ ops and module scopes a ResNet never exercises, each at 10 classes, seeded initi
 | `convnext_tiny_w8` | ConvNeXt, one block per stage of 8/16/32/64 channels, layer scale 0.5 | channels-last LayerNorm, GELU, Transpose |
 | `densenet_tiny` | DenseNet, growth 4, blocks 2-2-2-2 | Concat of every earlier layer, transitions |
 | `regnet_y_tiny` | RegNet-Y, depth 4, w₀ 8, group width 8, SE ratio 0.25 | grouped convolutions, squeeze-excitation |
+| `resnext_tiny` | ResNeXt: torchvision's ResNet with Bottleneck blocks 1-1-1-1 from 8 channels, 2 groups of 16 | the ResNet naming of bottleneck blocks, grouped convolutions |
+| `squeezenet_tiny` | SqueezeNet 1.1 with its Fire modules narrowed (16/32 channels) | Fire modules' Concat, MaxPool with `ceil_mode` |
 
 For each, writes tests/fixtures/<fixture>.legacy.onnx (legacy exporter, opset 17), .dynamo.onnx
 (dynamo exporter, opset 20) and .refs.npz:
 - `input` [2, 3, 64, 64] (seeded), `target` [2];
 - `grad.input`, `grad.input.cross_entropy`: torch's input gradients of the target logit and of the
   per-image cross-entropy loss;
-- `grad_cam.<layer>`: Captum 0.9's `LayerGradCam` at the last block (RegNet-Y: its stem, where the
-  map is not zero everywhere at this initialisation), with `relu_attributions=True` (Grad-CAM's
-  ReLU); the layer is named as the service names it;
+- `grad_cam.<layer>`: Captum 0.9's `LayerGradCam` at the last block (RegNet-Y: its stem;
+  SqueezeNet: `features.6`; where the maps are not zero everywhere at this initialisation), with
+  `relu_attributions=True` (Grad-CAM's ReLU); the layer is named as the service names it;
 - `act.<layer>`: the outputs of the blocks the service lists as layers.
 
     python tools/references/torchvision_fixtures.py   # torch 2.11, torchvision 0.26, captum 0.9.0, onnxscript
@@ -35,7 +37,10 @@ from tiny import FIXTURES
 from torchvision.models import DenseNet, ShuffleNetV2
 from torchvision.models.convnext import CNBlockConfig, ConvNeXt
 from torchvision.models.efficientnet import EfficientNet, _efficientnet_conf
+from torch import nn
 from torchvision.models.regnet import BlockParams, RegNet
+from torchvision.models.resnet import Bottleneck, ResNet
+from torchvision.models.squeezenet import Fire, SqueezeNet
 
 SIZE = 64
 
@@ -53,6 +58,45 @@ def convnext():
 def regnet():
     blocks = BlockParams.from_init_params(depth=4, w_0=8, w_a=8.0, w_m=2.0, group_width=8, se_ratio=0.25)
     return RegNet(blocks, num_classes=10, stem_width=8)
+
+
+class NarrowBottleneckResNet(ResNet):
+    """torchvision's ResNet with Bottleneck blocks and every width divided (as tools/train's
+    NarrowResNet does for BasicBlock): `width` channels after the stem; module names are torchvision's."""
+
+    def __init__(self, width, layers, groups, width_per_group, num_classes):
+        nn.Module.__init__(self)
+        self._norm_layer = nn.BatchNorm2d
+        self.inplanes, self.dilation, self.groups, self.base_width = width, 1, groups, width_per_group
+        self.conv1 = nn.Conv2d(3, width, kernel_size=7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        self.layer1 = self._make_layer(Bottleneck, width, layers[0])
+        self.layer2 = self._make_layer(Bottleneck, 2 * width, layers[1], stride=2)
+        self.layer3 = self._make_layer(Bottleneck, 4 * width, layers[2], stride=2)
+        self.layer4 = self._make_layer(Bottleneck, 8 * width, layers[3], stride=2)
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = nn.Linear(8 * width * Bottleneck.expansion, num_classes)
+
+
+def squeezenet():
+    model = SqueezeNet("1_1", num_classes=10)
+    model.features = nn.Sequential(
+        nn.Conv2d(3, 16, kernel_size=3, stride=2),
+        nn.ReLU(inplace=True),
+        nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=True),
+        Fire(16, 4, 8, 8),
+        Fire(16, 4, 8, 8),
+        nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=True),
+        Fire(16, 8, 16, 16),
+        nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=True),
+        Fire(32, 8, 16, 16),
+    )
+    model.classifier = nn.Sequential(
+        nn.Dropout(p=0.5), nn.Conv2d(32, 10, kernel_size=1), nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d((1, 1))
+    )
+    return model
 
 
 # fixture → (constructor, the blocks whose outputs are checked, the Grad-CAM layer)
@@ -76,6 +120,12 @@ FAMILIES = {
         "features.norm5",
     ),
     "regnet_y_tiny": (regnet, ["stem.2"] + [f"trunk_output.block{n}" for n in range(1, 4)], "stem.2"),
+    "resnext_tiny": (
+        lambda: NarrowBottleneckResNet(8, [1, 1, 1, 1], groups=2, width_per_group=16, num_classes=10),
+        ["maxpool", "layer1.0", "layer2.0", "layer3.0", "layer4.0"],
+        "layer4.0",
+    ),
+    "squeezenet_tiny": (squeezenet, [f"features.{n}" for n in range(9)], "features.6"),
 }
 
 
