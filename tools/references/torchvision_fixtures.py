@@ -12,6 +12,9 @@ ops and module scopes a ResNet never exercises, each at 10 classes, seeded initi
 | `regnet_y_tiny` | RegNet-Y, depth 4, w₀ 8, group width 8, SE ratio 0.25 | grouped convolutions, squeeze-excitation |
 | `resnext_tiny` | ResNeXt: torchvision's ResNet with Bottleneck blocks 1-1-1-1 from 8 channels, 2 groups of 16 | the ResNet naming of bottleneck blocks, grouped convolutions |
 | `squeezenet_tiny` | SqueezeNet 1.1 with its Fire modules narrowed (16/32 channels) | Fire modules' Concat, MaxPool with `ceil_mode` |
+| `mobilenet_v2_w01` | MobileNetV2, width 0.1 | ReLU6 (Clip), inverted residuals |
+| `mobilenet_v3_large_w01` | MobileNetV3-Large, width 0.1 | as V3-Small, deeper, ReLU and HardSwish stages |
+| `wide_resnet_tiny` | Wide ResNet: the ResNeXt above with one group twice as wide, from 4 channels | wide Bottleneck blocks under ResNet naming |
 
 For each, writes tests/fixtures/<fixture>.legacy.onnx (legacy exporter, opset 17), .dynamo.onnx
 (dynamo exporter, opset 20) and .refs.npz:
@@ -19,7 +22,8 @@ For each, writes tests/fixtures/<fixture>.legacy.onnx (legacy exporter, opset 17
 - `grad.input`, `grad.input.cross_entropy`: torch's input gradients of the target logit and of the
   per-image cross-entropy loss;
 - `grad_cam.<layer>`: Captum 0.9's `LayerGradCam` at the last block (RegNet-Y: its stem;
-  SqueezeNet: `features.6`; where the maps are not zero everywhere at this initialisation), with
+  SqueezeNet: `features.6`; Wide ResNet: `layer3.0`; where the maps are not zero everywhere at this
+  initialisation), with
   `relu_attributions=True` (Grad-CAM's ReLU); the layer is named as the service names it;
 - `act.<layer>`: the outputs of the blocks the service lists as layers.
 
@@ -126,6 +130,21 @@ FAMILIES = {
         "layer4.0",
     ),
     "squeezenet_tiny": (squeezenet, [f"features.{n}" for n in range(9)], "features.6"),
+    "mobilenet_v2_w01": (
+        lambda: torchvision.models.mobilenet_v2(num_classes=10, width_mult=0.1),
+        [f"features.{n}" for n in range(19)],
+        "features.18",
+    ),
+    "mobilenet_v3_large_w01": (
+        lambda: torchvision.models.mobilenet_v3_large(num_classes=10, width_mult=0.1),
+        [f"features.{n}" for n in range(17)],
+        "features.16",
+    ),
+    "wide_resnet_tiny": (
+        lambda: NarrowBottleneckResNet(4, [1, 1, 1, 1], groups=1, width_per_group=128, num_classes=10),
+        ["maxpool", "layer1.0", "layer2.0", "layer3.0", "layer4.0"],
+        "layer3.0",
+    ),
 }
 
 
