@@ -397,7 +397,7 @@ async fn deep_lift_matches_captum() {
 }
 
 /// Reduced torchvision classifiers beyond ResNet (MobileNetV3, EfficientNet, ShuffleNetV2, ConvNeXt,
-/// DenseNet, RegNet-Y, ResNeXt, SqueezeNet, MobileNetV2, MobileNetV3-Large, Wide ResNet), each exported by both torch exporters, against torch float64 and Captum 0.9
+/// DenseNet, RegNet-Y, ResNeXt, SqueezeNet, MobileNetV2, MobileNetV3-Large, Wide ResNet, VGG-11-BN), each exported by both torch exporters, against torch float64 and Captum 0.9
 /// (`tests/fixtures/<family>.*`, made by `tools/references/torchvision_fixtures.py`): layers named by
 /// PyTorch module (the ResNeXt's and Wide ResNet's as a ResNet's), the input gradients of the target logit and of the cross-entropy loss, Grad-CAM
 /// at the last block, and the blocks' activations.
@@ -415,6 +415,7 @@ async fn torchvision_families_match_torch_and_captum() {
         "mobilenet_v2_w01",
         "mobilenet_v3_large_w01",
         "wide_resnet_tiny",
+        "vgg11_bn_tiny",
     ];
     for family in families {
         let refs = Refs::load(&fixture(&format!("{family}.refs.npz")));

@@ -15,8 +15,10 @@ ops and module scopes a ResNet never exercises, each at 10 classes, seeded initi
 | `mobilenet_v2_w01` | MobileNetV2, width 0.1 | ReLU6 (Clip), inverted residuals |
 | `mobilenet_v3_large_w01` | MobileNetV3-Large, width 0.1 | as V3-Small, deeper, ReLU and HardSwish stages |
 | `wide_resnet_tiny` | Wide ResNet: the ResNeXt above with one group twice as wide, from 4 channels | wide Bottleneck blocks under ResNet naming |
+| `vgg11_bn_tiny` | VGG-11-BN, convolutions a sixteenth and the classifier a 256th as wide; 224 × 224, one image | its 7 × 7 adaptive pool (exportable only where it is the identity) |
 
-For each, writes tests/fixtures/<fixture>.legacy.onnx (legacy exporter, opset 17), .dynamo.onnx
+VGG's 7 × 7 adaptive pool does not export below 224 × 224, so its fixture takes 224 × 224 and one
+image (the references of more would be megabytes). For each, writes tests/fixtures/<fixture>.legacy.onnx (legacy exporter, opset 17), .dynamo.onnx
 (dynamo exporter, opset 20) and .refs.npz:
 - `input` [2, 3, 64, 64] (seeded), `target` [2];
 - `grad.input`, `grad.input.cross_entropy`: torch's input gradients of the target logit and of the
@@ -45,6 +47,7 @@ from torch import nn
 from torchvision.models.regnet import BlockParams, RegNet
 from torchvision.models.resnet import Bottleneck, ResNet
 from torchvision.models.squeezenet import Fire, SqueezeNet
+from torchvision.models.vgg import VGG, make_layers
 
 SIZE = 64
 
@@ -82,6 +85,15 @@ class NarrowBottleneckResNet(ResNet):
         self.layer4 = self._make_layer(Bottleneck, 8 * width, layers[3], stride=2)
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.fc = nn.Linear(8 * width * Bottleneck.expansion, num_classes)
+
+
+def vgg():
+    model = VGG(make_layers([4, "M", 8, "M", 16, 16, "M", 32, 32, "M", 32, 32, "M"], batch_norm=True), num_classes=10)
+    model.classifier = nn.Sequential(
+        nn.Linear(32 * 7 * 7, 16), nn.ReLU(True), nn.Dropout(), nn.Linear(16, 16), nn.ReLU(True), nn.Dropout(),
+        nn.Linear(16, 10),
+    )
+    return model
 
 
 def squeezenet():
@@ -145,7 +157,10 @@ FAMILIES = {
         ["maxpool", "layer1.0", "layer2.0", "layer3.0", "layer4.0"],
         "layer3.0",
     ),
+    "vgg11_bn_tiny": (vgg, [f"features.{n}" for n in (14, 21, 28)], "features.27"),
 }
+# Fixtures at another size than SIZE, with fewer images: fixture → (side, images).
+SIZES = {"vgg11_bn_tiny": (224, 1)}
 
 
 def make(constructor):
@@ -155,9 +170,10 @@ def make(constructor):
 
 def main():
     warnings.filterwarnings("ignore")
-    images = torch.randn(2, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(1))
-    targets = torch.tensor([3, 7])
     for name, (constructor, blocks, cam_layer) in FAMILIES.items():
+        side, count = SIZES.get(name, (SIZE, 2))
+        # Two images to export with (the dynamo exporter keeps a batch of one static), `count` checked.
+        images = torch.randn(2, 3, side, side, generator=torch.Generator().manual_seed(1))
         exported = make(constructor)
         torch.onnx.export(
             exported, images[:1], FIXTURES / f"{name}.legacy.onnx", input_names=["input"], output_names=["logits"],
@@ -168,6 +184,7 @@ def main():
             opset_version=20, dynamic_shapes={"x": {0: torch.export.Dim.AUTO}}, dynamo=True, external_data=False,
         )
         reference = make(constructor).double()
+        images, targets = images[:count], torch.tensor([3, 7][:count])
         x = images.double()
         out = {"input": images.numpy(), "target": targets.numpy()}
         for key, cross_entropy in (("grad.input", False), ("grad.input.cross_entropy", True)):
