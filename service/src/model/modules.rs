@@ -3,7 +3,10 @@
 //! the dynamo exporter in its `pkg.torch.onnx.name_scopes` metadata), so the output of module
 //! `features.3` is the last tensor computed inside it. Layers are the modules one and two levels
 //! below the model (`features`, `features.3`, `stage2.0`, `trunk_output.block1`) whose output
-//! depends on the image; a container whose output is also its last child's is named by the child.
+//! depends on the image, and the blocks of a stage one level further down (`features.2.1` of an
+//! EfficientNet or a ConvNeXt: numbered children of a level-two module, at least two of them,
+//! each of several nodes, so a convolution's own Conv, norm and activation are not blocks); a
+//! container whose output is also its last child's is named by the child.
 
 use std::collections::{HashMap, HashSet};
 
@@ -58,8 +61,9 @@ pub(super) fn module_named_layers(
     unscoped: &dyn Fn(&NodeProto) -> bool,
 ) -> Option<Vec<NamedLayer>> {
     let mut depends = HashSet::from([input.to_owned()]);
-    // Module path → (its last output, that node's position, depth).
+    // Module path → (its last output, that node's position, depth), and its number of nodes.
     let mut outputs: HashMap<String, (String, usize, usize)> = HashMap::new();
+    let mut sizes: HashMap<String, usize> = HashMap::new();
     for (position, node) in graph.node.iter().enumerate() {
         if matches!(node.op_type(), "Shape" | "Size") || !node.input.iter().any(|tensor| depends.contains(tensor)) {
             continue;
@@ -73,10 +77,26 @@ pub(super) fn module_named_layers(
             continue;
         };
         let parts: Vec<&str> = path.split('.').collect();
-        for depth in 1..=parts.len().min(2) {
-            outputs.insert(parts[..depth].join("."), (tensor.clone(), position, depth));
+        for depth in 1..=parts.len().min(3) {
+            let prefix = parts[..depth].join(".");
+            *sizes.entry(prefix.clone()).or_default() += 1;
+            outputs.insert(prefix, (tensor.clone(), position, depth));
         }
     }
+    // Level three only for the numbered blocks of a stage.
+    let numbered = |path: &str| path.rsplit('.').next().is_some_and(|last| last.parse::<usize>().is_ok());
+    let parent = |path: &str| path.rsplit_once('.').map_or(String::new(), |(parent, _)| parent.to_owned());
+    let mut children: HashMap<String, Vec<usize>> = HashMap::new();
+    for (path, &(_, _, depth)) in &outputs {
+        if depth == 3 && numbered(path) {
+            children.entry(parent(path)).or_default().push(sizes[path]);
+        }
+    }
+    outputs.retain(|path, &mut (_, _, depth)| {
+        depth < 3
+            || (numbered(path)
+                && children.get(&parent(path)).is_some_and(|sizes| sizes.len() >= 2 && sizes.iter().all(|&n| n >= 2)))
+    });
     if outputs.values().all(|&(_, _, depth)| depth == 0) {
         return None;
     }
@@ -114,6 +134,27 @@ mod tests {
         assert_eq!(path("/stage2/stage2.0/branch1/branch1.4/Relu").as_deref(), Some("stage2.0.branch1.4"));
         assert_eq!(path("/GlobalAveragePool"), None, "a functional op outside any module");
         assert_eq!(path("Relu_features"), None, "no scopes");
+    }
+
+    #[test]
+    fn the_blocks_of_a_stage_are_layers_and_the_parts_of_a_convolution_are_not() {
+        let graph = GraphProto {
+            node: vec![
+                // features.0: a convolution's Conv and activation, one node each.
+                node("/features/features.0/features.0.0/Conv", "Conv", &["x", "w0"], "c0"),
+                node("/features/features.0/features.0.2/Relu", "Relu", &["c0"], "a0"),
+                // features.1: a stage of two blocks of two nodes.
+                node("/features/features.1/features.1.0/conv/Conv", "Conv", &["a0", "w1"], "b0"),
+                node("/features/features.1/features.1.0/Add", "Add", &["b0", "a0"], "s0"),
+                node("/features/features.1/features.1.1/conv/Conv", "Conv", &["s0", "w2"], "b1"),
+                node("/features/features.1/features.1.1/Add", "Add", &["b1", "s0"], "s1"),
+                node("/classifier/Gemm", "Gemm", &["s1", "fc"], "logits"),
+            ],
+            ..Default::default()
+        };
+        let layers = module_named_layers(&graph, "x", "logits", &|_| false).expect("scopes");
+        let named: Vec<&str> = layers.iter().map(|l| l.name.as_str()).collect();
+        assert_eq!(named, ["features.0", "features.1.0", "features.1.1"], "the stage gives way to its last block");
     }
 
     #[test]
