@@ -4,7 +4,8 @@
 //! `features.3` is the last tensor computed inside it. Layers are the modules one and two levels
 //! below the model (`features`, `features.3`, `stage2.0`, `trunk_output.block1`) whose output
 //! depends on the image, and the blocks of a stage one level further down (`features.2.1` of an
-//! EfficientNet or a ConvNeXt: numbered children of a level-two module, at least two of them,
+//! EfficientNet or a ConvNeXt, `trunk_output.block2.block2-1` of a RegNet: numbered children of a
+//! level-two module, at least two of them,
 //! each of several nodes, so a convolution's own Conv, norm and activation are not blocks); a
 //! container whose output is also its last child's is named by the child.
 
@@ -84,7 +85,11 @@ pub(super) fn module_named_layers(
         }
     }
     // Level three only for the numbered blocks of a stage.
-    let numbered = |path: &str| path.rsplit('.').next().is_some_and(|last| last.parse::<usize>().is_ok());
+    // `0`, or RegNet's `block1-0`.
+    let numbered = |path: &str| {
+        let last = path.rsplit('.').next().unwrap_or_default();
+        last.rsplit('-').next().is_some_and(|number| number.parse::<usize>().is_ok())
+    };
     let parent = |path: &str| path.rsplit_once('.').map_or(String::new(), |(parent, _)| parent.to_owned());
     let mut children: HashMap<String, Vec<usize>> = HashMap::new();
     for (path, &(_, _, depth)) in &outputs {
