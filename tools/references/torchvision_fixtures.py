@@ -135,7 +135,12 @@ FAMILIES = {
         + ["features.denseblock4", "features.norm5"],
         "features.norm5",
     ),
-    "regnet_y_tiny": (regnet, ["stem.2"] + [f"trunk_output.block{n}" for n in range(1, 4)], "stem.2"),
+    "regnet_y_tiny": (
+        regnet,
+        ["stem.2", "trunk_output.block1", "trunk_output.block2", "trunk_output.block3.block3-0"]
+        + ["trunk_output.block3.block3-1"],
+        "stem.2",
+    ),
     "resnext_tiny": (
         lambda: NarrowBottleneckResNet(8, [1, 1, 1, 1], groups=2, width_per_group=16, num_classes=10),
         ["maxpool", "layer1.0", "layer2.0", "layer3.0", "layer4.0"],
