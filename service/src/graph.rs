@@ -166,28 +166,32 @@ pub(crate) fn float_values(tensor: &TensorProto) -> Vec<f32> {
     }
 }
 
-/// The int64 values of a constant tensor: an initializer, or the output of a `Constant` node.
-pub(crate) fn constant_int64s(graph: &GraphProto, name: &str) -> Option<Vec<i64>> {
+/// The values of a constant tensor, an initializer or the output of a `Constant` node, read by
+/// `values` (or, from a `Constant` node's list attribute called `listed`, by `list`).
+fn constant<T>(
+    graph: &GraphProto,
+    name: &str,
+    values: fn(&TensorProto) -> Vec<T>,
+    (listed, list): (&str, fn(&AttributeProto) -> Vec<T>),
+) -> Option<Vec<T>> {
     if let Some(tensor) = graph.initializer.iter().find(|t| t.name() == name) {
-        return Some(int64_values(tensor));
+        return Some(values(tensor));
     }
     let node = graph.node.iter().find(|n| n.op_type() == "Constant" && n.output.first().is_some_and(|o| o == name))?;
     if let Some(tensor) = attribute(node, "value").and_then(|a| a.t.as_ref()) {
-        return Some(int64_values(tensor));
+        return Some(values(tensor));
     }
-    attribute(node, "value_ints").map(|a| a.ints.clone())
+    attribute(node, listed).map(list)
+}
+
+/// The int64 values of a constant tensor: an initializer, or the output of a `Constant` node.
+pub(crate) fn constant_int64s(graph: &GraphProto, name: &str) -> Option<Vec<i64>> {
+    constant(graph, name, int64_values, ("value_ints", |a| a.ints.clone()))
 }
 
 /// The float32 values of a constant tensor: an initializer, or the output of a `Constant` node.
 pub(crate) fn constant_floats(graph: &GraphProto, name: &str) -> Option<Vec<f32>> {
-    if let Some(tensor) = graph.initializer.iter().find(|t| t.name() == name) {
-        return Some(float_values(tensor));
-    }
-    let node = graph.node.iter().find(|n| n.op_type() == "Constant" && n.output.first().is_some_and(|o| o == name))?;
-    if let Some(tensor) = attribute(node, "value").and_then(|a| a.t.as_ref()) {
-        return Some(float_values(tensor));
-    }
-    attribute(node, "value_floats").map(|a| a.floats.clone())
+    constant(graph, name, float_values, ("value_floats", |a| a.floats.clone()))
 }
 
 /// An integer attribute for a new node.

@@ -10,7 +10,7 @@ ops and module scopes a ResNet never exercises, each at 10 classes, seeded initi
 | `convnext_tiny_w8` | ConvNeXt, one block per stage of 8/16/32/64 channels, layer scale 0.5 | channels-last LayerNorm, GELU, Transpose |
 | `densenet_tiny` | DenseNet, growth 4, blocks 2-2-2-2 | Concat of every earlier layer, transitions |
 | `regnet_y_tiny` | RegNet-Y, depth 4, w₀ 8, group width 8, SE ratio 0.25 | grouped convolutions, squeeze-excitation |
-| `resnext_tiny` | ResNeXt: torchvision's ResNet with Bottleneck blocks 1-1-1-1 from 8 channels, 2 groups of 16 | the ResNet naming of bottleneck blocks, grouped convolutions |
+| `resnext_tiny` | ResNeXt: torchvision's ResNet with Bottleneck blocks 1-1-1-1 from 8 channels, 2 groups of 16 (tools/train's NarrowResNet) | the ResNet naming of bottleneck blocks, grouped convolutions |
 | `squeezenet_tiny` | SqueezeNet 1.1 with its Fire modules narrowed (16/32 channels) | Fire modules' Concat, MaxPool with `ceil_mode` |
 | `mobilenet_v2_w01` | MobileNetV2, width 0.1 | ReLU6 (Clip), inverted residuals |
 | `mobilenet_v3_large_w01` | MobileNetV3-Large, width 0.1 | as V3-Small, deeper, ReLU and HardSwish stages |
@@ -36,18 +36,19 @@ import warnings
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 import torchvision
 from captum.attr import LayerGradCam
 from tiny import FIXTURES
+from torch import nn
 from torchvision.models import DenseNet, ShuffleNetV2
 from torchvision.models.convnext import CNBlockConfig, ConvNeXt
 from torchvision.models.efficientnet import EfficientNet, _efficientnet_conf
-from torch import nn
 from torchvision.models.regnet import BlockParams, RegNet
-from torchvision.models.resnet import Bottleneck, ResNet
+from torchvision.models.resnet import Bottleneck
 from torchvision.models.squeezenet import Fire, SqueezeNet
 from torchvision.models.vgg import VGG, make_layers
+from torchvision_gradients import torch_gradients
+from train import NarrowResNet
 
 SIZE = 64
 
@@ -65,26 +66,6 @@ def convnext():
 def regnet():
     blocks = BlockParams.from_init_params(depth=4, w_0=8, w_a=8.0, w_m=2.0, group_width=8, se_ratio=0.25)
     return RegNet(blocks, num_classes=10, stem_width=8)
-
-
-class NarrowBottleneckResNet(ResNet):
-    """torchvision's ResNet with Bottleneck blocks and every width divided (as tools/train's
-    NarrowResNet does for BasicBlock): `width` channels after the stem; module names are torchvision's."""
-
-    def __init__(self, width, layers, groups, width_per_group, num_classes):
-        nn.Module.__init__(self)
-        self._norm_layer = nn.BatchNorm2d
-        self.inplanes, self.dilation, self.groups, self.base_width = width, 1, groups, width_per_group
-        self.conv1 = nn.Conv2d(3, width, kernel_size=7, stride=2, padding=3, bias=False)
-        self.bn1 = nn.BatchNorm2d(width)
-        self.relu = nn.ReLU(inplace=True)
-        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-        self.layer1 = self._make_layer(Bottleneck, width, layers[0])
-        self.layer2 = self._make_layer(Bottleneck, 2 * width, layers[1], stride=2)
-        self.layer3 = self._make_layer(Bottleneck, 4 * width, layers[2], stride=2)
-        self.layer4 = self._make_layer(Bottleneck, 8 * width, layers[3], stride=2)
-        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
-        self.fc = nn.Linear(8 * width * Bottleneck.expansion, num_classes)
 
 
 def vgg():
@@ -142,7 +123,7 @@ FAMILIES = {
         "stem.2",
     ),
     "resnext_tiny": (
-        lambda: NarrowBottleneckResNet(8, [1, 1, 1, 1], groups=2, width_per_group=16, num_classes=10),
+        lambda: NarrowResNet(8, [1, 1, 1, 1], 10, block=Bottleneck, groups=2, width_per_group=16),
         ["maxpool", "layer1.0", "layer2.0", "layer3.0", "layer4.0"],
         "layer4.0",
     ),
@@ -158,7 +139,7 @@ FAMILIES = {
         "features.16",
     ),
     "wide_resnet_tiny": (
-        lambda: NarrowBottleneckResNet(4, [1, 1, 1, 1], groups=1, width_per_group=128, num_classes=10),
+        lambda: NarrowResNet(4, [1, 1, 1, 1], 10, block=Bottleneck, groups=1, width_per_group=128),
         ["maxpool", "layer1.0", "layer2.0", "layer3.0", "layer4.0"],
         "layer3.0",
     ),
@@ -192,16 +173,8 @@ def main():
         images, targets = images[:count], torch.tensor([3, 7][:count])
         x = images.double()
         out = {"input": images.numpy(), "target": targets.numpy()}
-        for key, cross_entropy in (("grad.input", False), ("grad.input.cross_entropy", True)):
-            inputs = x.clone().requires_grad_()
-            logits = reference(inputs)
-            objective = (
-                F.cross_entropy(logits, targets, reduction="sum")
-                if cross_entropy
-                else logits.gather(1, targets[:, None]).sum()
-            )
-            (gradient,) = torch.autograd.grad(objective, inputs)
-            out[key] = gradient.numpy().astype(np.float32)
+        logit, cross_entropy = torch_gradients(reference, images, targets, torch.float64)
+        out["grad.input"], out["grad.input.cross_entropy"] = logit.astype(np.float32), cross_entropy.astype(np.float32)
         cam = LayerGradCam(reference, reference.get_submodule(cam_layer))
         out[f"grad_cam.{cam_layer}"] = (
             cam.attribute(x, target=targets, relu_attributions=True).detach().numpy().astype(np.float32)

@@ -32,22 +32,24 @@ STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 
 class NarrowResNet(ResNet):
     """torchvision's ResNet with every width divided: `width` channels after the stem, then
-    width, 2 width, 4 width, 8 width. Module names, blocks and initialisation are torchvision's."""
+    width, 2 width, 4 width, 8 width. Module names, blocks and initialisation are torchvision's;
+    `block`, `groups` and `width_per_group` as torchvision's (Bottleneck blocks in groups make a
+    ResNeXt or a Wide ResNet)."""
 
-    def __init__(self, width, layers, num_classes):
+    def __init__(self, width, layers, num_classes, block=BasicBlock, groups=1, width_per_group=64):
         nn.Module.__init__(self)
         self._norm_layer = nn.BatchNorm2d
-        self.inplanes, self.dilation, self.groups, self.base_width = width, 1, 1, 64
+        self.inplanes, self.dilation, self.groups, self.base_width = width, 1, groups, width_per_group
         self.conv1 = nn.Conv2d(3, width, kernel_size=7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-        self.layer1 = self._make_layer(BasicBlock, width, layers[0])
-        self.layer2 = self._make_layer(BasicBlock, 2 * width, layers[1], stride=2)
-        self.layer3 = self._make_layer(BasicBlock, 4 * width, layers[2], stride=2)
-        self.layer4 = self._make_layer(BasicBlock, 8 * width, layers[3], stride=2)
+        self.layer1 = self._make_layer(block, width, layers[0])
+        self.layer2 = self._make_layer(block, 2 * width, layers[1], stride=2)
+        self.layer3 = self._make_layer(block, 4 * width, layers[2], stride=2)
+        self.layer4 = self._make_layer(block, 8 * width, layers[3], stride=2)
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
-        self.fc = nn.Linear(8 * width, num_classes)
+        self.fc = nn.Linear(8 * width * block.expansion, num_classes)
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
