@@ -111,16 +111,10 @@ pub enum AugmentError {
     Disconnected(String),
 }
 
-/// The tensors that carry gradients: those that depend on `input` and that `logits` depend on. A
-/// tensor's shape carries none: what is computed from `Shape` or `Size` of the image (the target
-/// of a Reshape, say) is left out.
+/// The tensors that carry gradients: those that depend on `input` ([`graph::depends_on`]: a
+/// tensor's shape carries none) and that `logits` depend on.
 fn gradient_path(graph: &explain_proto::onnx::GraphProto, input: &str, logits: &str) -> HashSet<String> {
-    let mut depends = HashSet::from([input.to_owned()]);
-    for node in graph.node.iter().filter(|node| !matches!(node.op_type(), "Shape" | "Size")) {
-        if node.input.iter().any(|t| depends.contains(t)) {
-            depends.extend(node.output.iter().filter(|t| !t.is_empty()).cloned());
-        }
-    }
+    let depends = graph::depends_on(graph, input);
     let mut reaches = HashSet::from([logits.to_owned()]);
     for node in graph.node.iter().rev() {
         if node.output.iter().any(|t| reaches.contains(t)) {

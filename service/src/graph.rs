@@ -45,6 +45,19 @@ impl GraphIndex {
     }
 }
 
+/// The tensors computed from `input` (it included), in graph order of their producers. A tensor's
+/// shape is not counted as depending on it: what `Shape` or `Size` compute (the target of a
+/// Reshape, say) is left out.
+pub(crate) fn depends_on(graph: &GraphProto, input: &str) -> HashSet<String> {
+    let mut depends = HashSet::from([input.to_owned()]);
+    for node in graph.node.iter().filter(|node| !matches!(node.op_type(), "Shape" | "Size")) {
+        if node.input.iter().any(|tensor| depends.contains(tensor)) {
+            depends.extend(node.output.iter().filter(|tensor| !tensor.is_empty()).cloned());
+        }
+    }
+    depends
+}
+
 /// The graph's data input: its first input that is not also an initializer.
 pub(crate) fn data_input(graph: &GraphProto) -> Option<&ValueInfoProto> {
     let initializers: HashSet<&str> = graph.initializer.iter().map(TensorProto::name).collect();

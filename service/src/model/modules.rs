@@ -9,11 +9,12 @@
 //! each of several nodes, so a convolution's own Conv, norm and activation are not blocks); a
 //! container whose output is also its last child's is named by the child.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use explain_proto::onnx::{GraphProto, NodeProto};
 
 use super::layers::NamedLayer;
+use crate::graph;
 
 /// The metadata key under which the dynamo exporter lists a node's module scopes.
 const NAME_SCOPES: &str = "pkg.torch.onnx.name_scopes";
@@ -61,16 +62,12 @@ pub(super) fn module_named_layers(
     logits: &str,
     unscoped: &dyn Fn(&NodeProto) -> bool,
 ) -> Option<Vec<NamedLayer>> {
-    let mut depends = HashSet::from([input.to_owned()]);
+    let depends = graph::depends_on(graph, input);
     // Module path → (its last output, that node's position, depth), and its number of nodes.
     let mut outputs: HashMap<String, (String, usize, usize)> = HashMap::new();
     let mut sizes: HashMap<String, usize> = HashMap::new();
     for (position, node) in graph.node.iter().enumerate() {
-        if matches!(node.op_type(), "Shape" | "Size") || !node.input.iter().any(|tensor| depends.contains(tensor)) {
-            continue;
-        }
-        depends.extend(node.output.iter().filter(|tensor| !tensor.is_empty()).cloned());
-        let Some(tensor) = node.output.first() else { continue };
+        let Some(tensor) = node.output.first().filter(|tensor| depends.contains(*tensor)) else { continue };
         let Some(path) = module_path(node) else {
             if unscoped(node) {
                 outputs.insert(tensor.clone(), (tensor.clone(), position, 0));
