@@ -37,7 +37,7 @@ pub use self::{
         FeatureMapRequest, ImageInput, LayerQuantity, METHODS, Objective, OcclusionWindows, RenderOptions, RiseMasks,
         Segments, SmoothGradVariant, TargetClass, WindowsError, engine_rows,
     },
-    load::{LoadError, LoadOptions, build_gradient_graph},
+    load::{LoadError, LoadOptions, build_gradient_graph, measure_shapes},
     picture::Picture,
     prediction::{ClassScore, Prediction},
 };

@@ -6,7 +6,7 @@ use explain_service::{
     augment::Backward,
     config::{AugmentConfig, Cli, Command, GraphChoice, RandomiseConfig, ServeConfig},
     engine::OrtOptions,
-    explain::{LoadError, METHODS, build_gradient_graph},
+    explain::{METHODS, build_gradient_graph, measure_shapes},
     model::{Model, ModelSource, layers::Naming},
     server, telemetry,
 };
@@ -69,15 +69,15 @@ fn check(model: &Model, ort: &OrtOptions) -> anyhow::Result<bool> {
         Naming::ModulePaths => "named by their PyTorch modules",
     };
     println!("layers ({}, {naming}): {}", names.len(), names.join(", "));
+    let shapes = measure_shapes(model, ort)?;
     let mut gradients = true;
     for (what, backward) in [("gradients", Backward::Gradient), ("DeepLift", Backward::DeepLift)] {
-        match build_gradient_graph(model, &model.input.name, backward, ort) {
+        match model.gradient_graph(&shapes, &model.input.name, backward) {
             Ok(_) => println!("{what}: yes"),
-            Err(LoadError::Augment(error)) => {
+            Err(error) => {
                 gradients &= backward != Backward::Gradient;
                 println!("{what}: no: {error}");
             }
-            Err(error) => return Err(error.into()),
         }
     }
     let served = METHODS.iter().filter(|(_, needs_gradients)| gradients || !needs_gradients);

@@ -86,7 +86,7 @@ pub enum LoadError {
 }
 
 /// Every tensor's shape at batch 1, measured with one ONNX Runtime run of the forward graph.
-fn measure_shapes(model: &Model, ort: &OrtOptions) -> Result<Shapes, LoadError> {
+pub fn measure_shapes(model: &Model, ort: &OrtOptions) -> Result<Shapes, LoadError> {
     let probe = model.probe_graph().encode_to_vec();
     let (height, width) = (model.input.height as usize, model.input.width as usize);
     Ok(engine::measure_shapes(ort, &probe, [1, 3, height, width])?)
