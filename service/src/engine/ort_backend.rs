@@ -37,6 +37,8 @@ pub struct OrtOptions {
     pub require_cuda: bool,
     /// Threads ONNX Runtime uses inside an operator; 0 lets it choose.
     pub intra_op_threads: usize,
+    /// Let intra-op threads spin for work between the operators of a run (never after it).
+    pub intra_op_spinning: bool,
     /// Let CUDA use TF32 tensor cores for float32 convolutions and products (faster, ~1e-3
     /// relative error instead of ~1e-6).
     pub allow_tf32: bool,
@@ -145,9 +147,10 @@ fn session_builder(
     if options.intra_op_threads > 0 {
         builder = builder.with_intra_threads(options.intra_op_threads).map_err(init)?;
     }
-    // Idle intra-op threads would otherwise spin for work, taking the cores the gRPC stack and
-    // preprocessing need between runs.
-    builder = builder.with_intra_op_spinning(false).map_err(init)?;
+    // Spinning between operators saves a thread wake-up per operator; stopping it when a run
+    // ends leaves the cores to the gRPC stack and the per-request work between runs.
+    builder = builder.with_intra_op_spinning(options.intra_op_spinning).map_err(init)?;
+    builder = builder.with_config_entry("session.force_spinning_stop", "1").map_err(init)?;
     let want_cuda = options.require_cuda
         || match options.execution_provider {
             ExecutionProviderChoice::Cpu => false,
