@@ -38,7 +38,7 @@ pub const CROSS_ENTROPY_INPUT: &str = "explain.cross_entropy";
 /// Per-row guided-backpropagation input: 1 for guided.
 pub const GUIDED_INPUT: &str = "explain.guided";
 /// Version of the augmenter's output, part of the cache key of augmented graphs.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
 /// The graph output holding the gradient of `tensor`.
 pub fn gradient_name(tensor: &str) -> String {

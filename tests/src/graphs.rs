@@ -353,6 +353,46 @@ pub fn gelu_cnn(seed: u64) -> ModelProto {
     gelu
 }
 
+/// A seeded random CNN (the same input and classes as [`random_cnn`]) with three strided stems on
+/// the image, whose data gradients are phase-split: 7 × 7 with stride 2 (ResNet's), 5 × 5 with
+/// stride 3, dilation 2 and unequal pads, and 4 × 4 with stride 4 (ConvNeXt's patches); each
+/// through Tanh, weighed by position and averaged, then concatenated into Gemm.
+pub fn stem_cnn(seed: u64) -> ModelProto {
+    let mut random = Random::new(seed);
+    let mut init = vec![
+        floats("w_resnet", &[4, 3, 7, 7], random.values(588, 0.2)),
+        floats("w_dilated", &[4, 3, 5, 5], random.values(300, 0.3)),
+        floats("w_patches", &[4, 3, 4, 4], random.values(192, 0.4)),
+        floats("w_stems", &[5, 12], random.values(60, 1.0)),
+        floats("b_fc", &[5], random.values(5, 0.1)),
+    ];
+    let stems = [
+        ("resnet", 8, vec![ints("strides", &[2, 2]), ints("pads", &[3, 3, 3, 3])]),
+        ("dilated", 4, vec![ints("strides", &[3, 3]), ints("dilations", &[2, 2]), ints("pads", &[2, 1, 0, 3])]),
+        ("patches", 4, vec![ints("strides", &[4, 4])]),
+    ];
+    let mut nodes = Vec::new();
+    for (name, size, attributes) in stems {
+        init.push(floats(
+            &format!("at_{name}"),
+            &[1, 4, size, size],
+            random.values(4 * size as usize * size as usize, 1.0),
+        ));
+        nodes.extend([
+            node("Conv", &["input", &format!("w_{name}")], &format!("{name}_conv"), attributes),
+            node("Tanh", &[&format!("{name}_conv")], &format!("{name}_tanh"), vec![]),
+            node("Mul", &[&format!("{name}_tanh"), &format!("at_{name}")], &format!("{name}_weighed"), vec![]),
+            node("GlobalAveragePool", &[&format!("{name}_weighed")], &format!("{name}_pooled"), vec![]),
+        ]);
+    }
+    nodes.extend([
+        node("Concat", &["resnet_pooled", "dilated_pooled", "patches_pooled"], "stems", vec![int("axis", 1)]),
+        node("Flatten", &["stems"], "stems_flat", vec![]),
+        node("Gemm", &["stems_flat", "w_stems", "b_fc"], "logits", vec![int("transB", 1)]),
+    ]);
+    model(nodes, init, RANDOM_CNN_SIZE, RANDOM_CNN_CLASSES)
+}
+
 /// A seeded random CNN (the same input and classes as [`random_cnn`]) through Resize as exporters
 /// write it: nearest ×2 by scales (PyTorch's `interpolate`: asymmetric, floor), linear down to 11 × 11
 /// by sizes (`pytorch_half_pixel`), linear up to 13 × 13 with `align_corners`, nearest to 7 × 7

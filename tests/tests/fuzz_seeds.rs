@@ -1,4 +1,4 @@
-//! The seed corpora of the fuzz targets (`tests/fuzz/`): for `model`, seven small CNNs of
+//! The seed corpora of the fuzz targets (`tests/fuzz/`): for `model`, eight small CNNs of
 //! `explain_tests::graphs` (every non-ResNet op the augmenter knows, one it does not, and module
 //! scopes in node names) and
 //! their tensors' shapes as ONNX Runtime measures them, which the target hands to the augmenter;
@@ -28,6 +28,7 @@ fn the_committed_fuzz_seeds_are_current() {
         ("scoped_cnn", graphs::scoped_cnn()),
         ("gelu_cnn", graphs::gelu_cnn(4)),
         ("resize_cnn", graphs::resize_cnn(6)),
+        ("stem_cnn", graphs::stem_cnn(8)),
         ("round_cnn", graphs::cnn_without_gradient_rule()),
     ];
     for (name, proto) in models {

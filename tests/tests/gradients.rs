@@ -9,7 +9,7 @@ use explain_tests::{
     TestServer, array,
     graphs::{
         RANDOM_CNN_CLASSES, RANDOM_CNN_SIZE, Random, cnn_without_gradient_rule, gelu_cnn, layout_cnn, random_cnn,
-        resize_cnn, smooth_cnn,
+        resize_cnn, smooth_cnn, stem_cnn,
     },
     options, relative_l2, tensor_image, tiny_model, write_model,
 };
@@ -70,6 +70,12 @@ async fn directional_derivatives_through_layout_ops() {
 #[tokio::test]
 async fn directional_derivatives_through_gelu() {
     directional_derivatives(&gelu_cnn(4), "gelu-cnn").await;
+}
+
+/// The same check through strided convolutions of the image, whose gradients are phase-split.
+#[tokio::test]
+async fn directional_derivatives_through_strided_stems() {
+    directional_derivatives(&stem_cnn(8), "stem-cnn").await;
 }
 
 /// The same check through Resize in its nearest and linear modes and four coordinate mappings.
