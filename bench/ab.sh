@@ -2,6 +2,8 @@
 # A/B of two explaind builds with one client: each server alone in turn on MODEL, explain-bench
 # (this checkout's release build) at one caller for each of METHODS.
 #   bench/ab.sh OLD_EXPLAIND NEW_EXPLAIND   (MODEL, METHODS, DURATION, PORT from the environment)
+# OLD_ENV and NEW_ENV add settings to each server's environment, to compare one build with two
+# settings: OLD_ENV=EXPLAIN_INTRA_OP_SPINNING=false bench/ab.sh target/release/explaind target/release/explaind
 set -euo pipefail
 source "$(dirname "$0")/../scripts/lib.sh"
 MODEL=${MODEL:-$ROOT/../shared/fixtures/resnet18_seed1.legacy.onnx}
@@ -12,8 +14,10 @@ ensure_onnxruntime
 ensure_grpcurl
 cd "$ROOT"
 cargo build --release --locked -p explain-client --bin explain-bench
-for bin in "$1" "$2"; do
-  EXPLAIN_ORT_LIBRARY=$ORT_LIBRARY EXPLAIN_NO_CACHE=1 "$bin" --log-filter warn serve --model "$MODEL" \
+for side in old new; do
+  if [[ $side == old ]]; then bin=$1 settings=${OLD_ENV:-}; else bin=$2 settings=${NEW_ENV:-}; fi
+  # shellcheck disable=SC2086  # settings are words of NAME=VALUE
+  env $settings EXPLAIN_ORT_LIBRARY="$ORT_LIBRARY" EXPLAIN_NO_CACHE=1 "$bin" --log-filter warn serve --model "$MODEL" \
     --listen "127.0.0.1:$PORT" > /dev/null 2>&1 &
   pid=$!
   for _ in $(seq 180); do
@@ -22,7 +26,7 @@ for bin in "$1" "$2"; do
     sleep 1
   done
   for method in $METHODS; do
-    echo "== $bin $method"
+    echo "== $bin ${settings:-} $method"
     target/release/explain-bench --endpoint "http://127.0.0.1:$PORT" --methods "$method" --concurrency 1 \
       --warmup 3 --duration "$DURATION" | tail -4
   done

@@ -7,7 +7,7 @@
 #   bench/run.sh            (MODEL, OUT, DURATION, METHODS, THREADS may be set in the environment)
 set -euo pipefail
 source "$(dirname "$0")/../scripts/lib.sh"
-MODEL=${MODEL:-$ROOT/../shared/fixtures/resnet18_seed1.legacy.onnx}
+MODEL=$(realpath "${MODEL:-$ROOT/../shared/fixtures/resnet18_seed1.legacy.onnx}")  # the baselines run from bench/
 OUT=${OUT:-$ROOT/bench/results/$(date +%Y-%m-%d)}
 DURATION=${DURATION:-10}
 THREADS=${THREADS:-$(nproc)}
