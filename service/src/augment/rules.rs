@@ -12,11 +12,10 @@ use crate::graph;
 
 /// Ops with a gradient rule, for error messages.
 pub(super) const SUPPORTED_OPS: &str = "Conv, BatchNormalization, Relu, LeakyRelu, Clip, Sigmoid, Tanh, \
-     HardSigmoid, HardSwish, Erf, Gelu, Sqrt, Pow (constant exponent), Softmax, LogSoftmax, LayerNormalization, MaxPool, \
-     AveragePool, GlobalAveragePool, ReduceMean, ReduceSum, Pad (constant), Resize (nearest, linear), Expand, Add, \
-     Sub, Mul, Div, Concat, \
-     Split, Slice, Gather, Transpose, Flatten, \
-     Reshape, Squeeze, Unsqueeze, Identity, Dropout, Gemm, MatMul";
+     HardSigmoid, HardSwish, Erf, Gelu, Sqrt, Pow (constant exponent), Softmax, LogSoftmax, LayerNormalization, \
+     MaxPool, AveragePool, GlobalAveragePool, ReduceMean, ReduceSum, Pad (constant), Resize (nearest, linear), \
+     Expand, Add, Sub, Mul, Div, Concat, Split, Slice, Gather, Transpose, Flatten, Reshape, Squeeze, Unsqueeze, \
+     Identity, Dropout, Gemm, MatMul";
 
 /// State shared by the rules while the backward pass is emitted.
 pub(super) struct Rules<'g> {
@@ -145,10 +144,6 @@ impl<'g> Rules<'g> {
                 let transposed = self.emit.op("Transpose", &[input(1)], vec![graph::attr_ints("perm", &[1, 0])]);
                 vec![(0, self.emit.op("MatMul", &[grad, &transposed], vec![]))]
             }
-            "Conv" => {
-                weights_only(&[0])?;
-                vec![(0, spatial::conv(self, node, grad)?)]
-            }
             "MaxPool" => {
                 let plain = spatial::max_pool(self, node, grad)?;
                 match self.pairs.clone() {
@@ -158,17 +153,18 @@ impl<'g> Rules<'g> {
             }
             "AveragePool" => vec![(0, spatial::average_pool(self, node, grad)?)],
             "GlobalAveragePool" => vec![(0, spatial::global_average_pool(self, node, grad)?)],
-            "ReduceMean" | "ReduceSum" => {
+            "Conv" | "ReduceMean" | "ReduceSum" | "Resize" | "Pad" | "Gather" | "Slice" | "LayerNormalization" => {
                 weights_only(&[0])?;
-                vec![(0, spatial::reduce(self, node, grad)?)]
-            }
-            "Resize" => {
-                weights_only(&[0])?;
-                vec![(0, resize::resize(self, node, grad)?)]
-            }
-            "Pad" => {
-                weights_only(&[0])?;
-                vec![(0, spatial::pad(self, node, grad)?)]
+                let rule: fn(&mut Rules<'_>, &NodeProto, &str) -> Result<String, AugmentError> = match node.op_type() {
+                    "Conv" => spatial::conv,
+                    "ReduceMean" | "ReduceSum" => spatial::reduce,
+                    "Resize" => resize::resize,
+                    "Pad" => spatial::pad,
+                    "Gather" => layout::gather,
+                    "Slice" => layout::slice,
+                    _ => normalization::layer_norm,
+                };
+                vec![(0, rule(self, node, grad)?)]
             }
             "Expand" => {
                 weights_only(&[0])?;
@@ -176,18 +172,6 @@ impl<'g> Rules<'g> {
             }
             "Softmax" | "LogSoftmax" => vec![(0, elementwise::softmax(self, node, grad)?)],
             "Transpose" => vec![(0, layout::transpose(self, node, grad)?)],
-            "Gather" => {
-                weights_only(&[0])?;
-                vec![(0, layout::gather(self, node, grad)?)]
-            }
-            "Slice" => {
-                weights_only(&[0])?;
-                vec![(0, layout::slice(self, node, grad)?)]
-            }
-            "LayerNormalization" => {
-                weights_only(&[0])?;
-                vec![(0, normalization::layer_norm(self, node, grad)?)]
-            }
             op if elementwise::ACTIVATIONS.contains(&op) => {
                 weights_only(&[0])?;
                 if self.shape(x)? != self.shape(&node.output[0])? {

@@ -391,11 +391,12 @@ pub(super) fn reduce(rules: &mut Rules<'_>, node: &NodeProto, grad: &str) -> Res
             .collect();
         rules.emit.reshape_to(grad, &shape)
     };
-    if node.op_type() == "ReduceSum" {
-        return Ok(rules.emit.expand_like(&kept, x));
-    }
-    let scale = rules.emit.scalar(1.0 / count as f32);
-    let scaled = rules.emit.op("Mul", &[&kept, &scale], vec![]);
+    let scaled = if node.op_type() == "ReduceSum" {
+        kept
+    } else {
+        let scale = rules.emit.scalar(1.0 / count as f32);
+        rules.emit.op("Mul", &[&kept, &scale], vec![])
+    };
     Ok(rules.emit.expand_like(&scaled, x))
 }
 

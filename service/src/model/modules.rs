@@ -5,9 +5,9 @@
 //! below the model (`features`, `features.3`, `stage2.0`, `trunk_output.block1`) whose output
 //! depends on the image, and the blocks of a stage one level further down (`features.2.1` of an
 //! EfficientNet or a ConvNeXt, `trunk_output.block2.block2-1` of a RegNet: numbered children of a
-//! level-two module, at least two of them,
-//! each of several nodes, so a convolution's own Conv, norm and activation are not blocks); a
-//! container whose output is also its last child's is named by the child.
+//! level-two module, at least two of them, each of several nodes, so a convolution's own Conv, norm
+//! and activation are not blocks); a container whose output is also its last child's is named by
+//! the child.
 
 use std::collections::HashMap;
 
@@ -81,8 +81,7 @@ pub(super) fn module_named_layers(
             outputs.insert(prefix, (tensor.clone(), position, depth));
         }
     }
-    // Level three only for the numbered blocks of a stage.
-    // `0`, or RegNet's `block1-0`.
+    // Level three only for the numbered blocks of a stage: `0`, or RegNet's `block1-0`.
     let numbered = |path: &str| {
         let last = path.rsplit('.').next().unwrap_or_default();
         last.rsplit('-').next().is_some_and(|number| number.parse::<usize>().is_ok())
