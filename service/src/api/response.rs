@@ -10,6 +10,7 @@ use explain_proto::{
     codec::{self, Encoded},
     v1 as pb,
 };
+use ndarray::ArrayD;
 
 /// `GetModelInfoResponse` for `info`.
 pub fn model_info(info: &ModelInfo) -> pb::GetModelInfoResponse {
@@ -115,18 +116,19 @@ fn data_type(encoding: Encoding) -> pb::DataType {
     }
 }
 
-/// The chunks of one tensor, each at most `max_chunk` bytes of data: the tensor is encoded once and
-/// every chunk's data is a slice of that buffer.
-pub fn tensor_chunks(tensor: &NamedTensor, encoding: Encoding, max_chunk: usize) -> Vec<pb::TensorChunk> {
+/// The chunks of one tensor, each at most `max_chunk` bytes of data: the tensor is encoded once (a
+/// float32 tensor in standard layout is sent as its own memory) and every chunk's data is a slice
+/// of that buffer.
+pub fn tensor_chunks(tensor: NamedTensor, encoding: Encoding, max_chunk: usize) -> Vec<pb::TensorChunk> {
     let dtype = data_type(encoding);
-    let values = tensor.tensor.as_standard_layout();
-    let values = values.as_slice().expect("a standard-layout array is one slice");
-    let Encoded { data, quantization } = codec::encode(values, tensor.tensor.shape(), dtype);
-    let shape: Vec<i64> = tensor.tensor.shape().iter().map(|&d| d as i64).collect();
-    let channel_indices: Vec<u32> = tensor.channel_indices.iter().map(|&c| c as u32).collect();
+    let NamedTensor { name, tensor, channel_indices } = tensor;
+    let shape: Vec<i64> = tensor.shape().iter().map(|&d| d as i64).collect();
+    let dims = tensor.shape().to_vec();
+    let Encoded { data, quantization } = codec::encode_owned(standard_vec(tensor), &dims, dtype);
+    let channel_indices: Vec<u32> = channel_indices.iter().map(|&c| c as u32).collect();
     codec::chunks(&data, max_chunk)
         .map(|(offset, piece)| pb::TensorChunk {
-            name: tensor.name.clone(),
+            name: name.clone(),
             shape: shape.clone(),
             dtype: dtype as i32,
             channel_indices: channel_indices.clone(),
@@ -138,9 +140,48 @@ pub fn tensor_chunks(tensor: &NamedTensor, encoding: Encoding, max_chunk: usize)
         .collect()
 }
 
+/// The array's values in row-major order: its own buffer when it already is exactly that, a copy
+/// otherwise.
+fn standard_vec(array: ArrayD<f32>) -> Vec<f32> {
+    if !array.is_standard_layout() {
+        return array.iter().copied().collect();
+    }
+    let len = array.len();
+    let (mut values, offset) = array.into_raw_vec_and_offset();
+    let start = offset.unwrap_or(0);
+    values.truncate(start + len);
+    values.drain(..start);
+    values
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn decoded(chunks: &[pb::TensorChunk]) -> Vec<f32> {
+        let bytes: Vec<u8> = chunks.iter().flat_map(|chunk| chunk.data.iter().copied()).collect();
+        let shape: Vec<usize> = chunks[0].shape.iter().map(|&d| d as usize).collect();
+        codec::decode(&bytes, &shape, pb::DataType::Float32, None).expect("decodes")
+    }
+
+    #[test]
+    fn tensors_of_every_layout_are_sent_in_row_major_order() {
+        use ndarray::{Array2, s};
+        let full = Array2::from_shape_fn((4, 3), |(r, c)| (r * 10 + c) as f32);
+        let cases = [
+            ("whole", full.clone()),
+            ("rows sliced off the front", full.clone().slice_move(s![1..3, ..])),
+            ("transposed", full.clone().reversed_axes()),
+            ("strided columns", full.clone().slice_move(s![.., ..;2])),
+        ];
+        for (case, array) in cases {
+            let expected: Vec<f32> = array.iter().copied().collect();
+            let tensor = NamedTensor { name: "t".into(), tensor: array.into_dyn(), channel_indices: Vec::new() };
+            let chunks = tensor_chunks(tensor, Encoding::Float32, 8);
+            assert!(chunks.len() > 1, "{case}: several chunks");
+            assert_eq!(decoded(&chunks), expected, "{case}");
+        }
+    }
 
     #[test]
     fn the_method_list_names_every_field_of_attribution_spec() {

@@ -173,7 +173,7 @@ pub(super) async fn send_explanation<T>(
     let Wire { encoding, max_chunk_bytes, received } = wire;
     for tensor in tensors {
         let chunks =
-            explainer.offload("encoding a tensor", move || api::tensor_chunks(&tensor, encoding, max_chunk_bytes));
+            explainer.offload("encoding a tensor", move || api::tensor_chunks(tensor, encoding, max_chunk_bytes));
         match chunks.await {
             Ok(chunks) => {
                 for chunk in chunks {
