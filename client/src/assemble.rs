@@ -1,6 +1,7 @@
 //! Reassembly of streamed tensors: chunks may arrive in any order; a tensor is complete when its
 //! chunks cover `[0, total_bytes)` exactly. Gaps, overlaps, inconsistent metadata and sizes that do
-//! not match the shape are errors, never silent truncation. Complete tensors are decoded to f32.
+//! not match the shape are errors, never silent truncation. A tensor is decoded to f32 as soon as
+//! its bytes are all in, while the rest of the stream is still arriving.
 
 use std::collections::BTreeMap;
 
@@ -25,29 +26,38 @@ pub struct ReceivedTensor {
     pub channel_indices: Vec<u32>,
 }
 
-/// Chunks of one tensor, keyed by offset.
+/// Chunks of one tensor, keyed by offset, and how many bytes they hold.
 #[derive(Debug)]
 struct Partial {
     first: pb::TensorChunk,
     pieces: BTreeMap<u64, bytes::Bytes>,
+    received: u64,
 }
 
 /// Collects the chunks of every tensor of one response stream.
 #[derive(Debug, Default)]
 pub struct Assembler {
     partials: BTreeMap<String, Partial>,
+    complete: BTreeMap<String, ReceivedTensor>,
 }
 
 impl Assembler {
-    /// Adds a chunk. Fails on a chunk whose metadata disagrees with earlier chunks of its tensor,
-    /// or that repeats an offset.
+    /// Adds a chunk, and decodes its tensor if that completes it. Fails on a chunk whose metadata
+    /// disagrees with earlier chunks of its tensor, that repeats an offset, or that comes after its
+    /// tensor was complete; and on a complete tensor that does not decode.
     pub fn push(&mut self, mut chunk: pb::TensorChunk) -> Result<(), Error> {
+        if self.complete.contains_key(&chunk.name) {
+            return Err(Error::Assembly(format!("`{}`: a chunk after the tensor was complete", chunk.name)));
+        }
         let data = std::mem::take(&mut chunk.data);
-        let offset = chunk.offset;
-        match self.partials.get_mut(&chunk.name) {
+        let (offset, length) = (chunk.offset, data.len() as u64);
+        let name = chunk.name.clone();
+        let (received, total) = match self.partials.get_mut(&name) {
             None => {
                 let pieces = BTreeMap::from([(offset, data)]);
-                self.partials.insert(chunk.name.clone(), Partial { first: chunk, pieces });
+                let total = chunk.total_bytes;
+                self.partials.insert(name.clone(), Partial { first: chunk, pieces, received: length });
+                (length, total)
             }
             Some(partial) => {
                 let same = partial.first.shape == chunk.shape
@@ -55,27 +65,34 @@ impl Assembler {
                     && partial.first.total_bytes == chunk.total_bytes
                     && partial.first.channel_indices == chunk.channel_indices;
                 if !same {
-                    return Err(Error::Assembly(format!(
-                        "chunks of `{}` disagree on the tensor's metadata",
-                        chunk.name
-                    )));
+                    return Err(Error::Assembly(format!("chunks of `{name}` disagree on the tensor's metadata")));
                 }
                 if partial.pieces.insert(offset, data).is_some() {
-                    return Err(Error::Assembly(format!("`{}`: two chunks at offset {offset}", chunk.name)));
+                    return Err(Error::Assembly(format!("`{name}`: two chunks at offset {offset}")));
                 }
+                partial.received = partial.received.saturating_add(length);
+                (partial.received, partial.first.total_bytes)
             }
+        };
+        if received >= total
+            && let Some(partial) = self.partials.remove(&name)
+        {
+            self.complete.insert(name, decode(partial)?);
         }
         Ok(())
     }
 
-    /// Decodes every tensor; fails if any is incomplete or malformed.
-    pub fn finish(self) -> Result<BTreeMap<String, ReceivedTensor>, Error> {
-        self.partials.into_iter().map(|(name, partial)| Ok((name, decode(partial)?))).collect()
+    /// Every tensor, decoded; fails if any is incomplete or malformed.
+    pub fn finish(mut self) -> Result<BTreeMap<String, ReceivedTensor>, Error> {
+        for (name, partial) in std::mem::take(&mut self.partials) {
+            self.complete.insert(name, decode(partial)?);
+        }
+        Ok(self.complete)
     }
 }
 
 fn decode(partial: Partial) -> Result<ReceivedTensor, Error> {
-    let Partial { first, pieces } = partial;
+    let Partial { first, pieces, .. } = partial;
     let name = first.name;
     let total = first.total_bytes;
     // One piece (the usual case) is decoded where it lies; several are joined first.
@@ -166,6 +183,18 @@ mod tests {
     }
 
     #[test]
+    fn a_tensor_is_decoded_once_complete_and_takes_no_more_chunks() {
+        let bytes = floats();
+        let mut assembler = Assembler::default();
+        assembler.push(chunk(0, &bytes[..4], 8)).expect("push");
+        assert!(assembler.complete.is_empty(), "half a tensor is not decoded");
+        assembler.push(chunk(4, &bytes[4..], 8)).expect("push");
+        assert_eq!(assembler.complete["t"].array.as_slice(), Some(&[1.5, -2.0][..]), "decoded on arrival");
+        let error = assembler.push(chunk(8, &bytes[..4], 8)).expect_err("late chunk").to_string();
+        assert!(error.contains("after the tensor was complete"), "{error}");
+    }
+
+    #[test]
     fn hostile_sizes_are_errors_not_aborts() {
         // A claimed total of 2^62 bytes must not be allocated up front.
         let mut assembler = Assembler::default();
@@ -173,8 +202,8 @@ mod tests {
         assert!(assembler.finish().expect_err("short").to_string().contains("received 8 of"));
         // A shape whose element count overflows.
         let mut assembler = Assembler::default();
-        assembler.push(pb::TensorChunk { shape: vec![1 << 40, 1 << 40], ..chunk(0, &floats(), 8) }).expect("push");
-        let error = assembler.finish().expect_err("overflow").to_string();
+        let overflowing = pb::TensorChunk { shape: vec![1 << 40, 1 << 40], ..chunk(0, &floats(), 8) };
+        let error = assembler.push(overflowing).expect_err("overflow").to_string();
         assert!(error.contains("more than 2^64"), "{error}");
     }
 }

@@ -37,30 +37,52 @@ pub struct Explanation {
 impl Explanation {
     /// Collects the messages of one explanation.
     pub(crate) fn collect(messages: impl IntoIterator<Item = proto::ExplainResponse>) -> Result<Self, Error> {
-        use proto::explain_response::Item;
-        let (mut prediction, mut summary) = (None, None);
-        let mut assembler = Assembler::default();
-        let (mut images, mut faithfulness) = (BTreeMap::new(), BTreeMap::new());
+        let mut collector = Collector::default();
         for message in messages {
-            match message.item {
-                Some(Item::Prediction(p)) => prediction = Some(p),
-                Some(Item::TensorChunk(chunk)) => assembler.push(chunk)?,
-                Some(Item::RenderedImage(image)) => {
-                    images.insert(image.name.clone(), image);
-                }
-                Some(Item::Faithfulness(scores)) => {
-                    faithfulness.insert(scores.attribution.clone(), scores);
-                }
-                Some(Item::Summary(s)) => summary = Some(s),
-                None => return Err(Error::Assembly("an empty message in the stream".into())),
-            }
+            collector.add(message)?;
         }
-        Ok(Self {
-            prediction: prediction.ok_or_else(|| Error::Assembly("no prediction in the stream".into()))?,
-            tensors: assembler.finish()?,
-            images,
-            faithfulness,
-            summary: summary.ok_or_else(|| Error::Assembly("the stream ended without a summary".into()))?,
+        collector.finish()
+    }
+}
+
+/// An explanation being received: each message is taken as it arrives, so tensors are decoded
+/// while the rest of the stream is still on its way.
+#[derive(Debug, Default)]
+struct Collector {
+    prediction: Option<proto::Prediction>,
+    tensors: Assembler,
+    images: BTreeMap<String, proto::RenderedImage>,
+    faithfulness: BTreeMap<String, proto::Faithfulness>,
+    summary: Option<proto::Summary>,
+}
+
+impl Collector {
+    /// Takes the next message of the stream.
+    fn add(&mut self, message: proto::ExplainResponse) -> Result<(), Error> {
+        use proto::explain_response::Item;
+        match message.item {
+            Some(Item::Prediction(prediction)) => self.prediction = Some(prediction),
+            Some(Item::TensorChunk(chunk)) => self.tensors.push(chunk)?,
+            Some(Item::RenderedImage(image)) => {
+                self.images.insert(image.name.clone(), image);
+            }
+            Some(Item::Faithfulness(scores)) => {
+                self.faithfulness.insert(scores.attribution.clone(), scores);
+            }
+            Some(Item::Summary(summary)) => self.summary = Some(summary),
+            None => return Err(Error::Assembly("an empty message in the stream".into())),
+        }
+        Ok(())
+    }
+
+    /// The explanation, once the stream has ended.
+    fn finish(self) -> Result<Explanation, Error> {
+        Ok(Explanation {
+            prediction: self.prediction.ok_or_else(|| Error::Assembly("no prediction in the stream".into()))?,
+            tensors: self.tensors.finish()?,
+            images: self.images,
+            faithfulness: self.faithfulness,
+            summary: self.summary.ok_or_else(|| Error::Assembly("the stream ended without a summary".into()))?,
         })
     }
 }
@@ -173,21 +195,22 @@ impl Client {
         ExplainBuilder::new(self.clone(), image.into())
     }
 
-    /// Sends a whole `ExplainRequest` and reassembles the response.
+    /// Sends a whole `ExplainRequest` and reassembles the response as it arrives.
     pub async fn send(&self, request: proto::ExplainRequest) -> Result<Explanation, Error> {
-        let messages = self
-            .with_retries(|mut inner| {
-                let request = self.request(request.clone());
-                async move {
-                    let mut stream = inner.explain(request).await?.into_inner();
-                    let mut messages = Vec::new();
-                    while let Some(message) = stream.message().await? {
-                        messages.push(message);
+        self.with_retries(|mut inner| {
+            let request = self.request(request.clone());
+            async move {
+                let mut stream = inner.explain(request).await?.into_inner();
+                let mut collector = Collector::default();
+                while let Some(message) = stream.message().await? {
+                    // A malformed stream is not retried: it is the answer, and it is wrong.
+                    if let Err(error) = collector.add(message) {
+                        return Ok(Err(error));
                     }
-                    Ok(messages)
                 }
-            })
-            .await?;
-        Explanation::collect(messages)
+                Ok(collector.finish())
+            }
+        })
+        .await?
     }
 }
