@@ -65,23 +65,61 @@ impl std::fmt::Debug for OrtBackend {
 
 /// The process's ONNX Runtime environment. The library is loaded
 /// once; later calls reuse it (whatever path they name) and return the first outcome.
-fn environment(library: &PathBuf) -> Result<Environment, BackendError> {
-    static ENVIRONMENT: OnceLock<Result<Environment, String>> = OnceLock::new();
+/// The process's ONNX Runtime environment, and whether it holds the shared CPU arena.
+fn environment(library: &PathBuf) -> Result<(Environment, bool), BackendError> {
+    static ENVIRONMENT: OnceLock<Result<(Environment, bool), String>> = OnceLock::new();
     ENVIRONMENT
         .get_or_init(|| {
             let builder = ort::init_from(library)
                 .map_err(|e| format!("cannot load ONNX Runtime from {}: {e}", library.display()))?;
-            builder.with_name("explain").build().map_err(|e| e.to_string())
+            let environment = builder.with_name("explain").build().map_err(|e| e.to_string())?;
+            let shared = match share_cpu_arena(&environment) {
+                Ok(()) => true,
+                Err(error) => {
+                    tracing::warn!(%error, "no shared CPU arena; each session grows its own");
+                    false
+                }
+            };
+            Ok((environment, shared))
         })
         .clone()
         .map_err(BackendError::Init)
 }
 
+/// Registers one CPU arena with `environment`, for every session made with
+/// `session.use_env_allocators`. The engine runs one graph at a time, so the forward, head and
+/// gradient sessions (and those made on first use) reuse one arena's memory instead of each
+/// growing an arena to its largest batch.
+#[allow(unsafe_code)] // ort has no safe wrapper for CreateAndRegisterAllocator
+fn share_cpu_arena(environment: &Environment) -> Result<(), String> {
+    use ort::{
+        AsPointer,
+        memory::{AllocationDevice, AllocatorType, MemoryInfo, MemoryType},
+    };
+    let memory = MemoryInfo::new(AllocationDevice::CPU, 0, AllocatorType::Arena, MemoryType::Default)
+        .map_err(|e| e.to_string())?;
+    let api = ort::api();
+    // SAFETY: the environment and the memory info are live for the call, which copies what it
+    // needs from them; a null arena configuration asks for ONNX Runtime's default arena.
+    let status =
+        unsafe { (api.CreateAndRegisterAllocator)(environment.ptr().cast_mut(), memory.ptr(), std::ptr::null()) };
+    if status.0.is_null() {
+        return Ok(());
+    }
+    // SAFETY: a non-null status is ONNX Runtime's, with a NUL-terminated message; it is released
+    // once, after the message is copied out.
+    unsafe {
+        let message = std::ffi::CStr::from_ptr((api.GetErrorMessage)(status.0)).to_string_lossy().into_owned();
+        (api.ReleaseStatus)(status.0);
+        Err(message)
+    }
+}
+
 impl OrtBackend {
     /// Creates one session per graph, given as serialised ONNX models whose tensors `names` names.
     pub fn new(options: &OrtOptions, graphs: &[(GraphKind, Vec<u8>)], names: GraphNames) -> Result<Self, BackendError> {
-        let environment = environment(&options.library)?;
-        let (builder, execution_provider) = session_builder(&environment, options)?;
+        let (environment, shared_arena) = environment(&options.library)?;
+        let (builder, execution_provider) = session_builder(&environment, shared_arena, options)?;
         let mut sessions = HashMap::new();
         for (kind, bytes) in graphs {
             let session = builder.clone().commit_from_memory(bytes).map_err(|e| BackendError::Init(e.to_string()))?;
@@ -105,7 +143,8 @@ impl OrtBackend {
         {
             let started = std::time::Instant::now();
             let bytes = lazy(graph).map_err(BackendError::GraphUnavailable)?;
-            let (mut builder, _) = session_builder(&environment(&self.options.library)?, &self.options)?;
+            let (environment, shared_arena) = environment(&self.options.library)?;
+            let (mut builder, _) = session_builder(&environment, shared_arena, &self.options)?;
             let session = builder.commit_from_memory(&bytes).map_err(|e| BackendError::Run(e.to_string()))?;
             tracing::info!(?graph, elapsed = ?started.elapsed(), "graph session made on first use ready");
             self.sessions.insert(graph, session);
@@ -122,7 +161,7 @@ pub fn measure_shapes(
     model: &[u8],
     input_shape: [usize; 4],
 ) -> Result<HashMap<String, Vec<i64>>, BackendError> {
-    let environment = environment(&options.library)?;
+    let (environment, _) = environment(&options.library)?;
     let init = |e: ort::Error| BackendError::Init(e.to_string());
     let mut session = Session::builder(&environment).map_err(init)?.commit_from_memory(model).map_err(init)?;
     let input_name = session.inputs()[0].name().to_owned();
@@ -140,6 +179,7 @@ pub fn measure_shapes(
 /// A session builder with the execution provider registered, and that provider's name.
 fn session_builder(
     environment: &Environment,
+    shared_arena: bool,
     options: &OrtOptions,
 ) -> Result<(SessionBuilder, &'static str), BackendError> {
     let init = |e: ort::Error<SessionBuilder>| BackendError::Init(e.to_string());
@@ -151,6 +191,9 @@ fn session_builder(
     // ends leaves the cores to the gRPC stack and the per-request work between runs.
     builder = builder.with_intra_op_spinning(options.intra_op_spinning).map_err(init)?;
     builder = builder.with_config_entry("session.force_spinning_stop", "1").map_err(init)?;
+    if shared_arena {
+        builder = builder.with_env_allocators().map_err(init)?;
+    }
     let want_cuda = options.require_cuda
         || match options.execution_provider {
             ExecutionProviderChoice::Cpu => false,
@@ -220,5 +263,24 @@ impl Backend for OrtBackend {
 
     fn execution_provider(&self) -> &str {
         self.execution_provider
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_environment_holds_one_cpu_arena_for_every_session() {
+        let library = std::env::var_os("EXPLAIN_ORT_LIBRARY").map_or_else(
+            || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.cache/onnxruntime/libonnxruntime.so.1.31.1"),
+            PathBuf::from,
+        );
+        if !library.is_file() {
+            eprintln!("SKIPPED: no ONNX Runtime at {} (scripts/test fetches it)", library.display());
+            return;
+        }
+        let (_, shared) = environment(&library).expect("ONNX Runtime loads");
+        assert!(shared, "the shared CPU arena was not registered");
     }
 }
