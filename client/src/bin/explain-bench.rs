@@ -4,7 +4,9 @@
 //! p50/p90/p99 latency per step, errors by gRPC code, and that every call sent got exactly one
 //! answer, and per method the wire overhead: the client's wall time of a call minus the server's
 //! own `Summary.timings.total_ms` (what the network, HTTP/2 and both ends' framing cost); `--json`
-//! writes the report. For overload runs, `--no-retries` shows the server's own
+//! writes the report. Throughput counts each answered call by the share of its time inside the
+//! measured window, so calls of a second or more are not under-counted at the window's edges;
+//! latencies are those of the calls wholly inside it. For overload runs, `--no-retries` shows the server's own
 //! refusals, and `--cancel-fraction` makes callers abandon calls at random.
 
 use std::{
@@ -154,7 +156,11 @@ struct Tally {
     /// Client wall time minus the server's total, in milliseconds, by method.
     overheads: BTreeMap<String, Vec<f64>>,
     errors: usize,
+    /// Answered calls wholly inside the measured window.
     images: usize,
+    /// Answered calls inside the measured window, one that straddles an edge counted by the share
+    /// of its time inside: the throughput's numerator.
+    answered_inside: f64,
     /// Every call of the step, warm-up included: sent, and how each ended.
     sent: usize,
     outcomes: BTreeMap<String, usize>,
@@ -322,6 +328,13 @@ fn png(size: u32, rgb: &[u8]) -> Vec<u8> {
 }
 
 /// The `p`-th percentile of sorted values (nearest rank; NaN when there are none).
+/// The share of the call `[sent, done]` that lies inside the window `[from, end]` (0 to 1).
+fn share_inside(sent: Instant, done: Instant, from: Instant, end: Instant) -> f64 {
+    let call = done.saturating_duration_since(sent).as_secs_f64();
+    let inside = done.min(end).saturating_duration_since(sent.max(from)).as_secs_f64();
+    if call > 0.0 { inside / call } else { f64::from(u8::from(sent >= from && done <= end)) }
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -365,6 +378,9 @@ async fn step(args: Arc<Args>, client: Client, callers: usize, image: proto::Ima
                     Outcome::Lost => "lost (no answer)".to_owned(),
                 };
                 *tally.outcomes.entry(key).or_default() += 1;
+                if matches!(outcome, Outcome::Ok(_)) {
+                    tally.answered_inside += share_inside(sent, done, measure_from, end);
+                }
                 if sent >= measure_from && done <= end {
                     match outcome {
                         Outcome::Ok(server_total) => {
@@ -428,7 +444,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut tally = step(args.clone(), client.clone(), callers, image.clone(), served.clone()).await;
         let mut latencies: Vec<f64> = tally.latencies.iter().map(|d| d.as_secs_f64() * 1e3).collect();
         latencies.sort_by(f64::total_cmp);
-        let throughput = tally.images as f64 / args.duration;
+        let throughput = tally.answered_inside / args.duration;
         let (p50, p90, p99) =
             (percentile(&latencies, 50.0), percentile(&latencies, 90.0), percentile(&latencies, 99.0));
         let label = args.rate.map_or_else(|| callers.to_string(), |rate| format!("{rate}/s"));
@@ -461,4 +477,25 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         std::fs::write(path, serde_json::to_string_pretty(&document)?)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_call_counts_by_its_share_of_time_inside_the_window() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let (from, end) = (at(1000), at(11_000));
+        assert_eq!(share_inside(at(2000), at(3000), from, end), 1.0, "wholly inside");
+        assert_eq!(share_inside(at(500), at(1500), from, end), 0.5, "straddles the start");
+        assert_eq!(share_inside(at(10_750), at(11_750), from, end), 0.25, "straddles the end");
+        assert_eq!(share_inside(at(0), at(900), from, end), 0.0, "warm-up");
+        assert_eq!(share_inside(at(11_000), at(12_000), from, end), 0.0, "after the end");
+        assert_eq!(share_inside(at(2000), at(2000), from, end), 1.0, "instant, inside");
+        // Ten back-to-back calls of 1.1 s from the start of warm-up: 9.09 of them fall inside.
+        let total: f64 = (0..10).map(|i| share_inside(at(i * 1100), at((i + 1) * 1100), from, end)).sum();
+        assert!((total - 10_000.0 / 1100.0).abs() < 1e-9, "{total}");
+    }
 }
