@@ -92,14 +92,14 @@ impl Assembler {
 }
 
 fn decode(partial: Partial) -> Result<ReceivedTensor, Error> {
-    let Partial { first, pieces, .. } = partial;
+    let Partial { first, pieces, received } = partial;
     let name = first.name;
     let total = first.total_bytes;
     // One piece (the usual case) is decoded where it lies; several are joined first.
     let bytes = if pieces.len() == 1 && pieces.contains_key(&0) {
         pieces.into_values().next().unwrap_or_default()
     } else {
-        join(&name, pieces, total)?
+        join(&name, pieces, received.min(total))?
     };
     if bytes.len() as u64 != total {
         return Err(Error::Assembly(format!("`{name}`: received {} of {total} bytes", bytes.len())));
@@ -116,11 +116,10 @@ fn decode(partial: Partial) -> Result<ReceivedTensor, Error> {
     Ok(ReceivedTensor { name, array, dtype, channel_indices: first.channel_indices })
 }
 
-/// The pieces of a tensor, by offset, joined into one buffer: an error names the first gap or overlap.
-fn join(name: &str, pieces: BTreeMap<u64, bytes::Bytes>, total: u64) -> Result<bytes::Bytes, Error> {
-    // What arrived, not what the chunks claim, bounds the allocation.
-    let received = pieces.values().map(|piece| piece.len() as u64).fold(0_u64, u64::saturating_add);
-    let mut bytes = Vec::with_capacity(usize::try_from(received.min(total)).unwrap_or(0));
+/// The pieces of a tensor, by offset, joined into one buffer of `capacity` bytes reserved: an error
+/// names the first gap or overlap. What arrived, not what the chunks claim, bounds the capacity.
+fn join(name: &str, pieces: BTreeMap<u64, bytes::Bytes>, capacity: u64) -> Result<bytes::Bytes, Error> {
+    let mut bytes = Vec::with_capacity(usize::try_from(capacity).unwrap_or(0));
     for (offset, piece) in pieces {
         if offset != bytes.len() as u64 {
             let kind = if offset > bytes.len() as u64 { "missing" } else { "overlapping" };

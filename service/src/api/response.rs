@@ -122,8 +122,8 @@ fn data_type(encoding: Encoding) -> pb::DataType {
 pub fn tensor_chunks(tensor: NamedTensor, encoding: Encoding, max_chunk: usize) -> Vec<pb::TensorChunk> {
     let dtype = data_type(encoding);
     let NamedTensor { name, tensor, channel_indices } = tensor;
-    let shape: Vec<i64> = tensor.shape().iter().map(|&d| d as i64).collect();
     let dims = tensor.shape().to_vec();
+    let shape: Vec<i64> = dims.iter().map(|&d| d as i64).collect();
     let Encoded { data, quantization } = codec::encode_owned(standard_vec(tensor), &dims, dtype);
     let channel_indices: Vec<u32> = channel_indices.iter().map(|&c| c as u32).collect();
     codec::chunks(&data, max_chunk)
