@@ -19,19 +19,9 @@ ensure_onnxruntime
 ensure_grpcurl
 cd "$ROOT"
 cargo build --release --locked -p explain-client --bin explain-bench
-pids=()
-trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
 for side in old new; do
   if [[ $side == old ]]; then bin=$1 settings=${OLD_ENV:-} port=$PORT; else bin=$2 settings=${NEW_ENV:-} port=$((PORT + 1)); fi
-  # shellcheck disable=SC2086  # settings are words of NAME=VALUE
-  env $settings EXPLAIN_ORT_LIBRARY="$ORT_LIBRARY" EXPLAIN_NO_CACHE=1 "$bin" --log-filter warn serve --model "$MODEL" \
-    --listen "127.0.0.1:$port" > /dev/null 2>&1 &
-  pids+=($!)
-  for _ in $(seq 180); do
-    "$CACHE/bin/grpcurl" -plaintext -d '{"service":"explain.v1.ExplainService"}' "127.0.0.1:$port" \
-      grpc.health.v1.Health/Check 2>/dev/null | grep -q '"SERVING"' && break
-    sleep 1
-  done
+  SERVER_ENV=$settings start_server "$bin" "$port" /dev/null --model "$MODEL"
 done
 echo "old: $1 ${OLD_ENV:-}"
 echo "new: $2 ${NEW_ENV:-}"

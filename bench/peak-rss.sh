@@ -11,19 +11,8 @@ BINARY=${1:-$ROOT/target/release/explaind}
 MODEL=${MODEL:-$ROOT/../shared/fixtures/resnet18_seed1.legacy.onnx}
 PORT=${PORT:-50070}
 cd "$ROOT"
-ensure_onnxruntime
-ensure_grpcurl
 cargo build --release --locked -p explain-client
-log=$(mktemp)
-EXPLAIN_ORT_LIBRARY=$ORT_LIBRARY EXPLAIN_NO_CACHE=1 "$BINARY" --log-filter warn serve --model "$MODEL" \
-  --listen "127.0.0.1:$PORT" > "$log" 2>&1 &
-server=$!
-trap 'kill $server 2>/dev/null || true' EXIT
-for _ in $(seq 120); do
-  "$CACHE/bin/grpcurl" -plaintext -d '{"service":"explain.v1.ExplainService"}' "127.0.0.1:$PORT" \
-    grpc.health.v1.Health/Check 2>/dev/null | grep -q '"SERVING"' && break
-  sleep 1
-done
+start_server "$BINARY" "$PORT" "$(mktemp)" --model "$MODEL"
 rss() { awk "/$1/ {print int(\$2 / 1024)}" "/proc/$server/status"; }
 loaded=$(rss VmRSS)
 bench() { target/release/explain-bench --endpoint "http://127.0.0.1:$PORT" --warmup 2 "$@"; }

@@ -41,17 +41,10 @@ for graph in forward head gradient; do
   target/release/explaind --log-filter warn augment "$MODEL" --graph "$graph" -o "$GRAPHS/$graph.onnx" --ort-library "$ORT_LIBRARY"
 done
 
-# Starts explaind on PORT with extra flags; waits until it serves; leaves its pid in $server.
+# Starts explaind on PORT with the run's model and threads and extra flags; $server is its pid.
 serve() {
   local port=$1; shift
-  EXPLAIN_ORT_LIBRARY=$ORT_LIBRARY EXPLAIN_NO_CACHE=1 target/release/explaind --log-filter warn serve \
-    --model "$MODEL" --listen "127.0.0.1:$port" --intra-op-threads "$THREADS" "$@" > "$OUT/server-$port.log" 2>&1 &
-  server=$!
-  for _ in $(seq 120); do
-    "$CACHE/bin/grpcurl" -plaintext -d '{"service":"explain.v1.ExplainService"}' "127.0.0.1:$port" grpc.health.v1.Health/Check 2>/dev/null | grep -q '"SERVING"' && return
-    sleep 1
-  done
-  echo "explaind did not start; see $OUT/server-$port.log" >&2; exit 1
+  start_server target/release/explaind "$port" "$OUT/server-$port.log" --model "$MODEL" --intra-op-threads "$THREADS" "$@"
 }
 bench() {
   local port=$1 method=$2; shift 2
@@ -74,8 +67,6 @@ say "serving $MODEL on 127.0.0.1:$PORT (default settings) and :$((PORT + 1)) (--
 serve "$PORT"
 default_server=$server
 serve "$((PORT + 1))" --max-batch-size 1
-single_server=$server
-trap 'kill $default_server $single_server 2>/dev/null || true' EXIT
 "$CACHE/bin/grpcurl" -plaintext "127.0.0.1:$PORT" explain.v1.ExplainService/GetModelInfo > "$OUT/model-info.json"
 layers=$("$PYTHON" -c 'import json,sys; print(",".join(l["tensor"] for l in json.load(open(sys.argv[1]))["layers"]))' "$OUT/model-info.json")
 for round in $(seq "$ROUNDS"); do

@@ -97,25 +97,32 @@ ensure_cargo_fuzz() {
   cargo install --quiet --locked --root "$CACHE/cargo-fuzz" --version "$CARGO_FUZZ_VERSION" cargo-fuzz
 }
 
-# For the benchmarks: builds the release binaries, starts `explaind serve` on 127.0.0.1:PORT with
-# ARGS (log in LOG), sets `server` to its pid (every server started is killed on exit) and waits
-# until it is SERVING.
-#   start_release_server PORT LOG [ARGS ...]
-start_release_server() {
-  local port=$1 log=$2; shift 2
+# For the benchmarks: starts BINARY (an explaind) serving on 127.0.0.1:PORT with ARGS (log in LOG)
+# and the NAME=VALUE words of $SERVER_ENV in its environment, sets `server` to its pid (every server
+# started is killed on exit) and waits until it is SERVING.
+#   start_server BINARY PORT LOG [ARGS ...]
+start_server() {
+  local binary=$1 port=$2 log=$3; shift 3
   ensure_onnxruntime
   ensure_grpcurl
-  (cd "$ROOT" && cargo build --release --locked -p explain-service -p explain-client)
-  EXPLAIN_ORT_LIBRARY=$ORT_LIBRARY EXPLAIN_NO_CACHE=1 "$ROOT/target/release/explaind" --log-filter warn serve \
+  # shellcheck disable=SC2086  # SERVER_ENV holds words of NAME=VALUE
+  env ${SERVER_ENV:-} EXPLAIN_ORT_LIBRARY="$ORT_LIBRARY" EXPLAIN_NO_CACHE=1 "$binary" --log-filter warn serve \
     --listen "127.0.0.1:$port" "$@" > "$log" 2>&1 &
   server=$!
   servers+=("$server")
   trap 'kill "${servers[@]}" 2>/dev/null || true' EXIT
-  for _ in $(seq 120); do
+  for _ in $(seq 180); do
     "$CACHE/bin/grpcurl" -plaintext -d '{"service":"explain.v1.ExplainService"}' "127.0.0.1:$port" \
       grpc.health.v1.Health/Check 2>/dev/null | grep -q '"SERVING"' && return 0
     sleep 1
   done
   say "explaind did not become SERVING; see $log"
   return 1
+}
+
+# start_server on this checkout's release build, built first.
+#   start_release_server PORT LOG [ARGS ...]
+start_release_server() {
+  (cd "$ROOT" && cargo build --release --locked -p explain-service -p explain-client)
+  start_server "$ROOT/target/release/explaind" "$@"
 }
