@@ -34,21 +34,10 @@ pub struct Explanation {
     pub summary: proto::Summary,
 }
 
-impl Explanation {
-    /// Collects the messages of one explanation.
-    pub(crate) fn collect(messages: impl IntoIterator<Item = proto::ExplainResponse>) -> Result<Self, Error> {
-        let mut collector = Collector::default();
-        for message in messages {
-            collector.add(message)?;
-        }
-        collector.finish()
-    }
-}
-
 /// An explanation being received: each message is taken as it arrives, so tensors are decoded
 /// while the rest of the stream is still on its way.
 #[derive(Debug, Default)]
-struct Collector {
+pub(crate) struct Collector {
     prediction: Option<proto::Prediction>,
     tensors: Assembler,
     images: BTreeMap<String, proto::RenderedImage>,
@@ -58,7 +47,7 @@ struct Collector {
 
 impl Collector {
     /// Takes the next message of the stream.
-    fn add(&mut self, message: proto::ExplainResponse) -> Result<(), Error> {
+    pub(crate) fn add(&mut self, message: proto::ExplainResponse) -> Result<(), Error> {
         use proto::explain_response::Item;
         match message.item {
             Some(Item::Prediction(prediction)) => self.prediction = Some(prediction),
@@ -76,7 +65,7 @@ impl Collector {
     }
 
     /// The explanation, once the stream has ended.
-    fn finish(self) -> Result<Explanation, Error> {
+    pub(crate) fn finish(self) -> Result<Explanation, Error> {
         Ok(Explanation {
             prediction: self.prediction.ok_or_else(|| Error::Assembly("no prediction in the stream".into()))?,
             tensors: self.tensors.finish()?,

@@ -15,16 +15,17 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Code, Status};
 
-use crate::{Client, Error, Explanation, proto};
+use crate::{Client, Error, Explanation, client::Collector, proto};
 
 /// One finished request of [`Client::explain_many`]: its index and its result.
 pub type Completed = (usize, Result<Explanation, Error>);
 
 impl Client {
     /// Explains every request over one bidirectional stream, keeping at most `in_flight` of them
-    /// outstanding. A request that fails yields its error; the others go on. One refused for lack
-    /// of room (RESOURCE_EXHAUSTED) while others of the stream run is sent again when one of them
-    /// completes; else a retryable refusal is retried as the client's [`RetryPolicy`] says,
+    /// outstanding. Each answer's tensors are decoded as they arrive. A request that fails yields
+    /// its error (an answer that does not assemble: [`Error::Assembly`]); the others go on. One
+    /// refused for lack of room (RESOURCE_EXHAUSTED) while others of the stream run is sent again
+    /// when one of them completes; else a retryable refusal is retried as the client's [`RetryPolicy`] says,
     /// honouring the server's retry delay ([`RetryPolicy::none`] turns both off).
     ///
     /// [`RetryPolicy`]: crate::RetryPolicy
@@ -66,7 +67,8 @@ impl Client {
         // completion, since each completion frees the room it held.
         let mut parked: VecDeque<usize> = VecDeque::new();
         let mut progress = Progress { done: vec![false; total], left: total, slots: slots.clone() };
-        let mut pending: HashMap<usize, Vec<proto::ExplainResponse>> = HashMap::new();
+        // Each outstanding request's explanation, decoded as its messages arrive.
+        let mut pending: HashMap<usize, Collector> = HashMap::new();
         let mut inner = self.inner.clone();
         let failure = match inner.explain_stream(self.request(ReceiverStream::new(outgoing_stream))).await {
             Err(status) => Some(status),
@@ -82,13 +84,18 @@ impl Client {
                             };
                             let completed = match message.result {
                                 Some(proto::explain_stream_response::Result::Response(response)) => {
-                                    let last = matches!(response.item, Some(proto::explain_response::Item::Summary(_)));
-                                    pending.entry(index).or_default().push(response);
-                                    if !last {
+                                    if progress.done[index] {
+                                        // The rest of a request that already failed to assemble.
                                         continue;
                                     }
-                                    progress
-                                        .finish(index, Explanation::collect(pending.remove(&index).unwrap_or_default()))
+                                    let last = matches!(response.item, Some(proto::explain_response::Item::Summary(_)));
+                                    match pending.entry(index).or_default().add(response) {
+                                        Ok(()) if !last => continue,
+                                        added => {
+                                            let collector = pending.remove(&index).unwrap_or_default();
+                                            progress.finish(index, added.and_then(|()| collector.finish()))
+                                        }
+                                    }
                                 }
                                 Some(proto::explain_stream_response::Result::Error(error)) => {
                                     pending.remove(&index);
@@ -164,12 +171,15 @@ struct Progress {
 }
 
 impl Progress {
-    /// Marks request `index` complete; `None` if it already was.
+    /// Marks request `index` complete and frees its slot; `None` if it already was, so a
+    /// server that answers a request twice cannot free its slot twice.
     fn finish(&mut self, index: usize, result: Result<Explanation, Error>) -> Option<Completed> {
-        let first = !std::mem::replace(&mut self.done[index], true);
+        if std::mem::replace(&mut self.done[index], true) {
+            return None;
+        }
         self.slots.add_permits(1);
-        self.left -= usize::from(first);
-        first.then_some((index, result))
+        self.left -= 1;
+        Some((index, result))
     }
 }
 

@@ -23,7 +23,8 @@ use tokio_stream::StreamExt;
 use tonic::{Code, Request, Response, Status, Streaming, metadata::MetadataValue};
 
 /// A server whose GetModelInfo fails `failures` times with `code` (and `pushback_ms` when set),
-/// then answers with its `name`, each answer after `delay`; every call is counted.
+/// then answers with its `name`, each answer after `delay`; every call is counted. Its
+/// ExplainStream answers every request, the one with id `malformed` wrongly.
 struct Scripted {
     name: String,
     delay: Duration,
@@ -31,6 +32,7 @@ struct Scripted {
     code: Code,
     pushback_ms: Option<u64>,
     calls: Arc<AtomicUsize>,
+    malformed: &'static str,
 }
 
 type Stream<T> = Pin<Box<dyn tokio_stream::Stream<Item = Result<T, Status>> + Send>>;
@@ -68,11 +70,44 @@ impl ExplainService for Scripted {
 
     type ExplainStreamStream = Stream<proto::ExplainStreamResponse>;
 
+    /// Answers each request with a prediction, one two-value tensor `map` and a summary; request
+    /// `malformed` gets a second chunk of `map` after it was complete, then its summary.
     async fn explain_stream(
         &self,
-        _request: Request<Streaming<proto::ExplainStreamRequest>>,
+        request: Request<Streaming<proto::ExplainStreamRequest>>,
     ) -> Result<Response<Self::ExplainStreamStream>, Status> {
-        Err(Status::unimplemented("scripted server"))
+        use proto::explain_response::Item;
+        let malformed = self.malformed;
+        let mut requests = request.into_inner();
+        let (answers, receiver) = tokio::sync::mpsc::channel(16);
+        tokio::spawn(async move {
+            while let Some(Ok(request)) = requests.next().await {
+                let chunk = proto::TensorChunk {
+                    name: "map".into(),
+                    shape: vec![1, 2],
+                    dtype: proto::DataType::Float32.into(),
+                    total_bytes: 8,
+                    data: [1.5_f32, -2.0].iter().flat_map(|v| v.to_le_bytes()).collect(),
+                    ..Default::default()
+                };
+                let mut items = vec![Item::Prediction(proto::Prediction::default()), Item::TensorChunk(chunk.clone())];
+                if request.request_id == malformed {
+                    items.push(Item::TensorChunk(chunk));
+                }
+                items.push(Item::Summary(proto::Summary::default()));
+                for item in items {
+                    let response = proto::ExplainResponse { item: Some(item) };
+                    let answer = proto::ExplainStreamResponse {
+                        request_id: request.request_id.clone(),
+                        result: Some(proto::explain_stream_response::Result::Response(response)),
+                    };
+                    if answers.send(Ok(answer)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(receiver))))
     }
 }
 
@@ -90,7 +125,18 @@ async fn serve(service: Scripted) -> SocketAddr {
 
 fn scripted(name: &str, failures: usize, code: Code, pushback_ms: Option<u64>) -> (Scripted, Arc<AtomicUsize>) {
     let calls = Arc::new(AtomicUsize::new(0));
-    (Scripted { name: name.into(), delay: Duration::ZERO, failures, code, pushback_ms, calls: calls.clone() }, calls)
+    (
+        Scripted {
+            name: name.into(),
+            delay: Duration::ZERO,
+            failures,
+            code,
+            pushback_ms,
+            calls: calls.clone(),
+            malformed: "",
+        },
+        calls,
+    )
 }
 
 #[tokio::test]
@@ -287,6 +333,30 @@ async fn many_images_stream_with_bounded_in_flight_work() {
     }
     seen.sort_unstable();
     assert_eq!(seen, (0..9).collect::<Vec<_>>());
+}
+
+/// A request of an `ExplainStream` whose answer does not assemble (a chunk after its tensor was
+/// complete) fails alone, once; the requests around it are decoded.
+#[tokio::test]
+async fn a_stream_request_that_does_not_assemble_fails_alone() {
+    let (mut service, _) = scripted("streams", 0, Code::Ok, None);
+    service.malformed = "1";
+    let address = serve(service).await;
+    let client = Client::builder(format!("http://{address}")).build().await.expect("connect");
+    let requests = vec![proto::ExplainRequest::default(); 3];
+    let mut results: Vec<_> = client.explain_many(requests, 2).collect().await;
+    results.sort_by_key(|(index, _)| *index);
+    assert_eq!(results.len(), 3, "each request completes once: {results:?}");
+    for (index, result) in results {
+        match (index, result) {
+            (1, Err(Error::Assembly(message))) => {
+                assert!(message.contains("after the tensor was complete"), "{message}")
+            }
+            (1, other) => panic!("the malformed answer: {other:?}"),
+            (_, Ok(explanation)) => assert_eq!(explanation.tensors["map"].array.as_slice(), Some(&[1.5, -2.0][..])),
+            (_, Err(error)) => panic!("request {index}: {error}"),
+        }
+    }
 }
 
 /// Requests of an `ExplainStream` refused in band for lack of room are sent again when another of
