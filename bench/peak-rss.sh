@@ -3,7 +3,10 @@
 # workload (IG with 47 steps: batches of 16, 16 and 16 rows; classify with 4 callers; all feature
 # maps in float16), for comparing allocator settings or builds with each other. WORKLOAD=mixed
 # runs instead 16 callers each of classify, Grad-CAM and saliency in turn, so that all three graphs
-# (forward, head, gradient) run full batches.
+# (forward, head, gradient) run full batches. WORKLOAD=tails runs Ablation-CAM at every spatial
+# layer in turn, then at the first again, printing the resident memory after each: each layer's
+# tail graph is made on first use, and at most --max-lazy-graphs are held (SERVER_ENV can set
+# EXPLAIN_MAX_LAZY_GRAPHS).
 #   bench/peak-rss.sh [BINARY]   (MODEL, PORT, WORKLOAD from the environment; BINARY defaults to the release build)
 set -euo pipefail
 source "$(dirname "$0")/../scripts/lib.sh"
@@ -19,6 +22,14 @@ bench() { target/release/explain-bench --endpoint "http://127.0.0.1:$PORT" --war
 if [[ ${WORKLOAD:-} == mixed ]]; then
   for method in classify grad-cam saliency; do
     bench --duration 5 --methods "$method" --concurrency 16
+  done
+elif [[ ${WORKLOAD:-} == tails ]]; then
+  explain() { target/release/explain --endpoint "http://127.0.0.1:$PORT" "$@"; }
+  layers=$(explain info | awk '/^layers/ {on = 1; next} on && /\[-1, [0-9]+, [0-9]+, [0-9]+\]/ {print $1}')
+  for layer in $layers $(head -n 1 <<< "$layers"); do
+    started=$(date +%s%N)
+    explain run --method ablation-cam --layer "$layer" --out "$(mktemp -d)" "$ROOT/samples/shapes/images/00000.png" > /dev/null
+    echo "Ablation-CAM at $layer: $(( ($(date +%s%N) - started) / 1000000 )) ms, RSS $(rss VmRSS) MiB"
   done
 else
   bench --duration 15 --methods integrated-gradients --steps 47 --concurrency 1

@@ -226,6 +226,12 @@ pub struct ServeConfig {
     /// without being faster per row), 64 with CUDA.
     #[arg(long, env = "EXPLAIN_MAX_BATCH_SIZE", value_parser = clap::value_parser!(u32).range(1..))]
     pub max_batch_size: Option<u32>,
+    /// Most graphs made on first use held in memory at once: Ablation-CAM runs a tail graph of
+    /// the model per layer and DeepLift its own graph, each weighing about as much as the model
+    /// (~80 MB for ResNet-18). Making another drops the one run least recently; it is made again
+    /// when next needed (0.12–0.20 s for ResNet-18).
+    #[arg(long, env = "EXPLAIN_MAX_LAZY_GRAPHS", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_lazy_graphs: u32,
     /// Most engine rows one request may need (1 + IG steps + SmoothGrad samples + …). The
     /// default, the queue's default capacity, admits Score-CAM and Ablation-CAM at the 512-channel
     /// last block of a ResNet-18 with faithfulness scoring.
@@ -357,6 +363,7 @@ impl ServeConfig {
                 queue_capacity: self.queue_capacity,
                 max_batch_size: self.max_batch_size.map(|rows| rows as usize),
                 max_queue_delay: Duration::from_micros(self.max_queue_delay_us),
+                max_lazy_graphs: self.max_lazy_graphs as usize,
                 cache_dir: self.cache_dir(),
                 limits: Limits {
                     image: ImageLimits { max_bytes: self.max_image_bytes, max_pixels: self.max_image_pixels },

@@ -184,6 +184,8 @@ pub struct EngineMetrics {
     refusals: Counter,
     batch_rows: Histograms<GraphLabels>,
     run_seconds: Histograms<GraphLabels>,
+    lazy_sessions_made: Family<GraphLabels, Counter>,
+    lazy_sessions: Gauge,
 }
 
 impl Default for EngineMetrics {
@@ -194,6 +196,8 @@ impl Default for EngineMetrics {
             refusals: Counter::default(),
             batch_rows: Family::new_with_constructor(|| Histogram::new(BATCH_ROWS)),
             run_seconds: Family::new_with_constructor(|| Histogram::new(RUN_SECONDS)),
+            lazy_sessions_made: Family::default(),
+            lazy_sessions: Gauge::default(),
         }
     }
 }
@@ -218,6 +222,16 @@ impl EngineMetrics {
         );
         registry.register("engine_batch_rows", "Rows of each engine run, by graph", metrics.batch_rows.clone());
         registry.register("engine_run_seconds", "Time of each engine run, by graph", metrics.run_seconds.clone());
+        registry.register(
+            "engine_lazy_sessions_made",
+            "Sessions made on first use (tail, deep_lift), by graph; one made again after it was dropped counts again",
+            metrics.lazy_sessions_made.clone(),
+        );
+        registry.register(
+            "engine_lazy_sessions",
+            "Sessions made on first use held now (at most --max-lazy-graphs)",
+            metrics.lazy_sessions.clone(),
+        );
         metrics
     }
 
@@ -235,6 +249,16 @@ impl EngineMetrics {
     /// One request refused at admission.
     pub fn refused(&self) {
         self.refusals.inc();
+    }
+
+    /// A session of `graph` made on first use.
+    pub fn lazy_session_made(&self, graph: &'static str) {
+        self.lazy_sessions_made.get_or_create(&GraphLabels { graph }).inc();
+    }
+
+    /// How many sessions made on first use are held now.
+    pub fn lazy_sessions_held(&self, held: usize) {
+        self.lazy_sessions.set(i64::try_from(held).unwrap_or(i64::MAX));
     }
 
     /// One engine run of `rows` rows on `graph`, taking `elapsed`.

@@ -110,3 +110,22 @@ async fn real_calls_move_the_counters_a_scraper_reads() {
     let (head, _) = http_get(address, "/elsewhere").await;
     assert!(head.starts_with("HTTP/1.1 404"), "{head}");
 }
+
+/// Ablation-CAM runs a tail graph per layer, each made on first use. With one held at a time,
+/// three calls at layers A, B, A make three sessions (A is dropped for B, then made again) and
+/// hold one; the third call still answers.
+#[tokio::test]
+async fn sessions_made_on_first_use_are_bounded() {
+    let mut settings = options(tiny_model());
+    settings.metrics_listen = Some("127.0.0.1:0".parse().expect("loopback"));
+    settings.load.max_lazy_graphs = 1;
+    let server = TestServer::start(settings).await;
+    for layer in ["layer4.1", "layer3.1", "layer4.1"] {
+        let explanation =
+            server.client.explain(sample_png(64)).ablation_cam(layer, false).send().await.expect("Ablation-CAM");
+        assert!(explanation.tensors.contains_key(&format!("attribution/ablation_cam/{layer}")), "{layer}");
+    }
+    let after = scrape(&server).await;
+    assert_eq!(value(&after, "explain_engine_lazy_sessions_made_total", "graph=tail"), 3.0, "{after:?}");
+    assert_eq!(value(&after, "explain_engine_lazy_sessions", ""), 1.0, "{after:?}");
+}

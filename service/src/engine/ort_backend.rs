@@ -2,7 +2,11 @@
 //! chooses the execution provider (CUDA when asked for or available, else CPU with a warning),
 //! and runs the model's graphs fetching only the outputs a batch names.
 
-use std::{collections::HashMap, path::PathBuf, sync::OnceLock};
+use std::{
+    collections::{HashMap, VecDeque},
+    path::PathBuf,
+    sync::OnceLock,
+};
 
 use ndarray::{Array1, Array4};
 use ort::{
@@ -13,6 +17,7 @@ use ort::{
 };
 
 use super::backend::{Backend, BackendError, Batch, GraphKind, GraphNames, Outputs};
+use crate::metrics::EngineMetrics;
 
 /// Which execution provider to ask ONNX Runtime for.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -54,7 +59,17 @@ pub struct OrtBackend {
     execution_provider: &'static str,
     /// How sessions of the graphs made on first use are made.
     options: OrtOptions,
-    lazy: Option<LazyGraphs>,
+    lazy: Option<Lazy>,
+}
+
+/// The graphs made on first use, and which of their sessions are held.
+struct Lazy {
+    make: LazyGraphs,
+    /// Most sessions held at once.
+    max_held: usize,
+    /// The graphs whose sessions are held, least recently run first.
+    held: VecDeque<GraphKind>,
+    metrics: EngineMetrics,
 }
 
 impl std::fmt::Debug for OrtBackend {
@@ -129,25 +144,40 @@ impl OrtBackend {
     }
 
     /// Serves the batches of graphs made on first use (tails, DeepLift) with sessions of the
-    /// graphs `lazy` makes, each made on the first batch of its kind and kept.
-    pub fn with_lazy_graphs(mut self, lazy: LazyGraphs) -> Self {
-        self.lazy = Some(lazy);
+    /// graphs `make` makes, each made on the first batch of its kind. At most `max_held` of them
+    /// are held: each weighs about as much as the model, and a model has a tail per layer. Making
+    /// another first drops the one run least recently, which is made again when next needed.
+    pub fn with_lazy_graphs(mut self, make: LazyGraphs, max_held: usize, metrics: EngineMetrics) -> Self {
+        self.lazy = Some(Lazy { make, max_held: max_held.max(1), held: VecDeque::new(), metrics });
         self
     }
 
-    /// Makes the session of `graph` if it is made on first use and was not run before.
+    /// Makes the session of `graph` if it is made on first use and not held, dropping the least
+    /// recently run one first when `max_held` are.
     fn make_lazy(&mut self, graph: GraphKind) -> Result<(), BackendError> {
-        if let (true, false, Some(lazy)) =
-            (graph.made_on_first_use(), self.sessions.contains_key(&graph), &mut self.lazy)
-        {
-            let started = std::time::Instant::now();
-            let bytes = lazy(graph).map_err(BackendError::GraphUnavailable)?;
-            let (environment, shared_arena) = environment(&self.options.library)?;
-            let (mut builder, _) = session_builder(&environment, shared_arena, &self.options)?;
-            let session = builder.commit_from_memory(&bytes).map_err(|e| BackendError::Run(e.to_string()))?;
-            tracing::info!(?graph, elapsed = ?started.elapsed(), "graph session made on first use ready");
-            self.sessions.insert(graph, session);
+        let Some(lazy) = self.lazy.as_mut().filter(|_| graph.made_on_first_use()) else { return Ok(()) };
+        if let Some(at) = lazy.held.iter().position(|&held| held == graph) {
+            lazy.held.remove(at);
+            lazy.held.push_back(graph);
+            return Ok(());
         }
+        while lazy.held.len() >= lazy.max_held
+            && let Some(oldest) = lazy.held.pop_front()
+        {
+            self.sessions.remove(&oldest);
+            tracing::info!(graph = ?oldest, "graph session made on first use dropped to make another");
+            lazy.metrics.lazy_sessions_held(lazy.held.len());
+        }
+        let started = std::time::Instant::now();
+        let bytes = (lazy.make)(graph).map_err(BackendError::GraphUnavailable)?;
+        let (environment, shared_arena) = environment(&self.options.library)?;
+        let (mut builder, _) = session_builder(&environment, shared_arena, &self.options)?;
+        let session = builder.commit_from_memory(&bytes).map_err(|e| BackendError::Run(e.to_string()))?;
+        tracing::info!(?graph, elapsed = ?started.elapsed(), "graph session made on first use ready");
+        self.sessions.insert(graph, session);
+        lazy.held.push_back(graph);
+        lazy.metrics.lazy_session_made(graph.name());
+        lazy.metrics.lazy_sessions_held(lazy.held.len());
         Ok(())
     }
 }

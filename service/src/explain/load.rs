@@ -52,6 +52,9 @@ pub struct LoadOptions {
     pub max_batch_size: Option<usize>,
     /// Longest the oldest waiting request is held back for others to join its run.
     pub max_queue_delay: Duration,
+    /// Most sessions of graphs made on first use (a tail per Ablation-CAM layer, DeepLift's graph)
+    /// held at once; making another drops the one run least recently.
+    pub max_lazy_graphs: usize,
     /// Folder caching gradient graphs; `None` disables the cache.
     pub cache_dir: Option<PathBuf>,
     /// Bounds on requests.
@@ -255,30 +258,34 @@ impl Explainer {
         // second time.
         let (source, input_size, sha256) = (options.model.clone(), options.input_size, model.sha256.clone());
         let (ort, cache_dir) = (options.ort.clone(), options.cache_dir.clone());
-        let backend = backend.with_lazy_graphs(Box::new(move |graph| {
-            let model = Model::load(&source, input_size).map_err(|error| error.to_string())?;
-            if model.sha256 != sha256 {
-                return Err("the model file changed since it was loaded; restart the server to serve it".into());
-            }
-            match graph {
-                GraphKind::Tail(layer) => {
-                    let (tensor, shape) =
-                        tail_shapes.get(layer).ok_or_else(|| format!("the model has no layer {layer}"))?;
-                    model
-                        .tail_graph(tensor, shape)
-                        .map(|graph| graph.encode_to_vec())
-                        .map_err(|error| error.to_string())
+        let backend = backend.with_lazy_graphs(
+            Box::new(move |graph| {
+                let model = Model::load(&source, input_size).map_err(|error| error.to_string())?;
+                if model.sha256 != sha256 {
+                    return Err("the model file changed since it was loaded; restart the server to serve it".into());
                 }
-                GraphKind::DeepLift => {
-                    let cache = GraphCache::new(cache_dir.clone());
-                    cached_gradient_graph(&model, &cache, &model.input.name, Backward::DeepLift, &mut None, &ort)
-                        .map_err(|error| error.to_string())
+                match graph {
+                    GraphKind::Tail(layer) => {
+                        let (tensor, shape) =
+                            tail_shapes.get(layer).ok_or_else(|| format!("the model has no layer {layer}"))?;
+                        model
+                            .tail_graph(tensor, shape)
+                            .map(|graph| graph.encode_to_vec())
+                            .map_err(|error| error.to_string())
+                    }
+                    GraphKind::DeepLift => {
+                        let cache = GraphCache::new(cache_dir.clone());
+                        cached_gradient_graph(&model, &cache, &model.input.name, Backward::DeepLift, &mut None, &ort)
+                            .map_err(|error| error.to_string())
+                    }
+                    GraphKind::Forward | GraphKind::Gradient | GraphKind::HeadGradient => {
+                        Err(format!("the {} graph is made at load", graph.name()))
+                    }
                 }
-                GraphKind::Forward | GraphKind::Gradient | GraphKind::HeadGradient => {
-                    Err(format!("the {} graph is made at load", graph.name()))
-                }
-            }
-        }));
+            }),
+            options.max_lazy_graphs,
+            metrics.engine().clone(),
+        );
         let engine = EngineHandle::spawn(backend, options.queue_capacity, batching, metrics.engine().clone())?;
         Ok(Self {
             info: Arc::new(info),
