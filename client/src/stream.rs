@@ -15,7 +15,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Code, Status};
 
-use crate::{Client, Error, Explanation, client::Collector, proto};
+use crate::{Client, Error, Explanation, RetryPolicy, client::Collector, proto};
 
 /// One finished request of [`Client::explain_many`]: its index and its result.
 pub type Completed = (usize, Result<Explanation, Error>);
@@ -40,35 +40,27 @@ impl Client {
     async fn drive(self, requests: Vec<proto::ExplainRequest>, in_flight: usize, results: mpsc::Sender<Completed>) {
         let total = requests.len();
         let requests = Arc::new(requests);
-        let item = {
-            let requests = requests.clone();
-            move |index: usize| proto::ExplainStreamRequest {
-                request_id: index.to_string(),
-                request: Some(requests[index].clone()),
-            }
-        };
         let slots = Arc::new(Semaphore::new(in_flight));
         let (outgoing, outgoing_stream) = mpsc::channel(in_flight);
-        // Kept for retries until every request has completed, then dropped to end the stream.
-        let mut retries = (total > 0).then(|| outgoing.clone());
-        let feeder_slots = slots.clone();
-        let feed = item.clone();
+        let mut answers = Answers {
+            requests: requests.clone(),
+            in_flight,
+            retry: self.settings.retry,
+            retries: (total > 0).then(|| outgoing.clone()),
+            attempts: vec![1; total],
+            parked: VecDeque::new(),
+            pending: HashMap::new(),
+            progress: Progress { done: vec![false; total], left: total, slots: slots.clone() },
+        };
         tokio::spawn(async move {
             for index in 0..total {
-                let Ok(slot) = feeder_slots.acquire().await else { return };
+                let Ok(slot) = slots.acquire().await else { return };
                 slot.forget();
-                if outgoing.send(feed(index)).await.is_err() {
+                if outgoing.send(item(&requests, index)).await.is_err() {
                     return;
                 }
             }
         });
-        let mut attempts = vec![1_u32; total];
-        // Refused for lack of room while others of this stream were running: sent again, one per
-        // completion, since each completion frees the room it held.
-        let mut parked: VecDeque<usize> = VecDeque::new();
-        let mut progress = Progress { done: vec![false; total], left: total, slots: slots.clone() };
-        // Each outstanding request's explanation, decoded as its messages arrive.
-        let mut pending: HashMap<usize, Collector> = HashMap::new();
         let mut inner = self.inner.clone();
         let failure = match inner.explain_stream(self.request(ReceiverStream::new(outgoing_stream))).await {
             Err(status) => Some(status),
@@ -79,54 +71,9 @@ impl Client {
                         Ok(None) => break None,
                         Err(status) => break Some(status),
                         Ok(Some(message)) => {
-                            let Some(index) = message.request_id.parse::<usize>().ok().filter(|&i| i < total) else {
-                                continue;
-                            };
-                            let completed = match message.result {
-                                Some(proto::explain_stream_response::Result::Response(response)) => {
-                                    if progress.done[index] {
-                                        // The rest of a request that already failed to assemble.
-                                        continue;
-                                    }
-                                    let last = matches!(response.item, Some(proto::explain_response::Item::Summary(_)));
-                                    match pending.entry(index).or_default().add(response) {
-                                        Ok(()) if !last => continue,
-                                        added => {
-                                            let collector = pending.remove(&index).unwrap_or_default();
-                                            progress.finish(index, added.and_then(|()| collector.finish()))
-                                        }
-                                    }
-                                }
-                                Some(proto::explain_stream_response::Result::Error(error)) => {
-                                    pending.remove(&index);
-                                    let status = status_of(error);
-                                    let running = in_flight - slots.available_permits();
-                                    let others = running.saturating_sub(1 + parked.len());
-                                    let retrying = self.settings.retry.max_attempts > 1 && retries.is_some();
-                                    if status.code() == Code::ResourceExhausted && others > 0 && retrying {
-                                        parked.push_back(index);
-                                        continue;
-                                    }
-                                    let delay = self.settings.retry.delay(attempts[index], &status);
-                                    if let (Some(delay), Some(sender)) = (delay, &retries) {
-                                        attempts[index] += 1;
-                                        send_later(sender, item(index), delay);
-                                        continue;
-                                    }
-                                    progress.finish(index, Err(Error::Status(status)))
-                                }
-                                None => continue,
-                            };
-                            let Some(completed) = completed else { continue };
-                            if let (Some(next), Some(sender)) = (parked.pop_front(), &retries) {
-                                send_later(sender, item(next), Duration::ZERO);
-                            }
+                            let Some(completed) = answers.take(message) else { continue };
                             if results.send(completed).await.is_err() {
                                 return;
-                            }
-                            if progress.left == 0 {
-                                // Nothing more to send: end the request stream, and the call.
-                                retries = None;
                             }
                         }
                     }
@@ -135,17 +82,90 @@ impl Client {
         };
         // Whatever did not complete fails with the stream's error, or as cut short.
         for index in 0..total {
-            if !progress.done[index] {
-                let status = failure
-                    .clone()
-                    .unwrap_or_else(|| Status::aborted("the stream ended before this request completed"));
-                if let Some(completed) = progress.finish(index, Err(Error::Status(status)))
-                    && results.send(completed).await.is_err()
-                {
-                    return;
-                }
+            let status =
+                failure.clone().unwrap_or_else(|| Status::aborted("the stream ended before this request completed"));
+            if let Some(completed) = answers.progress.finish(index, Err(Error::Status(status)))
+                && results.send(completed).await.is_err()
+            {
+                return;
             }
         }
+    }
+}
+
+/// The message of the stream that sends request `index` (again).
+fn item(requests: &[proto::ExplainRequest], index: usize) -> proto::ExplainStreamRequest {
+    proto::ExplainStreamRequest { request_id: index.to_string(), request: Some(requests[index].clone()) }
+}
+
+/// What the answers of one `explain_many` stream have done so far.
+struct Answers {
+    requests: Arc<Vec<proto::ExplainRequest>>,
+    in_flight: usize,
+    retry: RetryPolicy,
+    /// Sends requests again; kept until every request has completed, then dropped to end the
+    /// request stream, and the call.
+    retries: Option<mpsc::Sender<proto::ExplainStreamRequest>>,
+    /// Attempts of each request so far.
+    attempts: Vec<u32>,
+    /// Refused for lack of room while others of this stream were running: sent again, one per
+    /// completion, since each completion frees the room it held.
+    parked: VecDeque<usize>,
+    /// Each outstanding request's explanation, decoded as its messages arrive.
+    pending: HashMap<usize, Collector>,
+    progress: Progress,
+}
+
+impl Answers {
+    /// Takes one message of the response stream; returns the request it completes, if any.
+    fn take(&mut self, message: proto::ExplainStreamResponse) -> Option<Completed> {
+        let index = message.request_id.parse::<usize>().ok().filter(|&i| i < self.requests.len())?;
+        let completed = match message.result? {
+            proto::explain_stream_response::Result::Response(response) => self.response(index, response)?,
+            proto::explain_stream_response::Result::Error(error) => self.refusal(index, status_of(error))?,
+        };
+        if let (Some(next), Some(sender)) = (self.parked.pop_front(), &self.retries) {
+            send_later(sender, item(&self.requests, next), Duration::ZERO);
+        }
+        if self.progress.left == 0 {
+            self.retries = None;
+        }
+        Some(completed)
+    }
+
+    /// A message of request `index`'s explanation; the last one completes it.
+    fn response(&mut self, index: usize, response: proto::ExplainResponse) -> Option<Completed> {
+        if self.progress.done[index] {
+            // The rest of a request that already failed to assemble.
+            return None;
+        }
+        let last = matches!(response.item, Some(proto::explain_response::Item::Summary(_)));
+        match self.pending.entry(index).or_default().add(response) {
+            Ok(()) if !last => None,
+            added => {
+                let collector = self.pending.remove(&index).unwrap_or_default();
+                self.progress.finish(index, added.and_then(|()| collector.finish()))
+            }
+        }
+    }
+
+    /// Request `index` refused in band: parked, sent again later, or failed.
+    fn refusal(&mut self, index: usize, status: Status) -> Option<Completed> {
+        self.pending.remove(&index);
+        let running = self.in_flight - self.progress.slots.available_permits();
+        let others = running.saturating_sub(1 + self.parked.len());
+        let retrying = self.retry.max_attempts > 1 && self.retries.is_some();
+        if status.code() == Code::ResourceExhausted && others > 0 && retrying {
+            self.parked.push_back(index);
+            return None;
+        }
+        let delay = self.retry.delay(self.attempts[index], &status);
+        if let (Some(delay), Some(sender)) = (delay, &self.retries) {
+            self.attempts[index] += 1;
+            send_later(sender, item(&self.requests, index), delay);
+            return None;
+        }
+        self.progress.finish(index, Err(Error::Status(status)))
     }
 }
 
