@@ -20,8 +20,8 @@ use super::{
 use crate::{
     augment::{self, Backward, CROSS_ENTROPY_INPUT, GUIDED_INPUT, Shapes, TARGET_INPUT},
     engine::{
-        self, Backend, BackendError, Batch, BatchPolicy, EngineHandle, GraphKind, GraphNames, OrtBackend, OrtOptions,
-        Output, RowSettings,
+        self, Backend, BackendError, Batch, BatchPolicy, EngineHandle, GraphKind, GraphNames, LazyGraphs, OrtBackend,
+        OrtOptions, Output, RowSettings,
     },
     metrics::Metrics,
     model::{GraphCache, Model, ModelError, ModelSource},
@@ -255,37 +255,34 @@ impl Explainer {
         tracing::info!(max_batch_size = batching.max_batch_size, "batching");
         // Tail graphs (Ablation-CAM's) and the DeepLift graph are made on first use from the model
         // read again, so that a server that never needs one does not keep the model's weights a
-        // second time.
+        // second time; the backend holds at most `max_lazy_graphs` of their sessions.
         let (source, input_size, sha256) = (options.model.clone(), options.input_size, model.sha256.clone());
         let (ort, cache_dir) = (options.ort.clone(), options.cache_dir.clone());
-        let backend = backend.with_lazy_graphs(
-            Box::new(move |graph| {
-                let model = Model::load(&source, input_size).map_err(|error| error.to_string())?;
-                if model.sha256 != sha256 {
-                    return Err("the model file changed since it was loaded; restart the server to serve it".into());
+        let make: LazyGraphs = Box::new(move |graph| {
+            let model = Model::load(&source, input_size).map_err(|error| error.to_string())?;
+            if model.sha256 != sha256 {
+                return Err("the model file changed since it was loaded; restart the server to serve it".into());
+            }
+            match graph {
+                GraphKind::Tail(layer) => {
+                    let (tensor, shape) =
+                        tail_shapes.get(layer).ok_or_else(|| format!("the model has no layer {layer}"))?;
+                    model
+                        .tail_graph(tensor, shape)
+                        .map(|graph| graph.encode_to_vec())
+                        .map_err(|error| error.to_string())
                 }
-                match graph {
-                    GraphKind::Tail(layer) => {
-                        let (tensor, shape) =
-                            tail_shapes.get(layer).ok_or_else(|| format!("the model has no layer {layer}"))?;
-                        model
-                            .tail_graph(tensor, shape)
-                            .map(|graph| graph.encode_to_vec())
-                            .map_err(|error| error.to_string())
-                    }
-                    GraphKind::DeepLift => {
-                        let cache = GraphCache::new(cache_dir.clone());
-                        cached_gradient_graph(&model, &cache, &model.input.name, Backward::DeepLift, &mut None, &ort)
-                            .map_err(|error| error.to_string())
-                    }
-                    GraphKind::Forward | GraphKind::Gradient | GraphKind::HeadGradient => {
-                        Err(format!("the {} graph is made at load", graph.name()))
-                    }
+                GraphKind::DeepLift => {
+                    let cache = GraphCache::new(cache_dir.clone());
+                    cached_gradient_graph(&model, &cache, &model.input.name, Backward::DeepLift, &mut None, &ort)
+                        .map_err(|error| error.to_string())
                 }
-            }),
-            options.max_lazy_graphs,
-            metrics.engine().clone(),
-        );
+                GraphKind::Forward | GraphKind::Gradient | GraphKind::HeadGradient => {
+                    Err(format!("the {} graph is made at load", graph.name()))
+                }
+            }
+        });
+        let backend = backend.with_lazy_graphs(make, options.max_lazy_graphs, metrics.engine().clone());
         let engine = EngineHandle::spawn(backend, options.queue_capacity, batching, metrics.engine().clone())?;
         Ok(Self {
             info: Arc::new(info),
