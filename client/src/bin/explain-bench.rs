@@ -327,7 +327,6 @@ fn png(size: u32, rgb: &[u8]) -> Vec<u8> {
     bytes
 }
 
-/// The `p`-th percentile of sorted values (nearest rank; NaN when there are none).
 /// The share of the call `[sent, done]` that lies inside the window `[from, end]` (0 to 1).
 fn share_inside(sent: Instant, done: Instant, from: Instant, end: Instant) -> f64 {
     let call = done.saturating_duration_since(sent).as_secs_f64();
@@ -335,6 +334,7 @@ fn share_inside(sent: Instant, done: Instant, from: Instant, end: Instant) -> f6
     if call > 0.0 { inside / call } else { f64::from(u8::from(sent >= from && done <= end)) }
 }
 
+/// The `p`-th percentile of sorted values (nearest rank; NaN when there are none).
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
