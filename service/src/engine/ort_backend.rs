@@ -57,7 +57,8 @@ pub struct OrtBackend {
     sessions: HashMap<GraphKind, Session>,
     names: GraphNames,
     execution_provider: &'static str,
-    /// How sessions of the graphs made on first use are made.
+    /// How sessions of the graphs made on first use are made: as at load, with the execution
+    /// provider chosen then.
     options: OrtOptions,
     lazy: Option<Lazy>,
 }
@@ -140,7 +141,15 @@ impl OrtBackend {
             sessions.insert(*kind, session);
         }
         tracing::info!(execution_provider, "ONNX Runtime sessions ready");
-        Ok(Self { sessions, names, execution_provider, options: options.clone(), lazy: None })
+        // Sessions made later get the provider chosen now, without probing for CUDA (and logging
+        // the outcome) again.
+        let cuda = execution_provider == ep::CUDA::NAME;
+        let options = OrtOptions {
+            execution_provider: if cuda { ExecutionProviderChoice::Cuda } else { ExecutionProviderChoice::Cpu },
+            require_cuda: cuda,
+            ..options.clone()
+        };
+        Ok(Self { sessions, names, execution_provider, options, lazy: None })
     }
 
     /// Serves the batches of graphs made on first use (tails, DeepLift) with sessions of the
