@@ -25,10 +25,9 @@ impl Client {
     /// outstanding. Each answer's tensors are decoded as they arrive. A request that fails yields
     /// its error (an answer that does not assemble: [`Error::Assembly`]); the others go on. One
     /// refused for lack of room (RESOURCE_EXHAUSTED) while others of the stream run is sent again
-    /// when one of them completes; else a retryable refusal is retried as the client's [`RetryPolicy`] says,
-    /// honouring the server's retry delay ([`RetryPolicy::none`] turns both off).
-    ///
-    /// [`RetryPolicy`]: crate::RetryPolicy
+    /// when one of them completes; else a retryable refusal is retried as the client's
+    /// [`RetryPolicy`] says, honouring the server's retry delay ([`RetryPolicy::none`] turns both
+    /// off).
     pub fn explain_many(&self, requests: Vec<proto::ExplainRequest>, in_flight: usize) -> ReceiverStream<Completed> {
         let in_flight = in_flight.max(1);
         let (results, receiver) = mpsc::channel(in_flight);
@@ -82,6 +81,9 @@ impl Client {
         };
         // Whatever did not complete fails with the stream's error, or as cut short.
         for index in 0..total {
+            if answers.progress.done[index] {
+                continue;
+            }
             let status =
                 failure.clone().unwrap_or_else(|| Status::aborted("the stream ended before this request completed"));
             if let Some(completed) = answers.progress.finish(index, Err(Error::Status(status)))
