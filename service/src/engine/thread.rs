@@ -84,11 +84,21 @@ struct Job {
     enqueued: Instant,
     deadline: Option<Instant>,
     reply: oneshot::Sender<Result<Ran, EngineError>>,
-    _queued: Queued,
+    queued: Queued,
+}
+
+impl Job {
+    /// Answers the caller, its rows leaving the queued-rows gauge first: a caller that reads the
+    /// gauge once answered never sees its own rows there.
+    fn answer(self, result: Result<Ran, EngineError>) {
+        let Self { reply, queued, .. } = self;
+        drop(queued);
+        let _ = reply.send(result);
+    }
 }
 
 /// A job's rows in the queued-rows gauge, from the moment it is sent to the engine until it is
-/// dropped (answered, or left unrun).
+/// answered or dropped unrun.
 struct Queued {
     rows: usize,
     metrics: EngineMetrics,
@@ -166,8 +176,8 @@ impl EngineHandle {
         }
         let rows = batch.images.shape()[0];
         let (reply, answer) = oneshot::channel();
-        let _queued = Queued::new(rows, &self.metrics);
-        let job = Job { batch, rows, enqueued: Instant::now(), deadline, reply, _queued };
+        let queued = Queued::new(rows, &self.metrics);
+        let job = Job { batch, rows, enqueued: Instant::now(), deadline, reply, queued };
         if self.sender.send(job).is_err() {
             return Err(EngineError::Stopped);
         }
@@ -266,7 +276,7 @@ impl<B: Backend> Worker<B> {
                     tracing::debug!("caller gone; rows dropped before the run");
                     None
                 } else if job.deadline.is_some_and(|deadline| now >= deadline) {
-                    let _ = job.reply.send(Err(EngineError::DeadlineExceeded));
+                    job.answer(Err(EngineError::DeadlineExceeded));
                     None
                 } else {
                     Some(job)
@@ -293,13 +303,13 @@ impl<B: Backend> Worker<B> {
                         rows: job.rows,
                         batch_rows,
                     });
-                    let _ = job.reply.send(ran.map_err(EngineError::from));
+                    job.answer(ran.map_err(EngineError::from));
                 }
             }
             Err(error) => {
                 tracing::error!(%error, jobs = jobs.len(), "engine run failed");
                 for job in jobs {
-                    let _ = job.reply.send(Err(EngineError::Backend(error.clone())));
+                    job.answer(Err(EngineError::Backend(error.clone())));
                 }
             }
         }
