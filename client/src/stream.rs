@@ -122,6 +122,10 @@ impl Answers {
     /// Takes one message of the response stream; returns the request it completes, if any.
     fn take(&mut self, message: proto::ExplainStreamResponse) -> Option<Completed> {
         let index = message.request_id.parse::<usize>().ok().filter(|&i| i < self.requests.len())?;
+        if self.progress.done[index] {
+            // The rest of a request that already failed to assemble: neither decoded nor retried.
+            return None;
+        }
         let completed = match message.result? {
             proto::explain_stream_response::Result::Response(response) => self.response(index, response)?,
             proto::explain_stream_response::Result::Error(error) => self.refusal(index, status_of(error))?,
@@ -137,10 +141,6 @@ impl Answers {
 
     /// A message of request `index`'s explanation; the last one completes it.
     fn response(&mut self, index: usize, response: proto::ExplainResponse) -> Option<Completed> {
-        if self.progress.done[index] {
-            // The rest of a request that already failed to assemble.
-            return None;
-        }
         let last = matches!(response.item, Some(proto::explain_response::Item::Summary(_)));
         match self.pending.entry(index).or_default().add(response) {
             Ok(()) if !last => None,
