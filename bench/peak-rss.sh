@@ -26,11 +26,13 @@ if [[ ${WORKLOAD:-} == mixed ]]; then
 elif [[ ${WORKLOAD:-} == tails ]]; then
   explain() { target/release/explain --endpoint "http://127.0.0.1:$PORT" "$@"; }
   layers=$(explain info | awk '/^layers/ {on = 1; next} on && /\[-1, [0-9]+, [0-9]+, [0-9]+\]/ {print $1}')
+  maps=$(mktemp -d)
   for layer in $layers $(head -n 1 <<< "$layers"); do
     started=$(date +%s%N)
-    explain run --method ablation-cam --layer "$layer" --out "$(mktemp -d)" "$ROOT/samples/shapes/images/00000.png" > /dev/null
+    explain run --method ablation-cam --layer "$layer" --out "$maps" "$ROOT/samples/shapes/images/00000.png" > /dev/null
     echo "Ablation-CAM at $layer: $(( ($(date +%s%N) - started) / 1000000 )) ms, RSS $(rss VmRSS) MiB"
   done
+  rm -r "$maps"
 else
   bench --duration 15 --methods integrated-gradients --steps 47 --concurrency 1
   bench --duration 10 --methods classify --concurrency 4
