@@ -227,9 +227,9 @@ pub struct ServeConfig {
     #[arg(long, env = "EXPLAIN_MAX_BATCH_SIZE", value_parser = clap::value_parser!(u32).range(1..))]
     pub max_batch_size: Option<u32>,
     /// Most graphs made on first use held in memory at once: Ablation-CAM runs a tail graph of
-    /// the model per layer and DeepLift its own graph, each weighing about as much as the model
-    /// (~80 MB for ResNet-18). Making another drops the one run least recently; it is made again
-    /// when next needed (0.12–0.20 s for ResNet-18).
+    /// the model per layer and DeepLift its own graph (for ResNet-18 a tail's session takes up to
+    /// ~80 MiB, DeepLift's ~300 MiB: docs/reliability.md, docs/benchmarks.md). Making another drops
+    /// the one run least recently; it is made again when next needed (0.12–0.20 s for ResNet-18).
     #[arg(long, env = "EXPLAIN_MAX_LAZY_GRAPHS", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_lazy_graphs: u32,
     /// Most engine rows one request may need (1 + IG steps + SmoothGrad samples + …). The

@@ -154,7 +154,7 @@ impl OrtBackend {
 
     /// Serves the batches of graphs made on first use (tails, DeepLift) with sessions of the
     /// graphs `make` makes, each made on the first batch of its kind. At most `max_held` of them
-    /// are held: each weighs about as much as the model, and a model has a tail per layer. Making
+    /// are held: each takes a share of the model's memory, and a model has a tail per layer. Making
     /// another first drops the one run least recently, which is made again when next needed.
     pub fn with_lazy_graphs(mut self, make: LazyGraphs, max_held: usize, metrics: EngineMetrics) -> Self {
         self.lazy = Some(Lazy { make, max_held: max_held.max(1), held: VecDeque::new(), metrics });
